@@ -1,0 +1,56 @@
+# Everything runs from .venv, created on first use; see README.md.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
+TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+
+.PHONY: install run bot migrate superuser test test-services lint format bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/python -m bot.i18n_compile
+	touch $(STAMP)
+
+migrate: install
+	$(BIN)/alembic upgrade head
+
+run: migrate
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(PORT) --no-access-log --proxy-headers --forwarded-allow-ips=""
+
+bot: migrate
+	$(BIN)/python -m bot
+
+superuser: migrate
+	@test -n "$(EMAIL)" || (echo "usage: make superuser EMAIL=someone@example.com [PASSWORD=...]" && exit 2)
+	$(BIN)/python -m core.cli superuser "$(EMAIL)"
+
+test: install
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q
+
+test-services: install
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=services \
+	  TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python bench/lookup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The REST API: a thin FastAPI front over `core`."""

@@ -1,0 +1,53 @@
+"""Dependencies shared by the routers, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from core.auth.errors import NotAuthenticated
+from core.container import Core
+from core.users.models import User
+
+TOKEN_URL = "/api/v1/auth/token"
+
+# auto_error=False: a missing token is our own problem+json 401, not FastAPI's default body.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl=TOKEN_URL, auto_error=False)
+
+
+def get_core(request: Request) -> Core:
+    core: Core = request.app.state.core
+    return core
+
+
+CoreDep = Annotated[Core, Depends(get_core)]
+
+
+async def get_current_user(
+    core: CoreDep, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> User:
+    if not token:
+        raise NotAuthenticated()
+    return await core.auth.user_from_access_token(token)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    limit: int
+    offset: int
+
+
+def get_page(
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 50,
+    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+) -> Page:
+    return Page(limit=limit, offset=offset)
+
+
+Pagination = Annotated[Page, Depends(get_page)]

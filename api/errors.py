@@ -1,0 +1,131 @@
+"""The one place where errors become HTTP: RFC 9457 problem+json with a stable `code`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core import errors as core_errors
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+_STATUS_BY_ERROR: list[tuple[type[core_errors.DomainError], int]] = [
+    (core_errors.RateLimited, 429),
+    (core_errors.InvalidInput, 422),
+    (core_errors.Unauthorized, 401),
+    (core_errors.Forbidden, 403),
+    (core_errors.NotFound, 404),
+    (core_errors.Conflict, 409),
+    (core_errors.BadRequest, 400),
+    (core_errors.Unavailable, 503),
+]
+_CODE_BY_STATUS = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def status_of(error: core_errors.DomainError) -> int:
+    for error_type, status in _STATUS_BY_ERROR:
+        if isinstance(error, error_type):
+            return status
+    return 400
+
+
+def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
+         "type": str(error.get("type", "value_error"))}
+        for error in errors
+    ]
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, core_errors.DomainError)
+    status = status_of(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(exc, core_errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if isinstance(exc, core_errors.InvalidInput):
+        where = "query" if request.method == "GET" else "body"
+        loc = [where, exc.field] if exc.field else [where]
+        extra["errors"] = [{"loc": loc, "msg": exc.detail, "type": "value_error"}]
+    return problem(status, exc.code, exc.detail, headers=headers or None, **extra)
+
+
+async def validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem(
+        422,
+        "validation_error",
+        "The request is not valid; see `errors`.",
+        errors=_validation_errors(exc.errors()),
+    )
+
+
+async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = exc.status_code
+    code = _CODE_BY_STATUS.get(status, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
+    return problem(status, code, detail, headers=dict(exc.headers or {}) or None)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, "internal_error", "Something went wrong on our side; try again.")
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(core_errors.DomainError, domain_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the error statuses an endpoint documents."""
+    return {
+        status: {
+            "description": HTTPStatus(status).phrase,
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }

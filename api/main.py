@@ -1,0 +1,77 @@
+"""The FastAPI application: `uvicorn api.main:app`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi_offline import FastAPIOffline
+
+from api import errors
+from api.routers import auth, health, referral_codes, users
+from api.schemas import Problem
+from core.container import Core, build_core
+from core.settings import Settings, get_settings
+
+DESCRIPTION = """
+Invite people with expiring referral codes, sign up with a code, and see who joined.
+
+Sign in with **Authorize** (OAuth2 password flow: your email as `username`). Every error is
+`application/problem+json` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, core: Core | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    core = core or build_core(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await core.start()
+        try:
+            yield
+        finally:
+            await core.stop()
+
+    app = FastAPIOffline(
+        title="Referral service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.core = core
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/api/v1")
+    v1.include_router(auth.router)
+    v1.include_router(users.router)
+    v1.include_router(referral_codes.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+
+    _add_problem_schema(app)
+    return app
+
+
+def _add_problem_schema(app: FastAPI) -> None:
+    """Register `Problem` in the OpenAPI components the error responses point at."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = original()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
+app = create_app()

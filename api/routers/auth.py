@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.deps import CoreDep
+from api.errors import problem_responses
+from api.schemas import RefreshRequest, Token, UserCreate, UserRead
+from core.auth.service import TokenPair
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+def _token(pair: TokenPair) -> Token:
+    return Token(
+        access_token=pair.access_token,
+        expires_in=pair.expires_in,
+        refresh_token=pair.refresh_token,
+    )
+
+
+@router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    response_model=UserRead,
+    responses=problem_responses(400, 409, 422, 429),
+)
+async def register(body: UserCreate, core: CoreDep) -> UserRead:
+    """Create an account, optionally with a referral code."""
+    user = await core.users.register(
+        email=body.email,
+        password=body.password,
+        full_name=body.full_name,
+        referral_code=body.referral_code,
+    )
+    return UserRead.of(user)
+
+
+@router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))
+async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], core: CoreDep) -> Token:
+    """OAuth2 password grant: trade email (`username`) and password for tokens."""
+    user = await core.auth.authenticate(email=form.username, password=form.password)
+    return _token(await core.auth.issue_tokens(user_id=user.id))
+
+
+@router.post("/refresh", response_model=Token, responses=problem_responses(401, 422))
+async def refresh(body: RefreshRequest, core: CoreDep) -> Token:
+    """Trade a refresh token for a new pair; the old refresh token stops working."""
+    return _token(await core.auth.refresh(refresh_token=body.refresh_token))

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.deps import CoreDep, CurrentUser
+from api.errors import problem_responses
+from api.schemas import ReferralCodeCreate, ReferralCodeRead
+from core.container import Core
+from core.referrals.errors import NoActiveCode
+from core.referrals.models import ReferralCode
+from core.referrals.schemas import PublicCode, PublicCodeWithReferrer
+
+router = APIRouter(prefix="/referral-codes", tags=["referral codes"])
+
+
+def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
+    return ReferralCodeRead(
+        code=code.code,
+        created_at=code.created_at,
+        expires_at=code.expires_at,
+        max_uses=code.max_uses,
+        uses=code.uses,
+        telegram_link=core.telegram.deep_link(code.code),
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ReferralCodeRead,
+    responses=problem_responses(401, 409, 422),
+)
+async def create_code(body: ReferralCodeCreate, user: CurrentUser, core: CoreDep) -> ReferralCodeRead:
+    """Create your referral code (one active code at a time)."""
+    code = await core.referrals.create_code(
+        owner=user, expires_at=body.expires_at, code=body.code, max_uses=body.max_uses
+    )
+    return _read(code, core)
+
+
+@router.get("/me", response_model=ReferralCodeRead, responses=problem_responses(401, 404))
+async def my_code(user: CurrentUser, core: CoreDep) -> ReferralCodeRead:
+    """Your active referral code."""
+    code = await core.referrals.active_code(owner_id=user.id)
+    if code is None:
+        raise NoActiveCode()
+    return _read(code, core)
+
+
+@router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404)
+)
+async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
+    """Delete your active code; it stops working at once."""
+    await core.referrals.delete_active_code(owner=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("", response_model=PublicCode, responses=problem_responses(404, 422, 429))
+async def code_by_email(
+    email: Annotated[str, Query(min_length=1, max_length=320, description="The referrer's email.")],
+    core: CoreDep,
+) -> Response:
+    """The active code of the user with this email."""
+    # Served as cached JSON bytes: a hit does no validation, serialisation or SQL.
+    return Response(await core.referrals.public_by_email(email), media_type="application/json")
+
+
+@router.get("/{code}", response_model=PublicCodeWithReferrer, responses=problem_responses(404, 429))
+async def code_details(code: str, core: CoreDep) -> Response:
+    """An active code and who it belongs to."""
+    return Response(await core.referrals.public_by_code(code), media_type="application/json")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from api.deps import CoreDep, CurrentUser, Pagination
+from api.errors import problem_responses
+from api.schemas import ReferralItem, ReferralPage, TelegramLink, UserRead
+from core.auth.errors import NotAllowed
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me", response_model=UserRead, responses=problem_responses(401))
+async def me(user: CurrentUser) -> UserRead:
+    """The signed-in user."""
+    return UserRead.of(user)
+
+
+@router.get(
+    "/{user_id}/referrals",
+    response_model=ReferralPage,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def referrals(
+    user_id: int, user: CurrentUser, page: Pagination, core: CoreDep
+) -> ReferralPage:
+    """People who joined with this user's codes, newest first (the user or a superuser)."""
+    if user.id != user_id:
+        if not user.is_superuser:
+            raise NotAllowed()
+        await core.users.get(user_id)
+    found = await core.referrals.referrals(
+        referrer_id=user_id, limit=page.limit, offset=page.offset
+    )
+    return ReferralPage(
+        items=[
+            ReferralItem(
+                id=item.id,
+                email=item.email,
+                full_name=item.full_name,
+                created_at=item.created_at,
+                referral_code=item.referral_code,
+            )
+            for item in found.items
+        ],
+        total=found.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.post(
+    "/me/telegram-link",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TelegramLink,
+    responses=problem_responses(401, 409, 503),
+)
+async def telegram_link(user: CurrentUser, core: CoreDep) -> TelegramLink:
+    """A one-time Telegram link (15 minutes) that attaches the chat opening it to you."""
+    invite = await core.telegram.create_link(user=user)
+    return TelegramLink(url=invite.url, expires_at=invite.expires_at)

@@ -1,0 +1,155 @@
+"""Request and response bodies at the API boundary; ormar models never reach OpenAPI."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from core.users.models import User
+from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with a stable machine-readable `code`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Conflict",
+                    "status": 409,
+                    "detail": "You already have an active referral code; delete it first.",
+                    "code": "active_code_exists",
+                }
+            ]
+        }
+    )
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "ada@example.com",
+                    "password": "correct horse battery",
+                    "full_name": "Ada Lovelace",
+                    "referral_code": "Xk3_9aQpL2mz",
+                }
+            ]
+        }
+    )
+
+    email: EmailStr = Field(max_length=320)
+    password: str = Field(min_length=8, max_length=128)
+    full_name: str | None = Field(default=None, min_length=1, max_length=100)
+    referral_code: str | None = Field(default=None, max_length=256)
+
+
+class UserRead(BaseModel):
+
+    id: int = Field(examples=[1])
+    email: str | None = Field(examples=["ada@example.com"])
+    full_name: str | None = Field(examples=["Ada Lovelace"])
+    referrer_id: int | None = Field(examples=[None])
+    telegram_id: int | None = Field(examples=[None])
+    created_at: dt.datetime
+    is_superuser: bool = False
+    company: str | None = None
+    job_title: str | None = None
+    location: str | None = None
+    avatar_url: str | None = None
+    enrichment_status: str | None = Field(
+        default=None, description="pending, done, not_found or failed; null when disabled"
+    )
+
+    @classmethod
+    def of(cls, user: User) -> UserRead:
+        return cls(
+            id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            referrer_id=user.referrer.id if user.referrer else None,
+            telegram_id=user.telegram_id,
+            created_at=user.created_at,
+            is_superuser=user.is_superuser,
+            company=user.company,
+            job_title=user.job_title,
+            location=user.location,
+            avatar_url=user.avatar_url,
+            enrichment_status=user.enrichment_status,
+        )
+
+
+class Token(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="Lifetime of the access token, in seconds.")
+    refresh_token: str
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(max_length=512)
+
+
+class ReferralCodeCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"expires_at": "2026-12-31T23:59:59Z", "max_uses": 10}]
+        }
+    )
+
+    expires_at: AwareDatetime = Field(description="In the future, at most 365 days ahead.")
+    code: Code | None = Field(
+        default=None, description="A custom value; generated (12 characters) when omitted."
+    )
+    max_uses: int | None = Field(default=None, ge=1, le=2_000_000_000)
+
+
+class ReferralCodeRead(BaseModel):
+    code: str = Field(examples=["Xk3_9aQpL2mz"])
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    max_uses: int | None
+    uses: int
+    telegram_link: str | None = Field(examples=["https://t.me/referral_bot?start=Xk3_9aQpL2mz"])
+
+
+class ReferralItem(BaseModel):
+    id: int
+    email: str | None
+    full_name: str | None
+    created_at: dt.datetime
+    referral_code: str | None
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class TelegramLink(BaseModel):
+    url: str = Field(examples=["https://t.me/referral_bot?start=link_3q2-X4..."])
+    expires_at: dt.datetime
+
+
+class Liveness(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "unavailable"]
+    cache: Literal["ok", "degraded"]

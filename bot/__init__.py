@@ -1,0 +1,1 @@
+"""The Telegram bot: a second front over the same core as the REST API."""

@@ -1,0 +1,101 @@
+"""Login, access tokens, and refresh tokens with rotation and reuse detection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from core import clock, security
+from core.auth.errors import InvalidCredentials, InvalidRefreshToken, NotAuthenticated
+from core.auth.models import RefreshToken
+from core.db import database
+from core.settings import AuthSettings
+from core.users.models import User
+
+_tokens = RefreshToken.ormar_config.table
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+class AuthService:
+    def __init__(self, settings: AuthSettings) -> None:
+        self._secret = settings.secret_key.get_secret_value()
+        self._access_lifetime = dt.timedelta(minutes=settings.access_token_minutes)
+        self._refresh_lifetime = dt.timedelta(days=settings.refresh_token_days)
+
+    async def authenticate(self, *, email: str, password: str) -> User:
+        user = await User.objects.get_or_none(email=email.strip().lower())
+        # Verify even for an unknown email, so timing does not tell which emails exist.
+        valid = await security.verify_password(password, user.password_hash if user else None)
+        if user is None or not valid:
+            raise InvalidCredentials()
+        return user
+
+    async def issue_tokens(self, *, user_id: int, family: str | None = None) -> TokenPair:
+        refresh = security.new_opaque_token()
+        now = clock.utcnow()
+        await RefreshToken.objects.create(
+            user=user_id,
+            token_hash=security.token_digest(refresh),
+            family=family or secrets.token_hex(16),
+            created_at=now,
+            expires_at=now + self._refresh_lifetime,
+        )
+        access = security.create_access_token(
+            user_id=user_id, secret=self._secret, lifetime=self._access_lifetime
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=int(self._access_lifetime.total_seconds()),
+        )
+
+    async def refresh(self, *, refresh_token: str) -> TokenPair:
+        """Trade a refresh token for a new pair; each refresh token works once."""
+        digest = security.token_digest(refresh_token)
+        now = clock.utcnow()
+        spend = (
+            sa.update(_tokens)
+            .where(
+                _tokens.c.token_hash == digest,
+                _tokens.c.used_at.is_(None),
+                _tokens.c.revoked_at.is_(None),
+                _tokens.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(_tokens.c.user_id, _tokens.c.family)
+        )
+        async with database.transaction(), database.connection() as connection:
+            spent = (await connection.execute(spend)).first()
+        if spent is None:
+            await self._revoke_family_if_reused(digest, now)
+            raise InvalidRefreshToken()
+        return await self.issue_tokens(user_id=spent.user_id, family=spent.family)
+
+    async def user_from_access_token(self, token: str) -> User:
+        user_id = security.decode_access_token(token, secret=self._secret)
+        user = await User.objects.get_or_none(id=user_id) if user_id is not None else None
+        if user is None:
+            raise NotAuthenticated()
+        return user
+
+    @staticmethod
+    async def _revoke_family_if_reused(digest: str, now: dt.datetime) -> None:
+        """A used token presented again means it leaked: end every token of its family."""
+        token = await RefreshToken.objects.get_or_none(token_hash=digest)
+        if token is None or token.used_at is None:
+            return
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(
+                sa.update(_tokens)
+                .where(_tokens.c.family == token.family, _tokens.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )

@@ -1,0 +1,97 @@
+"""The database connection, the shared metadata and the column types every model uses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import ormar
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from core.settings import get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """Accept plain `sqlite:///…` / `postgresql://…` URLs and add the async driver."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in _ASYNC_DRIVERS:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+    if parsed.drivername == "postgres":  # Heroku-style alias
+        parsed = parsed.set(drivername="postgresql")
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ValueError("use a SQLite file: in-memory SQLite cannot be shared by a pool")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _engine_options(url: str) -> dict[str, Any]:
+    if make_url(url).get_backend_name() == "sqlite":
+        # One connection serialises writers inside a process, so SQLite never sees two
+        # transactions of ours racing for its lock; busy_timeout covers other processes.
+        return {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 15}}
+    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+
+
+def ensure_sqlite_directory(url: str) -> None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+
+
+DATABASE_URL = async_url(get_settings().database_url)
+ensure_sqlite_directory(DATABASE_URL)
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+database = ormar.DatabaseConnection(DATABASE_URL, **_engine_options(DATABASE_URL))
+base_config = ormar.OrmarConfig(metadata=metadata, database=database)
+
+
+def is_sqlite() -> bool:
+    return make_url(DATABASE_URL).get_backend_name() == "sqlite"
+
+
+class UTCDateTimeType(sa.types.TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC in and out, on every backend (SQLite hands back naive values)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC values")
+        value = value.astimezone(dt.UTC)
+        # SQLite compares datetimes as text, so store one format without an offset.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = dt.datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class UTCDateTime(ormar.DateTime):
+    """An ormar DateTime field stored through `UTCDateTimeType`."""
+
+    @classmethod
+    def get_column_type(cls, **kwargs: Any) -> Any:
+        return UTCDateTimeType()

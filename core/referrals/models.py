@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import ormar
+import sqlalchemy as sa
+
+from core import clock
+from core.db import UTCDateTime, base_config
+from core.users.models import User
+
+
+class ReferralCode(ormar.Model):
+    """An invitation code. Rows are never deleted, so a value can never be issued twice."""
+
+    ormar_config = base_config.copy(
+        tablename="referral_codes",
+        constraints=[
+            # At most one live code per owner: the database refuses a second one.
+            ormar.IndexColumns(
+                "owner_id",
+                name="uq_referral_codes_owner_live",
+                unique=True,
+                postgresql_where=sa.text("closed_at IS NULL"),
+                sqlite_where=sa.text("closed_at IS NULL"),
+            ),
+            ormar.CheckColumns("uses >= 0", name="uses_not_negative"),
+            ormar.CheckColumns(
+                "max_uses IS NULL OR (max_uses >= 1 AND uses <= max_uses)",
+                name="uses_within_max",
+            ),
+        ],
+    )
+
+    id: int = ormar.Integer(primary_key=True)
+    code: str = ormar.String(max_length=32, unique=True)
+    owner: User = ormar.ForeignKey(
+        User,
+        name="owner_id",
+        nullable=False,
+        ondelete=ormar.ReferentialAction.CASCADE,
+        related_name="codes",
+    )
+    created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
+    expires_at: dt.datetime = UTCDateTime(nullable=False)
+    max_uses: int | None = ormar.Integer(nullable=True)
+    uses: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
+    # Set when the code stops being its owner's live code: deleted by the owner, or retired
+    # after it expired or ran out of uses.
+    closed_at: dt.datetime | None = UTCDateTime(nullable=True)
+
+    def is_active(self, now: dt.datetime) -> bool:
+        return (
+            self.closed_at is None
+            and self.expires_at > now
+            and (self.max_uses is None or self.uses < self.max_uses)
+        )

@@ -1,0 +1,286 @@
+"""Referral codes: create, look up, delete, claim at sign-up; and the referrals they bring."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from core import clock
+from core.cache import CodeCache
+from core.db import database
+from core.referrals.errors import (
+    ActiveCodeExists,
+    CodeTaken,
+    InvalidCodeRequest,
+    NoActiveCode,
+    ReferralCodeExhausted,
+    ReferralCodeExpired,
+    ReferralCodeInvalid,
+    ReferralCodeNotFound,
+)
+from core.referrals.models import ReferralCode
+from core.referrals.schemas import PublicCode, PublicCodeWithReferrer, Referrer
+from core.users.emails import normalize_email
+from core.users.models import User
+
+CODE_RE = re.compile(r"[A-Za-z0-9_-]{4,32}")
+RESERVED_PREFIX = "link_"  # the bot's account-linking payload
+MAX_LIFETIME = dt.timedelta(days=365)
+MAX_EMAIL_LENGTH = 320
+_GENERATED_BYTES = 9  # 12 url-safe characters, 72 bits of randomness
+_codes = ReferralCode.ormar_config.table
+
+
+def is_valid_code(value: str) -> bool:
+    return CODE_RE.fullmatch(value) is not None
+
+
+def generate_code() -> str:
+    while True:
+        value = secrets.token_urlsafe(_GENERATED_BYTES)
+        if not value.startswith(RESERVED_PREFIX):
+            return value
+
+
+def email_key(email: str) -> str:
+    return "rc:e:" + email
+
+
+def code_key(code: str) -> str:
+    return "rc:c:" + code
+
+
+def _cache_entry(expires_at: dt.datetime, body: bytes) -> bytes:
+    # "<expiry epoch>\n<json>": a hit is checked against the clock without parsing JSON.
+    return b"%d\n%s" % (int(expires_at.timestamp()), body)
+
+
+def _read_entry(entry: bytes) -> bytes | None:
+    expires, _, body = entry.partition(b"\n")
+    return body if expires.isdigit() and int(expires) > clock.timestamp() else None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralPage:
+    items: list[User]
+    total: int
+
+
+class ReferralService:
+    def __init__(self, *, cache: CodeCache, cache_ttl: int) -> None:
+        self.cache = cache
+        self.cache_ttl = cache_ttl
+
+    # -- the owner's code ---------------------------------------------------------------
+
+    async def create_code(
+        self,
+        *,
+        owner: User,
+        expires_at: dt.datetime,
+        code: str | None = None,
+        max_uses: int | None = None,
+    ) -> ReferralCode:
+        """Issue a new code; the database guarantees one live code per owner."""
+        now = clock.utcnow()
+        self._check_request(now=now, expires_at=expires_at, code=code, max_uses=max_uses)
+        for _ in range(5):
+            value = code or generate_code()
+            try:
+                async with database.transaction():
+                    await self._retire_ended_codes(owner_id=owner.id, now=now)
+                    created = await ReferralCode.objects.create(
+                        code=value, owner=owner.id, created_at=now,
+                        expires_at=expires_at, max_uses=max_uses,
+                    )
+            except IntegrityError:
+                if await ReferralCode.objects.filter(code=value).exists():
+                    if code is not None:
+                        raise CodeTaken() from None
+                    continue  # a generated value collided: draw another
+                raise ActiveCodeExists() from None
+            await self._invalidate(owner, value)
+            return created
+        raise ActiveCodeExists("Could not issue a code; try again.")
+
+    async def active_code(self, *, owner_id: int) -> ReferralCode | None:
+        live = await ReferralCode.objects.get_or_none(owner=owner_id, closed_at=None)
+        return live if live is not None and live.is_active(clock.utcnow()) else None
+
+    async def delete_active_code(self, *, owner: User) -> ReferralCode:
+        """Close the owner's active code; it stops working at once, cache included."""
+        now = clock.utcnow()
+        statement = (
+            sa.update(_codes)
+            .where(_codes.c.owner_id == owner.id, *self._active_clauses(now))
+            .values(closed_at=now)
+            .returning(_codes.c.id)
+        )
+        async with database.transaction(), database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None:
+            raise NoActiveCode()
+        closed = await ReferralCode.objects.get(id=row.id)
+        await self._invalidate(owner, closed.code)
+        return closed
+
+    # -- public lookups (cached) ----------------------------------------------------------
+
+    async def public_by_email(self, email: str) -> bytes:
+        """JSON of the active code of the user with this email; the hot path."""
+        email = email.strip().lower()
+        if len(email) > MAX_EMAIL_LENGTH:
+            raise ReferralCodeNotFound()
+        key = email_key(email)
+        entry = await self.cache.get(key)
+        if entry is not None and (body := _read_entry(entry)) is not None:
+            return body
+        normalized = normalize_email(email)  # only on a miss: a hit was a valid email
+        owner = await User.objects.get_or_none(email=normalized)
+        code = await self.active_code(owner_id=owner.id) if owner is not None else None
+        if code is None:
+            raise ReferralCodeNotFound()
+        body = PublicCode(code=code.code, expires_at=code.expires_at).model_dump_json().encode()
+        if normalized == email:  # cache only under the key that invalidation will name
+            await self._fill(key, code.expires_at, body)
+        return body
+
+    async def public_by_code(self, code: str) -> bytes:
+        """JSON of an active code with its referrer."""
+        if not is_valid_code(code):
+            raise ReferralCodeNotFound()
+        key = code_key(code)
+        entry = await self.cache.get(key)
+        if entry is not None and (body := _read_entry(entry)) is not None:
+            return body
+        row = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
+        if row is None or not row.is_active(clock.utcnow()):
+            raise ReferralCodeNotFound()
+        body = PublicCodeWithReferrer(
+            code=row.code,
+            expires_at=row.expires_at,
+            referrer=Referrer(id=row.owner.id, full_name=row.owner.full_name),
+        ).model_dump_json().encode()
+        await self._fill(key, row.expires_at, body)
+        return body
+
+    # -- sign-up ------------------------------------------------------------------------
+
+    async def claim(self, code: str) -> ReferralCode:
+        """Count one use of an active code, inside the caller's transaction.
+
+        A single conditional UPDATE: concurrent sign-ups can never push `uses` past
+        `max_uses`, and a refusal says why the code cannot be used.
+        """
+        if not is_valid_code(code):
+            raise ReferralCodeInvalid()
+        now = clock.utcnow()
+        statement = (
+            sa.update(_codes)
+            .where(_codes.c.code == code, *self._active_clauses(now))
+            .values(uses=_codes.c.uses + 1)
+            .returning(_codes.c.id)
+        )
+        async with database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is not None:
+            return await ReferralCode.objects.select_related("owner").get(id=row.id)
+        existing = await ReferralCode.objects.get_or_none(code=code)
+        if existing is None:
+            raise ReferralCodeInvalid()
+        if existing.max_uses is not None and existing.uses >= existing.max_uses:
+            raise ReferralCodeExhausted()
+        raise ReferralCodeExpired()
+
+    async def after_claim(self, claimed: ReferralCode) -> None:
+        """Once the sign-up committed: a code that just ran out leaves the cache."""
+        if claimed.max_uses is not None and claimed.uses >= claimed.max_uses:
+            await self._invalidate(claimed.owner, claimed.code)
+
+    async def forget_owner(self, owner: User) -> None:
+        """Drop the cached views that show this owner (e.g. after a name change)."""
+        live = await ReferralCode.objects.get_or_none(owner=owner.id, closed_at=None)
+        await self._invalidate(owner, live.code if live else None)
+
+    # -- referrals ----------------------------------------------------------------------
+
+    async def referrals(self, *, referrer_id: int, limit: int, offset: int) -> ReferralPage:
+        query = User.objects.filter(referrer__id=referrer_id)
+        total = await query.count()
+        items = (
+            await query.order_by(["-created_at", "-id"]).limit(limit).offset(offset).all()
+            if total > offset
+            else []
+        )
+        return ReferralPage(items=items, total=total)
+
+    async def referral_count(self, *, referrer_id: int) -> int:
+        return await User.objects.filter(referrer__id=referrer_id).count()
+
+    # -- internals ----------------------------------------------------------------------
+
+    @staticmethod
+    def _active_clauses(now: dt.datetime) -> tuple[sa.ColumnElement[bool], ...]:
+        return (
+            _codes.c.closed_at.is_(None),
+            _codes.c.expires_at > now,
+            sa.or_(_codes.c.max_uses.is_(None), _codes.c.uses < _codes.c.max_uses),
+        )
+
+    @staticmethod
+    async def _retire_ended_codes(*, owner_id: int, now: dt.datetime) -> None:
+        """Close the owner's expired or used-up code, so a new one may be live."""
+        statement = (
+            sa.update(_codes)
+            .where(
+                _codes.c.owner_id == owner_id,
+                _codes.c.closed_at.is_(None),
+                sa.or_(
+                    _codes.c.expires_at <= now,
+                    sa.and_(_codes.c.max_uses.is_not(None), _codes.c.uses >= _codes.c.max_uses),
+                ),
+            )
+            .values(closed_at=now)
+        )
+        async with database.connection() as connection:
+            await connection.execute(statement)
+
+    @staticmethod
+    def _check_request(
+        *, now: dt.datetime, expires_at: dt.datetime, code: str | None, max_uses: int | None
+    ) -> None:
+        if expires_at.tzinfo is None:
+            raise InvalidCodeRequest("expires_at needs a UTC offset.", field="expires_at")
+        if expires_at <= now:
+            raise InvalidCodeRequest("expires_at must be in the future.", field="expires_at")
+        if expires_at > now + MAX_LIFETIME:
+            raise InvalidCodeRequest(
+                "expires_at may be at most 365 days ahead.", field="expires_at"
+            )
+        if code is not None:
+            if not is_valid_code(code):
+                raise InvalidCodeRequest(
+                    "A code is 4-32 characters of A-Z, a-z, 0-9, '_' and '-'.", field="code"
+                )
+            if code.startswith(RESERVED_PREFIX):
+                raise InvalidCodeRequest(
+                    f"A code may not start with {RESERVED_PREFIX!r}.", field="code"
+                )
+        if max_uses is not None and max_uses < 1:
+            raise InvalidCodeRequest("max_uses must be at least 1.", field="max_uses")
+
+    async def _fill(self, key: str, expires_at: dt.datetime, body: bytes) -> None:
+        ttl = min(self.cache_ttl, expires_at.timestamp() - clock.timestamp())
+        await self.cache.fill(key, _cache_entry(expires_at, body), ttl)
+
+    async def _invalidate(self, owner: User, code: str | None) -> None:
+        keys = [code_key(code)] if code else []
+        if owner.email:
+            keys.append(email_key(owner.email))
+        await self.cache.invalidate(*keys)
+

@@ -1,0 +1,77 @@
+"""Password hashing (argon2, off the event loop), access tokens (PyJWT) and opaque tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import secrets
+from typing import Any
+
+import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+from core import clock
+
+ALGORITHM = "HS256"
+
+_hasher = PasswordHash((Argon2Hasher(),))
+# Verified for unknown accounts, so a login takes as long whether or not the email exists.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+# argon2 takes ~64 MiB a hash: bound how many run at once.
+_hashing_slots = asyncio.Semaphore(4)
+
+
+async def hash_password(password: str) -> str:
+    async with _hashing_slots:
+        return await asyncio.to_thread(_hasher.hash, password)
+
+
+async def verify_password(password: str, password_hash: str | None) -> bool:
+    """Check a password; with no hash (unknown user, bot-only user) still spend the time."""
+    async with _hashing_slots:
+        if password_hash is None:
+            await asyncio.to_thread(_hasher.verify, password, _DUMMY_HASH)
+            return False
+        try:
+            return await asyncio.to_thread(_hasher.verify, password, password_hash)
+        except Exception:  # a corrupt stored hash is a failed login, not a crash
+            return False
+
+
+def create_access_token(*, user_id: int, secret: str, lifetime: dt.timedelta) -> str:
+    now = clock.utcnow()
+    claims = {"sub": str(user_id), "type": "access", "iat": now, "exp": now + lifetime}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def decode_access_token(token: str, *, secret: str) -> int | None:
+    """The user id in a valid, unexpired access token; None for anything else."""
+    try:
+        # Expiry is checked below against the service clock, the one tests can move.
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            options={"require": ["exp", "sub"], "verify_exp": False},
+        )
+    except jwt.PyJWTError:
+        return None
+    exp, sub = claims.get("exp"), claims.get("sub")
+    if claims.get("type") != "access" or not isinstance(exp, int | float):
+        return None
+    if exp <= clock.timestamp():
+        return None
+    if not isinstance(sub, str) or not sub.isdigit():
+        return None
+    return int(sub)
+
+
+def new_opaque_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def token_digest(token: str) -> str:
+    """Tokens are stored as their SHA-256: a database leak does not leak live tokens."""
+    return hashlib.sha256(token.encode()).hexdigest()

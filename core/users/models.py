@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import ForwardRef
+
+import ormar
+import sqlalchemy as sa
+
+from core import clock
+from core.db import UTCDateTime, base_config
+
+UserRef = ForwardRef("User")
+
+
+class User(ormar.Model):
+    """A person: registered through the API (email + password), the bot (telegram_id), or both."""
+
+    ormar_config = base_config.copy(
+        tablename="users",
+        constraints=[ormar.IndexColumns("referrer_id", "created_at", name="ix_users_referrer_created")],
+    )
+
+    id: int = ormar.Integer(primary_key=True)
+    email: str | None = ormar.String(max_length=320, nullable=True, unique=True)
+    password_hash: str | None = ormar.String(max_length=255, nullable=True)
+    full_name: str | None = ormar.String(max_length=100, nullable=True)
+    referrer: User | None = ormar.ForeignKey(
+        UserRef,
+        name="referrer_id",
+        nullable=True,
+        ondelete=ormar.ReferentialAction.SET_NULL,
+        related_name="referrals",
+    )
+    # The code value used at sign-up; codes are never reused, so the value is a stable key.
+    referral_code: str | None = ormar.String(max_length=32, nullable=True)
+    telegram_id: int | None = ormar.BigInteger(nullable=True, unique=True)
+    telegram_username: str | None = ormar.String(max_length=64, nullable=True)
+    language_code: str | None = ormar.String(max_length=16, nullable=True)
+    is_superuser: bool = ormar.Boolean(default=False, server_default=sa.false(), nullable=False)
+    created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
+
+    # Email verification (Hunter): the verdict at registration, when a verifier is configured.
+    email_status: str | None = ormar.String(max_length=32, nullable=True)
+    # Enrichment (Clearbit): pending → done | not_found | failed.
+    enrichment_status: str | None = ormar.String(max_length=16, nullable=True, index=True)
+    enrichment_attempts: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
+    enriched_at: dt.datetime | None = UTCDateTime(nullable=True)
+    company: str | None = ormar.String(max_length=200, nullable=True)
+    job_title: str | None = ormar.String(max_length=200, nullable=True)
+    location: str | None = ormar.String(max_length=200, nullable=True)
+    avatar_url: str | None = ormar.String(max_length=500, nullable=True)
+
+    @property
+    def display_name(self) -> str:
+        if self.full_name:
+            return self.full_name
+        if self.telegram_username:
+            return "@" + self.telegram_username
+        if self.email:
+            return self.email.split("@", 1)[0]
+        return f"user {self.id}"
+
+
+User.update_forward_refs()
+
+# Case-insensitive uniqueness as a database invariant, whatever a caller forgets to lower-case.
+sa.Index(
+    "uq_users_email_lower", sa.func.lower(User.ormar_config.table.c.email), unique=True
+)

@@ -1,0 +1,132 @@
+"""Accounts: sign-up through the API (email) or the bot (Telegram), and reading them."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from core import security
+from core.db import database
+from core.integrations.base import EmailVerifier, EnrichmentScheduler
+from core.referrals.models import ReferralCode
+from core.referrals.service import ReferralService
+from core.telegram.models import Notification
+from core.users.emails import normalize_email
+from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
+from core.users.models import User
+
+log = logging.getLogger(__name__)
+
+NEW_REFERRAL = "new_referral"
+
+
+class UserService:
+    def __init__(
+        self,
+        *,
+        referrals: ReferralService,
+        verifier: EmailVerifier | None = None,
+        enrichment: EnrichmentScheduler | None = None,
+    ) -> None:
+        self.referrals = referrals
+        self.verifier = verifier
+        self.enrichment = enrichment
+
+    async def get(self, user_id: int) -> User:
+        user = await User.objects.get_or_none(id=user_id)
+        if user is None:
+            raise UserNotFound()
+        return user
+
+    async def by_email(self, email: str) -> User | None:
+        return await User.objects.get_or_none(email=email.strip().lower())
+
+    async def by_telegram_id(self, telegram_id: int) -> User | None:
+        return await User.objects.get_or_none(telegram_id=telegram_id)
+
+    async def register(
+        self,
+        *,
+        email: str,
+        password: str,
+        full_name: str | None = None,
+        referral_code: str | None = None,
+    ) -> User:
+        """Create an API account, optionally as a referral of a code's owner."""
+        email = normalize_email(email)
+        if await User.objects.filter(email=email).exists():
+            raise EmailTaken()  # fast path; the unique index decides under races
+        email_status = await self._verify_email(email)
+        password_hash = await security.hash_password(password)
+        try:
+            async with database.transaction():
+                claimed = await self.referrals.claim(referral_code) if referral_code else None
+                user = await User.objects.create(
+                    email=email,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                    referrer=claimed.owner.id if claimed else None,
+                    referral_code=claimed.code if claimed else None,
+                    email_status=email_status,
+                    enrichment_status="pending" if self.enrichment else None,
+                )
+                if claimed:
+                    await self._notify_referrer(claimed, user)
+        except IntegrityError:
+            raise EmailTaken() from None
+        if claimed:
+            await self.referrals.after_claim(claimed)
+        if self.enrichment:
+            self.enrichment.schedule(user.id)
+        return user
+
+    async def register_telegram(
+        self,
+        *,
+        telegram_id: int,
+        full_name: str | None,
+        username: str | None,
+        language_code: str | None,
+        referral_code: str | None = None,
+    ) -> tuple[User, ReferralCode | None]:
+        """Create a bot account, optionally as a referral; returns the code it joined with."""
+        if await self.by_telegram_id(telegram_id) is not None:
+            raise AlreadyRegistered()
+        try:
+            async with database.transaction():
+                claimed = await self.referrals.claim(referral_code) if referral_code else None
+                user = await User.objects.create(
+                    telegram_id=telegram_id,
+                    full_name=(full_name or "")[:100] or None,
+                    telegram_username=(username or "")[:64] or None,
+                    language_code=(language_code or "")[:16] or None,
+                    referrer=claimed.owner.id if claimed else None,
+                    referral_code=claimed.code if claimed else None,
+                )
+                if claimed:
+                    await self._notify_referrer(claimed, user)
+        except IntegrityError:
+            raise AlreadyRegistered() from None
+        if claimed:
+            await self.referrals.after_claim(claimed)
+        return user, claimed
+
+    async def _verify_email(self, email: str) -> str | None:
+        if self.verifier is None:
+            return None
+        verdict = await self.verifier.verify(email)
+        if verdict == "undeliverable":
+            raise EmailUndeliverable()
+        return verdict
+
+    @staticmethod
+    async def _notify_referrer(claimed: ReferralCode, referral: User) -> None:
+        """Queue the chat message to the referrer, in the sign-up's own transaction."""
+        if claimed.owner.telegram_id is None:
+            return
+        await Notification.objects.create(
+            recipient=claimed.owner.id,
+            kind=NEW_REFERRAL,
+            payload={"referral_id": referral.id, "referral_name": referral.display_name},
+        )

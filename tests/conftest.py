@@ -1,0 +1,180 @@
+"""Test set-up: one database per run (SQLite file, or PostgreSQL with TEST_BACKEND=services),
+migrated by Alembic, emptied after every test; Redis db from TEST_REDIS_URL when services."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
+ROOT = Path(__file__).resolve().parent.parent
+_tmp = Path(tempfile.mkdtemp(prefix="referral-tests-"))
+
+if BACKEND == "services":
+    DATABASE_URL = os.environ.get(
+        "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/referral_test"
+    )
+    REDIS_URL: str | None = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+else:
+    DATABASE_URL = f"sqlite:///{_tmp / 'test.db'}"
+    REDIS_URL = None
+
+# The core reads its settings at import: fix them before anything imports it.
+os.environ.update(
+    ENV_FILE="none",  # a developer's .env must not leak into the tests
+    ENVIRONMENT="test",
+    DATABASE_URL=DATABASE_URL,
+    SECRET_KEY="test-secret-key-that-is-long-enough-for-hs256-0123456789",
+    RATE_LIMIT_ENABLED="false",
+    TELEGRAM_BOT_USERNAME="referral_test_bot",
+    LOG_LEVEL="WARNING",
+)
+os.environ.pop("REDIS_URL", None)
+if REDIS_URL:
+    os.environ["REDIS_URL"] = REDIS_URL
+for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_URL", "HUNTER_API_KEY", "CLEARBIT_API_KEY"):
+    os.environ.pop(name, None)
+
+import httpx  # noqa: E402
+from asgi_lifespan import LifespanManager  # noqa: E402
+from fastapi import FastAPI  # noqa: E402
+
+from core import db  # noqa: E402
+from core.cache import MemoryCache, RedisCache  # noqa: E402
+from core.container import Core, build_core  # noqa: E402
+from core.settings import Settings, get_settings  # noqa: E402
+
+
+def pytest_report_header() -> list[str]:
+    return [f"backend: {BACKEND} ({DATABASE_URL}), cache: {REDIS_URL or 'in-process'}"]
+
+
+def _prepare_postgres(url: str) -> None:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    name = parsed.database
+
+    async def recreate() -> None:
+        admin = await asyncpg.connect(
+            host=parsed.host, port=parsed.port or 5432, user=parsed.username,
+            password=parsed.password, database="postgres",
+        )
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    asyncio.run(recreate())
+
+
+def upgrade_to_head(url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = db.async_url(url)
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if BACKEND == "services":
+        _prepare_postgres(DATABASE_URL)
+    upgrade_to_head(DATABASE_URL)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def core(settings: Settings) -> AsyncIterator[Core]:
+    instance = build_core(settings)
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture(scope="session")
+async def app(core: Core, settings: Settings) -> AsyncIterator[FastAPI]:
+    from api.main import create_app
+
+    application = create_app(settings, core=core)
+    async with LifespanManager(application) as manager:
+        yield manager.app  # type: ignore[misc]
+
+
+async def reset_state(core: Core) -> None:
+    """Empty every table and the cache: each test starts from nothing."""
+    async with db.database.transaction(), db.database.connection() as connection:
+        for table in reversed(db.metadata.sorted_tables):
+            await connection.execute(table.delete())
+    if isinstance(core.cache, MemoryCache):
+        await core.cache.close()
+    elif isinstance(core.cache, RedisCache):
+        await core.cache.client.flushdb()
+
+
+@pytest.fixture(autouse=True)
+async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    yield
+    if "core" in request.fixturenames:
+        await reset_state(request.getfixturevalue("core"))
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+API = "/api/v1"
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def register(client: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def _register(email: str, **fields: Any) -> dict[str, Any]:
+        body = {"email": email, "password": PASSWORD, **fields}
+        response = await client.post(f"{API}/auth/register", json=body)
+        assert response.status_code == 201, response.text
+        return response.json()
+
+    return _register
+
+
+@pytest.fixture
+def login(client: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, str]]]:
+    """Sign in; returns the Authorization header."""
+
+    async def _login(email: str, password: str = PASSWORD) -> dict[str, str]:
+        response = await client.post(
+            f"{API}/auth/token", data={"username": email, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    return _login
+
+
+@pytest.fixture
+def user(register: Any, login: Any) -> Callable[..., Awaitable[tuple[dict[str, Any], dict[str, str]]]]:
+    """Register and sign in: (user body, auth headers)."""
+
+    async def _user(email: str, **fields: Any) -> tuple[dict[str, Any], dict[str, str]]:
+        body = await register(email, **fields)
+        return body, await login(email)
+
+    return _user

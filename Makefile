@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
+# What `make install` installs: the service and its dev tools (the Dockerfile passes ".").
+INSTALL_TARGET ?= .[dev]
+
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
@@ -16,7 +19,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e "$(INSTALL_TARGET)"
 	$(BIN)/python -m bot.i18n_compile
 	touch $(STAMP)
 
@@ -24,7 +27,7 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(PORT) --no-access-log --proxy-headers --forwarded-allow-ips=""
+	$(BIN)/uvicorn api.main:app --host $(HOST) --port $(PORT) --no-access-log --no-proxy-headers
 
 bot: migrate
 	$(BIN)/python -m bot

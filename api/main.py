@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import errors
+from api.fastpath import CachedLookup
 from api.routers import auth, health, referral_codes, users
 from api.schemas import Problem
 from core.container import Core, build_core
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     )
     app.state.core = core
     errors.install(app)
+    app.add_middleware(CachedLookup, core=core)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

@@ -6,9 +6,23 @@ import datetime as dt
 from typing import Annotated, Any, Literal
 
 from core.users.models import User
-from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
+
+
+def _storable(value: str) -> str:
+    """Refuse what no database stores: NUL and lone surrogates (valid in JSON, not UTF-8)."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_storable)]
 
 
 class Problem(BaseModel):
@@ -51,9 +65,9 @@ class UserCreate(BaseModel):
     )
 
     email: EmailStr = Field(max_length=320)
-    password: str = Field(min_length=8, max_length=128)
-    full_name: str | None = Field(default=None, min_length=1, max_length=100)
-    referral_code: str | None = Field(default=None, max_length=256)
+    password: Text = Field(min_length=8, max_length=128)
+    full_name: Text | None = Field(default=None, min_length=1, max_length=100)
+    referral_code: Text | None = Field(default=None, max_length=256)
 
 
 class UserRead(BaseModel):
@@ -99,7 +113,7 @@ class Token(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    refresh_token: str = Field(max_length=512)
+    refresh_token: Text = Field(max_length=512)
 
 
 class ReferralCodeCreate(BaseModel):

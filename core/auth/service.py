@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from core import clock, security
 from core.auth.errors import InvalidCredentials, InvalidRefreshToken, NotAuthenticated
 from core.auth.models import RefreshToken
-from core.db import database
+from core.db import database, is_valid_id
 from core.settings import AuthSettings
+from core.users.emails import MAX_EMAIL_LENGTH
 from core.users.models import User
 
 _tokens = RefreshToken.ormar_config.table
@@ -32,7 +33,10 @@ class AuthService:
         self._refresh_lifetime = dt.timedelta(days=settings.refresh_token_days)
 
     async def authenticate(self, *, email: str, password: str) -> User:
-        user = await User.objects.get_or_none(email=email.strip().lower())
+        email = email.strip().lower()
+        # A NUL or an absurd length can't be a stored email, and PostgreSQL would refuse it.
+        plausible = len(email) <= MAX_EMAIL_LENGTH and "\x00" not in email
+        user = await User.objects.get_or_none(email=email) if plausible else None
         # Verify even for an unknown email, so timing does not tell which emails exist.
         valid = await security.verify_password(password, user.password_hash if user else None)
         if user is None or not valid:
@@ -82,7 +86,8 @@ class AuthService:
 
     async def user_from_access_token(self, token: str) -> User:
         user_id = security.decode_access_token(token, secret=self._secret)
-        user = await User.objects.get_or_none(id=user_id) if user_id is not None else None
+        known = user_id is not None and is_valid_id(user_id)
+        user = await User.objects.get_or_none(id=user_id) if known else None
         if user is None:
             raise NotAuthenticated()
         return user

@@ -89,6 +89,7 @@ class ReferralService:
         """Issue a new code; the database guarantees one live code per owner."""
         now = clock.utcnow()
         self._check_request(now=now, expires_at=expires_at, code=code, max_uses=max_uses)
+        expires_at = expires_at.astimezone(dt.UTC)  # the returned row reads like a stored one
         for _ in range(5):
             value = code or generate_code()
             try:
@@ -131,14 +132,20 @@ class ReferralService:
 
     # -- public lookups (cached) ----------------------------------------------------------
 
+    async def cached_by_email(self, email: str) -> bytes | None:
+        """The cached answer of `public_by_email`, or None: no validation, no SQL."""
+        if len(email) > MAX_EMAIL_LENGTH:
+            return None
+        entry = await self.cache.get(email_key(email.strip().lower()))
+        return _read_entry(entry) if entry is not None else None
+
     async def public_by_email(self, email: str) -> bytes:
         """JSON of the active code of the user with this email; the hot path."""
         email = email.strip().lower()
         if len(email) > MAX_EMAIL_LENGTH:
             raise ReferralCodeNotFound()
         key = email_key(email)
-        entry = await self.cache.get(key)
-        if entry is not None and (body := _read_entry(entry)) is not None:
+        if (body := await self.cached_by_email(email)) is not None:
             return body
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         owner = await User.objects.get_or_none(email=normalized)

@@ -4,6 +4,7 @@ from pydantic import EmailStr, TypeAdapter, ValidationError
 
 from core.errors import InvalidInput
 
+MAX_EMAIL_LENGTH = 320
 _email_adapter: TypeAdapter[str] = TypeAdapter(EmailStr)
 
 

@@ -1,0 +1,52 @@
+"""Operator commands: `python -m core.cli superuser EMAIL` (make superuser EMAIL=…).
+
+Superuser rights are granted here, on the server, never through an HTTP request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from core import db, security
+from core.errors import DomainError
+from core.users.emails import normalize_email
+from core.users.models import User
+
+
+async def make_superuser(email: str, password: str | None) -> str:
+    email = normalize_email(email)
+    await db.database.connect()
+    try:
+        user = await User.objects.get_or_none(email=email)
+        if user is None:
+            if not password:
+                raise DomainError(f"no user {email}; set PASSWORD=… to create one")
+            await User.objects.create(
+                email=email, password_hash=await security.hash_password(password), is_superuser=True
+            )
+            return f"created superuser {email}"
+        await user.update(is_superuser=True)
+        return f"{email} is now a superuser"
+    finally:
+        await db.database.disconnect()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.cli")
+    commands = parser.add_subparsers(dest="command", required=True)
+    superuser = commands.add_parser("superuser", help="grant superuser rights to an account")
+    superuser.add_argument("email")
+    args = parser.parse_args(argv)
+    try:
+        print(asyncio.run(make_superuser(args.email, os.environ.get("PASSWORD"))))
+    except DomainError as exc:
+        print(f"error: {exc.detail}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -60,6 +60,15 @@ database = ormar.DatabaseConnection(DATABASE_URL, **_engine_options(DATABASE_URL
 base_config = ormar.OrmarConfig(metadata=metadata, database=database)
 
 
+# Primary keys are 32-bit on PostgreSQL: a larger id names no row, and the drivers refuse to
+# bind it (an error, not a miss), so callers check ids from outside before querying.
+MAX_ID = 2**31 - 1
+
+
+def is_valid_id(value: int) -> bool:
+    return 1 <= value <= MAX_ID
+
+
 def is_sqlite() -> bool:
     return make_url(DATABASE_URL).get_backend_name() == "sqlite"
 

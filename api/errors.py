@@ -68,8 +68,11 @@ def status_of(error: core_errors.DomainError) -> int:
 
 def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     return [
-        {"loc": list(error.get("loc", ())), "msg": str(error.get("msg", "")),
-         "type": str(error.get("type", "value_error"))}
+        {
+            "loc": list(error.get("loc", ())),
+            "msg": str(error.get("msg", "")),
+            "type": str(error.get("type", "value_error")),
+        }
         for error in errors
     ]
 

@@ -2,17 +2,22 @@
 
 The lookup is the service's hottest path, and a hit is one cache read: routing through the
 nested routers and solving dependencies would cost more than the read itself. Anything that
-is not a plain cache hit (a miss, another query shape, a limited client) falls through to the
-FastAPI route, which stays the one documented, authoritative implementation.
+is not a plain cache hit (a miss, another query shape) falls through to the
+FastAPI route, which stays the one documented, authoritative implementation. The lookup's
+rate limit is checked here, before the cache, so a hit is limited like any other request.
 """
 
 from __future__ import annotations
 
 from urllib.parse import unquote_plus
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.errors import domain_error_handler
+from api.ratelimit import check_lookup_limit
 from core.container import Core
+from core.errors import RateLimited
 
 LOOKUP_PATH = "/api/v1/referral-codes"
 _HEADERS = [(b"content-type", b"application/json")]
@@ -24,17 +29,25 @@ class CachedLookup:
         self.core = core
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["path"] == LOOKUP_PATH
-            and scope["method"] == "GET"
-            and (body := await self._hit(scope)) is not None
-        ):
-            await send({
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*_HEADERS, (b"content-length", str(len(body)).encode())],
-            })
+        if scope["type"] != "http" or scope["path"] != LOOKUP_PATH or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if self.core.limiter.enabled:
+            # Counted here, hit or miss; the route then knows not to count it again.
+            try:
+                await check_lookup_limit(Request(scope), self.core)
+            except RateLimited as exc:
+                response = await domain_error_handler(Request(scope), exc)
+                await response(scope, receive, send)
+                return
+        if (body := await self._hit(scope)) is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [*_HEADERS, (b"content-length", str(len(body)).encode())],
+                }
+            )
             await send({"type": "http.response.body", "body": body})
             return
         await self.app(scope, receive, send)

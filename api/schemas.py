@@ -5,8 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+)
+
 from core.users.models import User
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
 
@@ -71,7 +80,6 @@ class UserCreate(BaseModel):
 
 
 class UserRead(BaseModel):
-
     id: int = Field(examples=[1])
     email: str | None = Field(examples=["ada@example.com"])
     full_name: str | None = Field(examples=["Ada Lovelace"])
@@ -107,7 +115,7 @@ class UserRead(BaseModel):
 
 class Token(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105
     expires_in: int = Field(description="Lifetime of the access token, in seconds.")
     refresh_token: str
 
@@ -118,9 +126,7 @@ class RefreshRequest(BaseModel):
 
 class ReferralCodeCreate(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [{"expires_at": "2026-12-31T23:59:59Z", "max_uses": 10}]
-        }
+        json_schema_extra={"examples": [{"expires_at": "2026-12-31T23:59:59Z", "max_uses": 10}]}
     )
 
     expires_at: AwareDatetime = Field(description="In the future, at most 365 days ahead.")

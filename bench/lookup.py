@@ -39,7 +39,7 @@ def wait_up(url: str, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310
+            with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
                     return
         except OSError:
@@ -49,17 +49,35 @@ def wait_up(url: str, timeout: float = 20) -> None:
 
 def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [PYTHON, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
-         "--no-access-log", "--no-proxy-headers", "--log-level", "warning", "--loop", "uvloop",
-         "--http", "httptools"],
-        cwd=ROOT, env=env,
+        [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            app,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--no-proxy-headers",
+            "--log-level",
+            "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+        ],
+        cwd=ROOT,
+        env=env,
     )
 
 
 def wrk(url: str, *, seconds: int, connections: int) -> float:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     if match is None or "Non-2xx" in out:
@@ -69,8 +87,13 @@ def wrk(url: str, *, seconds: int, connections: int) -> float:
 
 def prepare(env: dict[str, str]) -> None:
     """Migrate a fresh SQLite file and create one user with an active code."""
-    subprocess.run([PYTHON, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [PYTHON, "-m", "alembic", "upgrade", "head"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     script = f"""
 import asyncio, datetime as dt
 from core.container import build_core
@@ -109,13 +132,16 @@ def main() -> int:
         "LOG_LEVEL": "WARNING",
         "SECRET_KEY": "bench-secret-bench-secret-bench-secret-0123456789",
     }
-    subprocess.run([PYTHON, "-c", f"import redis; redis.Redis.from_url({redis_url!r}).flushdb()"],
-                   check=True)
+    subprocess.run(
+        [PYTHON, "-c", f"import redis; redis.Redis.from_url({redis_url!r}).flushdb()"], check=True
+    )
     prepare(env)
     targets = {
         "baseline (Starlette + 1 Redis GET)": ("bench.baseline:app", f"/lookup?email={EMAIL}"),
         "service GET /api/v1/referral-codes?email=": (
-            "api.main:app", f"/api/v1/referral-codes?email={EMAIL}"),
+            "api.main:app",
+            f"/api/v1/referral-codes?email={EMAIL}",
+        ),
     }
     results: dict[str, list[float]] = {name: [] for name in targets}
     for _ in range(args.rounds):  # interleaved rounds: drift hits both sides alike

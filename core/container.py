@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from core import db
 from core.auth.service import AuthService
 from core.cache import CodeCache, build_cache
+from core.integrations.providers import Integrations, build_integrations
+from core.ratelimit import RateLimiter, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
 from core.telegram.service import TelegramService
@@ -25,15 +27,20 @@ class Core:
     users: UserService
     auth: AuthService
     telegram: TelegramService
+    limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
+    integrations: Integrations = field(default_factory=Integrations)
     _connected: bool = field(default=False, repr=False)
 
     async def start(self) -> None:
         if not db.database.is_connected:
             await db.database.connect()
             self._connected = True
+        self.integrations.start()
 
     async def stop(self) -> None:
+        await self.integrations.stop()
         await self.cache.close()
+        await self.limiter.close()
         if self._connected:
             await db.database.disconnect()
             self._connected = False
@@ -51,12 +58,19 @@ class Core:
 def build_core(settings: Settings) -> Core:
     cache = build_cache(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
     referrals = ReferralService(cache=cache, cache_ttl=settings.cache.ttl_seconds)
+    integrations = build_integrations(settings.integrations, referrals=referrals)
     return Core(
         settings=settings,
         cache=cache,
         referrals=referrals,
-        users=UserService(referrals=referrals),
+        users=UserService(
+            referrals=referrals,
+            verifier=integrations.verifier,
+            enrichment=integrations.enrichment,
+        ),
         auth=AuthService(settings.auth),
+        integrations=integrations,
+        limiter=build_limiter(settings),
         telegram=TelegramService(
             bot_username=settings.telegram.bot_username,
             link_lifetime=dt.timedelta(minutes=settings.telegram.link_minutes),

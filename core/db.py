@@ -98,7 +98,7 @@ class UTCDateTimeType(sa.types.TypeDecorator[dt.datetime]):
         return value.astimezone(dt.UTC)
 
 
-class UTCDateTime(ormar.DateTime):
+class UTCDateTime(ormar.DateTime):  # type: ignore[misc,valid-type]
     """An ormar DateTime field stored through `UTCDateTimeType`."""
 
     @classmethod

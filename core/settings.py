@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import os
 import secrets
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,8 @@ class RateLimitSettings(BaseSettings):
     login_account: str = "5/300"
     registration: str = "10/3600"
     lookup: str = "120/60"
-    trusted_proxies: list[str] = Field(default_factory=list)
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed: "10.0.0.1,10.1.0.0/16" or JSON.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator("login", "login_account", "registration", "lookup")
     @classmethod
@@ -56,6 +59,22 @@ class RateLimitSettings(BaseSettings):
         if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
             raise ValueError("a rate limit is written '<count>/<seconds>', e.g. '10/60'")
         return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.split(",")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        entries = [entry.strip() for entry in value if entry.strip()]
+        for entry in entries:
+            ipaddress.ip_network(entry, strict=False)  # a typo stops the start, loudly
+        return entries
 
 
 class TelegramSettings(BaseSettings):
@@ -67,6 +86,9 @@ class TelegramSettings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     link_minutes: int = Field(15, ge=1)
+    # Where `python -m bot` serves its webhook (when TELEGRAM_WEBHOOK_URL is set).
+    host: str = Field("127.0.0.1", validation_alias="BOT_HOST")
+    port: int = Field(8081, ge=1, le=65535, validation_alias="BOT_PORT")
 
     @field_validator("bot_username")
     @classmethod
@@ -85,6 +107,12 @@ class IntegrationSettings(BaseSettings):
     )
     timeout_seconds: float = Field(3.0, gt=0, validation_alias="INTEGRATIONS_TIMEOUT_SECONDS")
     max_retries: int = Field(2, ge=0, validation_alias="INTEGRATIONS_MAX_RETRIES")
+    # The most a sign-up waits for Hunter, retries included, before it goes through unchecked.
+    hunter_deadline_seconds: float = Field(5.0, gt=0, validation_alias="HUNTER_DEADLINE_SECONDS")
+    # Enrichment that Clearbit queued (202) or could not answer is asked again after this
+    # delay, doubled each time, until `enrichment_max_attempts` lookups; then it is "failed".
+    enrichment_retry_seconds: float = Field(60.0, gt=0, validation_alias="ENRICHMENT_RETRY_SECONDS")
+    enrichment_max_attempts: int = Field(5, ge=1, validation_alias="ENRICHMENT_MAX_ATTEMPTS")
 
 
 class Settings(BaseSettings):

@@ -45,10 +45,14 @@ import httpx  # noqa: E402
 from asgi_lifespan import LifespanManager  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from core import db  # noqa: E402
+from core import db, security  # noqa: E402
 from core.cache import MemoryCache, RedisCache  # noqa: E402
 from core.container import Core, build_core  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
+
+# Production argon2 costs ~0.25 s a hash here; the tests check behaviour, not cost, so they
+# hash with the same algorithm at its cheapest settings.
+security.set_hash_cost(time_cost=1, memory_cost=8192, parallelism=1)
 
 
 def pytest_report_header() -> list[str]:
@@ -64,8 +68,11 @@ def _prepare_postgres(url: str) -> None:
 
     async def recreate() -> None:
         admin = await asyncpg.connect(
-            host=parsed.host, port=parsed.port or 5432, user=parsed.username,
-            password=parsed.password, database="postgres",
+            host=parsed.host,
+            port=parsed.port or 5432,
+            user=parsed.username,
+            password=parsed.password,
+            database="postgres",
         )
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -170,7 +177,9 @@ def login(client: httpx.AsyncClient) -> Callable[..., Awaitable[dict[str, str]]]
 
 
 @pytest.fixture
-def user(register: Any, login: Any) -> Callable[..., Awaitable[tuple[dict[str, Any], dict[str, str]]]]:
+def user(
+    register: Any, login: Any
+) -> Callable[..., Awaitable[tuple[dict[str, Any], dict[str, str]]]]:
     """Register and sign in: (user body, auth headers)."""
 
     async def _user(email: str, **fields: Any) -> tuple[dict[str, Any], dict[str, str]]:

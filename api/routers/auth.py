@@ -7,6 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CoreDep
 from api.errors import problem_responses
+from api.ratelimit import LoginLimit, RegistrationLimit
 from api.schemas import RefreshRequest, Token, UserCreate, UserRead
 from core.auth.service import TokenPair
 
@@ -26,6 +27,7 @@ def _token(pair: TokenPair) -> Token:
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
     responses=problem_responses(400, 409, 422, 429),
+    dependencies=[RegistrationLimit],
 )
 async def register(body: UserCreate, core: CoreDep) -> UserRead:
     """Create an account, optionally with a referral code."""
@@ -39,9 +41,12 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
 
 
 @router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))
-async def login(form: Annotated[OAuth2PasswordRequestForm, Depends()], core: CoreDep) -> Token:
+async def login(
+    form: Annotated[OAuth2PasswordRequestForm, Depends()], core: CoreDep, attempt: LoginLimit
+) -> Token:
     """OAuth2 password grant: trade email (`username`) and password for tokens."""
     user = await core.auth.authenticate(email=form.username, password=form.password)
+    await attempt.succeeded()
     return _token(await core.auth.issue_tokens(user_id=user.id))
 
 

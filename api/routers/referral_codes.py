@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.deps import CoreDep, CurrentUser
 from api.errors import problem_responses
+from api.ratelimit import LookupCore
 from api.schemas import ReferralCodeCreate, ReferralCodeRead
 from core.container import Core
 from core.referrals.errors import NoActiveCode
@@ -32,7 +33,9 @@ def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
     response_model=ReferralCodeRead,
     responses=problem_responses(401, 409, 422),
 )
-async def create_code(body: ReferralCodeCreate, user: CurrentUser, core: CoreDep) -> ReferralCodeRead:
+async def create_code(
+    body: ReferralCodeCreate, user: CurrentUser, core: CoreDep
+) -> ReferralCodeRead:
     """Create your referral code (one active code at a time)."""
     code = await core.referrals.create_code(
         owner=user, expires_at=body.expires_at, code=body.code, max_uses=body.max_uses
@@ -49,9 +52,7 @@ async def my_code(user: CurrentUser, core: CoreDep) -> ReferralCodeRead:
     return _read(code, core)
 
 
-@router.delete(
-    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404)
-)
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404))
 async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
     """Delete your active code; it stops working at once."""
     await core.referrals.delete_active_code(owner=user)
@@ -61,7 +62,7 @@ async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
 @router.get("", response_model=PublicCode, responses=problem_responses(404, 422, 429))
 async def code_by_email(
     email: Annotated[str, Query(min_length=1, max_length=320, description="The referrer's email.")],
-    core: CoreDep,
+    core: LookupCore,
 ) -> Response:
     """The active code of the user with this email."""
     # Served as cached JSON bytes: a hit does no validation, serialisation or SQL.
@@ -69,6 +70,6 @@ async def code_by_email(
 
 
 @router.get("/{code}", response_model=PublicCodeWithReferrer, responses=problem_responses(404, 429))
-async def code_details(code: str, core: CoreDep) -> Response:
+async def code_details(code: str, core: LookupCore) -> Response:
     """An active code and who it belongs to."""
     return Response(await core.referrals.public_by_code(code), media_type="application/json")

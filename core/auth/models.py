@@ -19,7 +19,10 @@ class RefreshToken(ormar.Model):
 
     id: int = ormar.Integer(primary_key=True)
     user: User = ormar.ForeignKey(
-        User, name="user_id", nullable=False, ondelete=ormar.ReferentialAction.CASCADE,
+        User,
+        name="user_id",
+        nullable=False,
+        ondelete=ormar.ReferentialAction.CASCADE,
         related_name="refresh_tokens",
     )
     token_hash: str = ormar.String(max_length=64, unique=True)

@@ -14,7 +14,9 @@ class Referrer(BaseModel):
 
 class PublicCode(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"code": "Xk3_9aQpL2mz", "expires_at": "2026-12-31T23:59:59Z"}]}
+        json_schema_extra={
+            "examples": [{"code": "Xk3_9aQpL2mz", "expires_at": "2026-12-31T23:59:59Z"}]
+        }
     )
 
     code: str

@@ -96,8 +96,11 @@ class ReferralService:
                 async with database.transaction():
                     await self._retire_ended_codes(owner_id=owner.id, now=now)
                     created = await ReferralCode.objects.create(
-                        code=value, owner=owner.id, created_at=now,
-                        expires_at=expires_at, max_uses=max_uses,
+                        code=value,
+                        owner=owner.id,
+                        created_at=now,
+                        expires_at=expires_at,
+                        max_uses=max_uses,
                     )
             except IntegrityError:
                 if await ReferralCode.objects.filter(code=value).exists():
@@ -145,7 +148,8 @@ class ReferralService:
         if len(email) > MAX_EMAIL_LENGTH:
             raise ReferralCodeNotFound()
         key = email_key(email)
-        if (body := await self.cached_by_email(email)) is not None:
+        seen = await self.cache.lookup(key)
+        if seen.value is not None and (body := _read_entry(seen.value)) is not None:
             return body
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         owner = await User.objects.get_or_none(email=normalized)
@@ -154,7 +158,7 @@ class ReferralService:
             raise ReferralCodeNotFound()
         body = PublicCode(code=code.code, expires_at=code.expires_at).model_dump_json().encode()
         if normalized == email:  # cache only under the key that invalidation will name
-            await self._fill(key, code.expires_at, body)
+            await self._fill(key, seen.lease, code.expires_at, body)
         return body
 
     async def public_by_code(self, code: str) -> bytes:
@@ -162,18 +166,22 @@ class ReferralService:
         if not is_valid_code(code):
             raise ReferralCodeNotFound()
         key = code_key(code)
-        entry = await self.cache.get(key)
-        if entry is not None and (body := _read_entry(entry)) is not None:
+        seen = await self.cache.lookup(key)
+        if seen.value is not None and (body := _read_entry(seen.value)) is not None:
             return body
         row = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
         if row is None or not row.is_active(clock.utcnow()):
             raise ReferralCodeNotFound()
-        body = PublicCodeWithReferrer(
-            code=row.code,
-            expires_at=row.expires_at,
-            referrer=Referrer(id=row.owner.id, full_name=row.owner.full_name),
-        ).model_dump_json().encode()
-        await self._fill(key, row.expires_at, body)
+        body = (
+            PublicCodeWithReferrer(
+                code=row.code,
+                expires_at=row.expires_at,
+                referrer=Referrer(id=row.owner.id, full_name=row.owner.full_name),
+            )
+            .model_dump_json()
+            .encode()
+        )
+        await self._fill(key, seen.lease, row.expires_at, body)
         return body
 
     # -- sign-up ------------------------------------------------------------------------
@@ -281,13 +289,14 @@ class ReferralService:
         if max_uses is not None and max_uses < 1:
             raise InvalidCodeRequest("max_uses must be at least 1.", field="max_uses")
 
-    async def _fill(self, key: str, expires_at: dt.datetime, body: bytes) -> None:
+    async def _fill(
+        self, key: str, lease: bytes | None, expires_at: dt.datetime, body: bytes
+    ) -> None:
         ttl = min(self.cache_ttl, expires_at.timestamp() - clock.timestamp())
-        await self.cache.fill(key, _cache_entry(expires_at, body), ttl)
+        await self.cache.fill(key, _cache_entry(expires_at, body), ttl, lease=lease)
 
     async def _invalidate(self, owner: User, code: str | None) -> None:
         keys = [code_key(code)] if code else []
         if owner.email:
             keys.append(email_key(owner.email))
         await self.cache.invalidate(*keys)
-

@@ -21,7 +21,10 @@ class TelegramLinkToken(ormar.Model):
 
     id: int = ormar.Integer(primary_key=True)
     user: User = ormar.ForeignKey(
-        User, name="user_id", nullable=False, ondelete=ormar.ReferentialAction.CASCADE,
+        User,
+        name="user_id",
+        nullable=False,
+        ondelete=ormar.ReferentialAction.CASCADE,
         related_name="telegram_link_tokens",
     )
     token_hash: str = ormar.String(max_length=64, unique=True)
@@ -49,7 +52,10 @@ class Notification(ormar.Model):
 
     id: int = ormar.Integer(primary_key=True)
     recipient: User = ormar.ForeignKey(
-        User, name="recipient_id", nullable=False, ondelete=ormar.ReferentialAction.CASCADE,
+        User,
+        name="recipient_id",
+        nullable=False,
+        ondelete=ormar.ReferentialAction.CASCADE,
         related_name="notifications",
     )
     kind: str = ormar.String(max_length=32)

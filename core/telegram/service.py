@@ -1,16 +1,35 @@
-"""Telegram side of accounts: one-time linking tokens and deep links."""
+"""Telegram side of accounts: deep links, one-time linking tokens, and the notification outbox."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
 from core import clock, security
-from core.telegram.errors import BotNotConfigured, TelegramAlreadyLinked
-from core.telegram.models import TelegramLinkToken
+from core.db import database
+from core.referrals.models import ReferralCode
+from core.telegram.errors import (
+    BotNotConfigured,
+    LinkTokenExpired,
+    LinkTokenInvalid,
+    LinkTokenUsed,
+    TelegramAccountTaken,
+    TelegramAlreadyLinked,
+)
+from core.telegram.models import Notification, TelegramLinkToken
 from core.users.models import User
 
 LINK_PREFIX = "link_"
+MAX_DELIVERY_ATTEMPTS = 5
+
+_tokens = TelegramLinkToken.ormar_config.table
+_users = User.ormar_config.table
+_codes = ReferralCode.ormar_config.table
+_notifications = Notification.ormar_config.table
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,15 +38,46 @@ class LinkInvite:
     expires_at: dt.datetime
 
 
+@dataclass(frozen=True, slots=True)
+class TelegramProfile:
+    """A Telegram user as plain values: what the bot hands to the core."""
+
+    telegram_id: int
+    full_name: str | None = None
+    username: str | None = None
+    language_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A pending outbox row with what the bot needs to send it."""
+
+    id: int
+    kind: str
+    chat_id: int | None
+    language_code: str | None
+    attempts: int
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
 class TelegramService:
-    def __init__(self, *, bot_username: str | None, link_lifetime: dt.timedelta) -> None:
+    def __init__(
+        self,
+        *,
+        bot_username: str | None,
+        link_lifetime: dt.timedelta,
+        max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS,
+    ) -> None:
         self.bot_username = bot_username
         self.link_lifetime = link_lifetime
+        self.max_delivery_attempts = max_delivery_attempts
 
     def deep_link(self, payload: str) -> str | None:
         if not self.bot_username:
             return None
         return f"https://t.me/{self.bot_username}?start={payload}"
+
+    # -- account linking ----------------------------------------------------------------
 
     async def create_link(self, *, user: User) -> LinkInvite:
         """A one-time `t.me/<bot>?start=link_<token>` that attaches a chat to this account."""
@@ -47,3 +97,157 @@ class TelegramService:
         url = self.deep_link(LINK_PREFIX + token)
         assert url is not None
         return LinkInvite(url=url, expires_at=expires_at)
+
+    async def redeem_link(self, *, token: str, profile: TelegramProfile) -> User:
+        """Attach this Telegram account to the token's user; the token works once.
+
+        A bare bot account of the same person (made by /start, with no email, code, referrer
+        or referrals) is folded into the linked account; any other owner is refused.
+        """
+        now = clock.utcnow()
+        digest = security.token_digest(token)
+        # One conditional UPDATE spends the token: two chats racing on it cannot both win.
+        spend = (
+            sa.update(_tokens)
+            .where(_tokens.c.token_hash == digest, _tokens.c.used_at.is_(None))
+            .where(_tokens.c.expires_at > now)
+            .values(used_at=now)
+            .returning(_tokens.c.user_id)
+        )
+        attach = (
+            sa.update(_users)
+            .where(
+                sa.or_(_users.c.telegram_id.is_(None), _users.c.telegram_id == profile.telegram_id)
+            )
+            .values(
+                telegram_id=profile.telegram_id,
+                telegram_username=_clip(profile.username, 64),
+                language_code=sa.func.coalesce(
+                    _clip(profile.language_code, 16), _users.c.language_code
+                ),
+                full_name=sa.func.coalesce(_users.c.full_name, _clip(profile.full_name, 100)),
+            )
+            .returning(_users.c.id)
+        )
+        try:
+            async with database.transaction(), database.connection() as connection:
+                row = (await connection.execute(spend)).first()
+                if row is None:
+                    raise await self._link_refusal(digest, now)
+                owner_id = row.user_id
+                current = await User.objects.get_or_none(telegram_id=profile.telegram_id)
+                if current is not None and current.id != owner_id:
+                    if not await self._is_bare(connection, current):
+                        raise TelegramAccountTaken()
+                    await connection.execute(sa.delete(_users).where(_users.c.id == current.id))
+                attached = await connection.execute(attach.where(_users.c.id == owner_id))
+                if attached.first() is None:
+                    raise TelegramAlreadyLinked(
+                        "That account is already linked to another Telegram account."
+                    )
+        except IntegrityError:
+            raise TelegramAccountTaken() from None
+        return await User.objects.get(id=owner_id)
+
+    @staticmethod
+    async def _link_refusal(digest: str, now: dt.datetime) -> LinkTokenInvalid:
+        stored = await TelegramLinkToken.objects.get_or_none(token_hash=digest)
+        if stored is None:
+            return LinkTokenInvalid("This link is unknown.")
+        if stored.used_at is not None:
+            return LinkTokenUsed()
+        return LinkTokenExpired()
+
+    @staticmethod
+    async def _is_bare(connection: Any, user: User) -> bool:
+        if user.email is not None or user.referrer is not None:
+            return False
+        has_codes = sa.select(_codes.c.id).where(_codes.c.owner_id == user.id).limit(1)
+        has_referrals = sa.select(_users.c.id).where(_users.c.referrer_id == user.id).limit(1)
+        for probe in (has_codes, has_referrals):
+            if (await connection.execute(probe)).first() is not None:
+                return False
+        return True
+
+    # -- chat accounts ------------------------------------------------------------------
+
+    async def refresh_profile(self, *, user: User, profile: TelegramProfile) -> User:
+        """Keep the username and language current (the outbox writes in that language)."""
+        username = _clip(profile.username, 64)
+        language = _clip(profile.language_code, 16) or user.language_code
+        if (username, language) == (user.telegram_username, user.language_code):
+            return user
+        return await user.update(telegram_username=username, language_code=language)
+
+    async def is_own_code(self, *, user_id: int, code: str) -> bool:
+        """Whether this code value was ever issued to this user (for `/start <code>`)."""
+        return await ReferralCode.objects.filter(owner=user_id, code=code).exists()
+
+    # -- outbox -------------------------------------------------------------------------
+
+    async def pending_notifications(self, *, limit: int = 50) -> list[Delivery]:
+        """The oldest rows still to send, with the recipient's chat and language."""
+        rows = (
+            await Notification.objects.select_related("recipient")
+            .filter(sent_at=None, failed_at=None)
+            .order_by("id")
+            .limit(limit)
+            .all()
+        )
+        deliveries = []
+        for row in rows:
+            payload = dict(row.payload or {})
+            referral_id = payload.get("referral_id")
+            if row.kind == "new_referral" and isinstance(referral_id, int):
+                # Counted as of this referral: later sign-ups do not inflate the message.
+                payload["referral_count"] = await User.objects.filter(
+                    referrer__id=row.recipient.id, id__lte=referral_id
+                ).count()
+            deliveries.append(
+                Delivery(
+                    id=row.id,
+                    kind=row.kind,
+                    chat_id=row.recipient.telegram_id,
+                    language_code=row.recipient.language_code,
+                    attempts=row.attempts,
+                    payload=payload,
+                )
+            )
+        return deliveries
+
+    async def mark_sent(self, *, notification_id: int) -> None:
+        statement = (
+            sa.update(_notifications)
+            .where(_notifications.c.id == notification_id, _notifications.c.sent_at.is_(None))
+            .values(sent_at=clock.utcnow(), attempts=_notifications.c.attempts + 1)
+        )
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(statement)
+
+    async def mark_failed(self, *, notification_id: int, error: str, give_up: bool = False) -> bool:
+        """Count a failed attempt; returns True when the row is given up for good."""
+        attempts = _notifications.c.attempts + 1
+        ends = sa.true() if give_up else attempts >= self.max_delivery_attempts
+        statement = (
+            sa.update(_notifications)
+            .where(
+                _notifications.c.id == notification_id,
+                _notifications.c.sent_at.is_(None),
+                _notifications.c.failed_at.is_(None),
+            )
+            .values(
+                attempts=attempts,
+                last_error=error[:500],
+                failed_at=sa.case(
+                    (ends, sa.literal(clock.utcnow(), _notifications.c.failed_at.type)), else_=None
+                ),
+            )
+            .returning(_notifications.c.failed_at)
+        )
+        async with database.transaction(), database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+        return row is not None and row.failed_at is not None
+
+
+def _clip(value: str | None, length: int) -> str | None:
+    return (value or "")[:length] or None

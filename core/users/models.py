@@ -17,7 +17,9 @@ class User(ormar.Model):
 
     ormar_config = base_config.copy(
         tablename="users",
-        constraints=[ormar.IndexColumns("referrer_id", "created_at", name="ix_users_referrer_created")],
+        constraints=[
+            ormar.IndexColumns("referrer_id", "created_at", name="ix_users_referrer_created")
+        ],
     )
 
     id: int = ormar.Integer(primary_key=True)
@@ -64,6 +66,4 @@ class User(ormar.Model):
 User.update_forward_refs()
 
 # Case-insensitive uniqueness as a database invariant, whatever a caller forgets to lower-case.
-sa.Index(
-    "uq_users_email_lower", sa.func.lower(User.ormar_config.table.c.email), unique=True
-)
+sa.Index("uq_users_email_lower", sa.func.lower(User.ormar_config.table.c.email), unique=True)

@@ -7,7 +7,7 @@ import logging
 from sqlalchemy.exc import IntegrityError
 
 from core import security
-from core.db import database
+from core.db import database, is_valid_id
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
@@ -34,7 +34,7 @@ class UserService:
         self.enrichment = enrichment
 
     async def get(self, user_id: int) -> User:
-        user = await User.objects.get_or_none(id=user_id)
+        user = await User.objects.get_or_none(id=user_id) if is_valid_id(user_id) else None
         if user is None:
             raise UserNotFound()
         return user

@@ -1,0 +1,134 @@
+"""Rate-limit dependencies and the client address they count by.
+
+The address is the TCP peer. `X-Forwarded-For` is read only when that peer is a trusted proxy
+(`RATE_LIMIT_TRUSTED_PROXIES`), walking the header from the right past further trusted
+proxies: everything left of the first untrusted hop could have been written by the client, so
+a client cannot pick its own address to dodge a limit.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordRequestForm
+
+from core.container import Core
+from core.ratelimit import IPNetwork, RateLimiter, account_key
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# One IPv6 host usually holds a whole /64, so that is what one client is.
+_IPV6_CLIENT_PREFIX = 64
+
+
+def _parse_hop(hop: str) -> IPAddress | None:
+    """An address from one X-Forwarded-For entry, with or without a port."""
+    hop = hop.strip()
+    if hop.startswith("["):  # "[2001:db8::1]:443"
+        hop = hop[1 : hop.find("]")]
+    elif hop.count(":") == 1:  # "203.0.113.7:443"
+        hop = hop.partition(":")[0]
+    try:
+        return ipaddress.ip_address(hop)
+    except ValueError:
+        return None
+
+
+def _client_key(address: IPAddress) -> str:
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        network = ipaddress.IPv6Network((address, _IPV6_CLIENT_PREFIX), strict=False)
+        return str(network)
+    return str(address)
+
+
+def client_address(request: Request, trusted_proxies: tuple[IPNetwork, ...] = ()) -> str:
+    """The address a request is counted under."""
+    peer = request.client.host if request.client else ""
+    if not trusted_proxies and ":" not in peer:
+        return peer or "unknown"  # the common case: a plain IPv4 peer, no proxy to consider
+    address = _parse_hop(peer)
+    if address is None:
+        return peer or "unknown"
+    if not any(address in network for network in trusted_proxies):
+        return _client_key(address)
+    hops = [hop for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
+    for hop in reversed(hops):
+        forwarded = _parse_hop(hop)
+        if forwarded is None:  # garbage where a proxy should have written an address
+            break
+        address = forwarded
+        if not any(address in network for network in trusted_proxies):
+            break
+    return _client_key(address)
+
+
+def _limiter(request: Request) -> RateLimiter:
+    limiter: RateLimiter = request.app.state.core.limiter
+    return limiter
+
+
+# Set on a request whose lookup limit was already checked (by `api.fastpath`): count it once.
+LOOKUP_COUNTED = "referral.lookup_counted"
+
+
+async def check_lookup_limit(request: Request, core: Core) -> None:
+    """Count a public lookup against its client address; raises RateLimited when over."""
+    limiter = core.limiter
+    if limiter.enabled and not request.scope.get(LOOKUP_COUNTED):
+        request.scope[LOOKUP_COUNTED] = True
+        address = client_address(request, limiter.trusted_proxies)
+        await limiter.check((limiter.limits.lookup, address))
+
+
+async def core_for_lookup(request: Request) -> Core:
+    """The core, once a public lookup is counted against its client address.
+
+    The lookup is the hot path: this one async dependency replaces `CoreDep` there, so an
+    enabled limit costs one Redis round trip and a disabled one a single attribute check.
+    """
+    core: Core = request.app.state.core
+    await check_lookup_limit(request, core)
+    return core
+
+
+async def limit_registration(request: Request) -> None:
+    """Sign-ups, per client address."""
+    limiter = _limiter(request)
+    if limiter.enabled:
+        address = client_address(request, limiter.trusted_proxies)
+        await limiter.check((limiter.limits.registration, address))
+
+
+@dataclass(frozen=True, slots=True)
+class LoginAttempt:
+    limiter: RateLimiter
+    account: str
+
+    async def succeeded(self) -> None:
+        """A correct password clears the account's count: only failures add up."""
+        if self.limiter.enabled:
+            await self.limiter.forget(self.limiter.limits.login_account, self.account)
+
+
+async def limit_login(
+    request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
+) -> LoginAttempt:
+    """Logins, per client address and per account; counted before the password is checked."""
+    limiter = _limiter(request)
+    if not limiter.enabled:
+        return LoginAttempt(limiter, "")
+    account = account_key(form.username)
+    address = client_address(request, limiter.trusted_proxies)
+    # One check for both: a refused attempt counts against neither.
+    await limiter.check((limiter.limits.login, address), (limiter.limits.login_account, account))
+    return LoginAttempt(limiter, account)
+
+
+LookupCore = Annotated[Core, Depends(core_for_lookup)]
+RegistrationLimit = Depends(limit_registration)
+LoginLimit = Annotated[LoginAttempt, Depends(limit_login)]

@@ -1,0 +1,184 @@
+"""`python -m bot`: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+import signal
+import sys
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
+
+from core.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from aiogram import Bot, Dispatcher
+
+log = logging.getLogger("bot")
+
+# "<bot id>:<secret>", as @BotFather hands it out.
+TOKEN_RE = re.compile(r"\d{1,20}:[A-Za-z0-9_-]{20,}")
+WEBHOOK_SECRET_RE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+
+
+class StartupError(Exception):
+    """A problem worth one line on stderr, not a traceback."""
+
+
+def check_settings(settings: Settings) -> str:
+    """The bot token, once the settings the bot needs make sense (checked before any import
+    that touches the database, so a bad start costs nothing)."""
+    token = (
+        settings.telegram.bot_token.get_secret_value().strip()
+        if settings.telegram.bot_token
+        else ""
+    )
+    if not token:
+        raise StartupError("TELEGRAM_BOT_TOKEN is not set: get a token from @BotFather")
+    if not TOKEN_RE.fullmatch(token):
+        raise StartupError(
+            "TELEGRAM_BOT_TOKEN is malformed: expected '<digits>:<secret>' as @BotFather gives it"
+        )
+    secret = settings.telegram.webhook_secret
+    if secret is not None and not WEBHOOK_SECRET_RE.fullmatch(secret.get_secret_value()):
+        raise StartupError(
+            "TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, '_' and '-' (1-256 characters)"
+        )
+    return token
+
+
+async def run(settings: Settings, token: str, *, handle_signals: bool = True) -> None:
+    from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
+
+    from bot.app import create_bot, create_dispatcher, register_commands
+    from bot.outbox import OutboxPoller
+    from core.container import build_core
+
+    core = build_core(settings)
+    bot = create_bot(token, api_url=settings.telegram.api_url)
+    await core.start()
+    try:
+        try:
+            me = await bot.get_me()
+        except TelegramUnauthorizedError:
+            raise StartupError("Telegram refused TELEGRAM_BOT_TOKEN (401 Unauthorized)") from None
+        except TelegramNetworkError as exc:
+            raise StartupError(
+                f"cannot reach the Bot API at {settings.telegram.api_url}: {exc}"
+            ) from None
+        if not core.telegram.bot_username:
+            core.telegram.bot_username = me.username  # deep links need it; the API's too
+            log.warning("TELEGRAM_BOT_USERNAME is not set; using @%s for links", me.username)
+        elif me.username and me.username.lower() != core.telegram.bot_username.lower():
+            log.warning(
+                "TELEGRAM_BOT_USERNAME is @%s but the token belongs to @%s",
+                core.telegram.bot_username,
+                me.username,
+            )
+
+        outbox = OutboxPoller(bot=bot, core=core)
+        dispatcher = create_dispatcher(core, outbox=outbox, redis_url=settings.redis_url)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def on_startup() -> None:
+            await register_commands(bot)
+            tasks.add(asyncio.create_task(outbox.run(), name="outbox"))
+
+        async def on_shutdown() -> None:
+            outbox.stop()
+            if tasks:
+                await asyncio.wait(tasks, timeout=10)
+
+        dispatcher.startup.register(on_startup)
+        dispatcher.shutdown.register(on_shutdown)
+        allowed = dispatcher.resolve_used_update_types()
+
+        if settings.telegram.webhook_url:
+            await _serve_webhook(settings, dispatcher, bot, allowed, handle_signals=handle_signals)
+        else:
+            log.info("@%s: long polling %s", me.username, settings.telegram.api_url)
+            await _poll(dispatcher, bot, allowed, handle_signals=handle_signals)
+    finally:
+        await core.stop()
+        await bot.session.close()
+
+
+async def _poll(
+    dispatcher: Dispatcher, bot: Bot, allowed: list[str], *, handle_signals: bool
+) -> None:
+    await bot.delete_webhook()  # getUpdates is refused while a webhook is set
+    polling = asyncio.create_task(
+        dispatcher.start_polling(bot, allowed_updates=allowed, handle_signals=handle_signals)
+    )
+    try:
+        await asyncio.shield(polling)
+    except asyncio.CancelledError:
+        # Cancelling start_polling would leave its fetch loop running: stop it instead.
+        await dispatcher.stop_polling()
+        await polling
+        raise
+
+
+async def _serve_webhook(
+    settings: Settings,
+    dispatcher: Dispatcher,
+    bot: Bot,
+    allowed: list[str],
+    *,
+    handle_signals: bool,
+) -> None:
+    from aiohttp import web
+
+    from bot.webhook import create_webhook_app, webhook_path
+
+    url, telegram = settings.telegram.webhook_url or "", settings.telegram
+    # Without a configured secret, a fresh one per start is as good: we register it ourselves.
+    secret = (
+        telegram.webhook_secret.get_secret_value()
+        if telegram.webhook_secret
+        else secrets.token_urlsafe(32)
+    )
+    runner = web.AppRunner(
+        create_webhook_app(dispatcher, bot, secret=secret, path=webhook_path(url))
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, telegram.host, telegram.port).start()
+        await bot.set_webhook(url, secret_token=secret, allowed_updates=allowed)
+        log.info("webhook %s served on %s:%s", url, telegram.host, telegram.port)
+        stop = asyncio.Event()
+        if handle_signals:
+            for signal_number in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(signal_number, stop.set)
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main() -> int:
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        print(f"bot: invalid setting {where}: {first['msg']}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        token = check_settings(settings)
+        with suppress(KeyboardInterrupt):
+            asyncio.run(run(settings, token))
+    except StartupError as exc:
+        print(f"bot: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

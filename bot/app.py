@@ -1,0 +1,82 @@
+"""Assembling the bot: the Bot client, the dispatcher with its middlewares, the command list."""
+
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.enums import ParseMode
+from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import BotCommand
+from redis.asyncio import Redis
+
+from bot.handlers import create_routers
+from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
+from bot.middlewares import AccountMiddleware, Rate, Throttle, ThrottlingMiddleware
+from bot.outbox import OutboxPoller
+from core.container import Core
+
+DEFAULT_RATE = Rate(count=8, seconds=5)
+# Dialog state outlives a restart when it is in Redis, but not forever.
+STATE_TTL_SECONDS = 24 * 3600
+
+COMMANDS = (
+    ("start", N_("Start: main menu")),
+    ("code", N_("Your referral code")),
+    ("newcode", N_("Create a referral code")),
+    ("referrals", N_("People who joined with your code")),
+    ("help", N_("Help")),
+    ("cancel", N_("Stop the current dialog")),
+)
+
+
+def create_bot(token: str, *, api_url: str) -> Bot:
+    return Bot(
+        token=token,
+        session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)),
+        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+    )
+
+
+def create_dispatcher(
+    core: Core,
+    *,
+    outbox: OutboxPoller,
+    rate: Rate = DEFAULT_RATE,
+    redis_url: str | None = None,
+) -> Dispatcher:
+    """The dispatcher with the core services handed to every handler."""
+    storage: BaseStorage
+    isolation: BaseEventIsolation
+    throttle_redis: Redis | None = None
+    if redis_url:
+        storage = RedisStorage.from_url(
+            redis_url, state_ttl=STATE_TTL_SECONDS, data_ttl=STATE_TTL_SECONDS
+        )
+        isolation = storage.create_isolation()
+        throttle_redis = Redis.from_url(redis_url, socket_timeout=0.5)
+    else:
+        storage, isolation = MemoryStorage(), SimpleEventIsolation()
+
+    throttle = Throttle(rate, throttle_redis)
+    # Updates from one user are handled one at a time: a double press sees the first's result.
+    dispatcher = Dispatcher(storage=storage, events_isolation=isolation, core=core, outbox=outbox)
+    dispatcher.update.outer_middleware(ThrottlingMiddleware(throttle))
+    dispatcher.update.outer_middleware(AccountMiddleware(core))
+    LocaleMiddleware(get_i18n()).setup(dispatcher)
+    dispatcher.include_routers(*create_routers())
+    dispatcher.shutdown.register(throttle.close)
+    return dispatcher
+
+
+async def register_commands(bot: Bot) -> None:
+    """The command list Telegram shows, in English and Russian."""
+    for locale, language_code in (("en", None), ("ru", "ru")):
+        commands = [
+            BotCommand(command=name, description=translate(text, locale=locale))
+            for name, text in COMMANDS
+        ]
+        await bot.set_my_commands(commands, language_code=language_code)

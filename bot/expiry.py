@@ -1,0 +1,51 @@
+"""Reading an expiry the way people type it: a number of days, or a date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from enum import Enum
+
+MAX_DAYS = 365
+_DAYS_RE = re.compile(r"[+-]?\d{1,9}")
+_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
+
+
+class ExpiryProblem(Enum):
+    not_understood = "not_understood"
+    too_short = "too_short"
+    too_long = "too_long"
+    past_date = "past_date"
+
+
+class BadExpiry(ValueError):
+    def __init__(self, problem: ExpiryProblem) -> None:
+        self.problem = problem
+        super().__init__(problem.value)
+
+
+def expiry_after_days(days: int, *, now: dt.datetime) -> dt.datetime:
+    if days < 1:
+        raise BadExpiry(ExpiryProblem.too_short)
+    if days > MAX_DAYS:
+        raise BadExpiry(ExpiryProblem.too_long)
+    return now + dt.timedelta(days=days)
+
+
+def parse_expiry(text: str, *, now: dt.datetime) -> dt.datetime:
+    """`7` → in seven days; `2026-12-31` / `31.12.2026` → the end of that day (UTC)."""
+    text = text.strip()
+    if _DAYS_RE.fullmatch(text):
+        return expiry_after_days(int(text), now=now)
+    for date_format in _DATE_FORMATS:
+        try:
+            day = dt.datetime.strptime(text, date_format).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        end_of_day = day + dt.timedelta(days=1)
+        if end_of_day <= now:
+            raise BadExpiry(ExpiryProblem.past_date)
+        if day.date() > (now + dt.timedelta(days=MAX_DAYS)).date():
+            raise BadExpiry(ExpiryProblem.too_long)
+        return min(end_of_day, now + dt.timedelta(days=MAX_DAYS))
+    raise BadExpiry(ExpiryProblem.not_understood)

@@ -1,0 +1,17 @@
+"""One router per concern, in the order an update should meet them."""
+
+from aiogram import Router
+
+from bot.handlers import codes, errors, help, linking, referrals, start
+
+
+def create_routers() -> list[Router]:
+    # linking before start (both take /start); help last: it answers whatever is left.
+    return [
+        linking.create_router(),
+        start.create_router(),
+        codes.create_router(),
+        referrals.create_router(),
+        help.create_router(),
+        errors.create_router(),
+    ]

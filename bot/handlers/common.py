@@ -1,0 +1,63 @@
+"""Small pieces several handlers share."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards, render
+from core.container import Core
+from core.referrals.models import ReferralCode
+from core.telegram.service import TelegramProfile
+from core.users.models import User
+
+
+async def ensure_account(core: Core, profile: TelegramProfile, account: User | None) -> User:
+    """The sender's account; someone who skipped /start gets one without a referrer."""
+    if account is not None:
+        return account
+    user, _claimed = await core.users.register_telegram(
+        telegram_id=profile.telegram_id,
+        full_name=profile.full_name,
+        username=profile.username,
+        language_code=profile.language_code,
+    )
+    return user
+
+
+async def send_code_card(bot: Bot, chat_id: int, core: Core, code: ReferralCode) -> None:
+    """The code, its expiry and uses, the deep link and its QR picture, with Share and Delete."""
+    link = core.telegram.deep_link(code.code)
+    caption = render.code_card(code, link)
+    markup = keyboards.code_card(code.code, link)
+    if link is None:
+        await bot.send_message(chat_id, caption, reply_markup=markup)
+        return
+    picture = BufferedInputFile(render.qr_png(link), filename=f"{code.code}.png")
+    await bot.send_photo(chat_id, picture, caption=caption, reply_markup=markup)
+
+
+async def edit_text(
+    message: Message, text: str, markup: InlineKeyboardMarkup | None = None
+) -> None:
+    """Edit a bot message; an identical repeat (a double press) is not an error."""
+    try:
+        await message.edit_text(text, reply_markup=markup)
+    except TelegramBadRequest as exc:
+        if "message is not modified" not in exc.message:
+            raise
+
+
+async def drop_buttons(callback: CallbackQuery) -> None:
+    """Take the buttons off the message a callback came from, when it is still there."""
+    if isinstance(callback.message, Message):
+        with suppress(TelegramBadRequest):
+            await callback.message.edit_reply_markup(reply_markup=None)
+
+
+async def answer_stale(callback: CallbackQuery) -> None:
+    await callback.answer(_("This button is out of date."))

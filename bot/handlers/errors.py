@@ -1,0 +1,116 @@
+"""One place that turns failures into answers: domain errors into plain words, the rest into
+"something went wrong" (logged with its traceback)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+
+from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from core.errors import DomainError, RateLimited
+from core.referrals.errors import (
+    ActiveCodeExists,
+    InvalidCodeRequest,
+    NoActiveCode,
+    ReferralCodeExhausted,
+    ReferralCodeExpired,
+    ReferralCodeInvalid,
+)
+from core.telegram.errors import (
+    LinkTokenExpired,
+    LinkTokenInvalid,
+    LinkTokenUsed,
+    TelegramAccountTaken,
+    TelegramAlreadyLinked,
+)
+from core.users.errors import AlreadyRegistered, OwnCode
+
+log = logging.getLogger(__name__)
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup
+
+
+def _continue() -> str:
+    return "\n" + _("You can still join without a code.")
+
+
+# Most specific first: a subclass is looked up before its base.
+FRIENDLY: dict[type[DomainError], Callable[[], str]] = {
+    ReferralCodeInvalid: lambda: _("This referral code does not exist.") + _continue(),
+    ReferralCodeExpired: lambda: _("This referral code has expired or was deleted.") + _continue(),
+    ReferralCodeExhausted: lambda: (
+        _("This referral code has already been used as many times as allowed.") + _continue()
+    ),
+    AlreadyRegistered: lambda: _(
+        "You are already registered. A referrer is set only when an account is created."
+    ),
+    OwnCode: lambda: _("This is your own referral code: share it with friends instead."),
+    ActiveCodeExists: lambda: _(
+        "You already have an active code; delete it before creating a new one."
+    ),
+    NoActiveCode: lambda: _("You have no active referral code."),
+    InvalidCodeRequest: lambda: _("That expiry is not allowed: choose 1 to 365 days."),
+    LinkTokenExpired: lambda: _(
+        "This link has expired (links work for 15 minutes). Ask the API for a new one."
+    ),
+    LinkTokenUsed: lambda: _("This link has already been used. Ask the API for a new one."),
+    LinkTokenInvalid: lambda: _("This link is not valid. Ask the API for a new one."),
+    TelegramAccountTaken: lambda: _(
+        "This Telegram account already belongs to another account, so it cannot be linked."
+    ),
+    TelegramAlreadyLinked: lambda: _("That account is already linked to another Telegram account."),
+    RateLimited: lambda: _("Too many messages; please wait a few seconds."),
+}
+
+REFERRAL_CODE_ERRORS = (ReferralCodeInvalid, ReferralCodeExpired, ReferralCodeExhausted)
+
+
+def friendly_text(error: DomainError) -> str:
+    for kind in type(error).__mro__:
+        if kind in FRIENDLY:
+            return FRIENDLY[kind]()
+    return _("That could not be done. Please try again.")
+
+
+async def domain_error(event: ErrorEvent, bot: Bot, event_chat: Chat | None = None) -> None:
+    error = event.exception
+    assert isinstance(error, DomainError)
+    markup: Markup
+    if isinstance(error, REFERRAL_CODE_ERRORS):
+        markup = keyboards.continue_without_code()
+    else:
+        markup = keyboards.main_menu()
+    await _tell(event, bot, event_chat, friendly_text(error), markup)
+
+
+async def unexpected_error(event: ErrorEvent, bot: Bot, event_chat: Chat | None = None) -> None:
+    log.error("update %s failed", event.update.update_id, exc_info=event.exception)
+    await _tell(event, bot, event_chat, _("Something went wrong; please try again."), None)
+
+
+async def _tell(
+    event: ErrorEvent, bot: Bot, chat: Chat | None, text: str, markup: Markup | None
+) -> None:
+    """Answer the user whatever they sent; a failure to answer is logged, never raised."""
+    try:
+        if event.update.callback_query is not None:
+            with suppress(TelegramAPIError):  # it may have been answered before the failure
+                await event.update.callback_query.answer()
+        if chat is not None:
+            await bot.send_message(chat.id, text, reply_markup=markup)
+    except TelegramAPIError as exc:
+        log.warning("could not tell the user about an error: %r", exc)
+
+
+def create_router() -> Router:
+    router = Router(name="errors")
+    router.error.register(domain_error, ExceptionTypeFilter(DomainError))
+    router.error.register(unexpected_error)
+    return router

@@ -1,0 +1,42 @@
+"""`/start link_<token>`: attach this chat to an account made through the API."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram import F, Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.fsm.context import FSMContext
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+
+from bot import keyboards
+from core.container import Core
+from core.telegram.service import LINK_PREFIX, TelegramProfile
+
+
+async def link_account(
+    message: Message,
+    command: CommandObject,
+    state: FSMContext,
+    core: Core,
+    profile: TelegramProfile,
+) -> None:
+    await state.clear()
+    token = (command.args or "").removeprefix(LINK_PREFIX)
+    user = await core.telegram.redeem_link(token=token, profile=profile)
+    await message.answer(
+        _(
+            "Done: this chat is linked to your account {account}. "
+            "The chat and the API now manage the same code and referrals."
+        ).format(account=escape(user.email or user.display_name)),
+        reply_markup=keyboards.main_menu(),
+    )
+
+
+def create_router() -> Router:
+    router = Router(name="linking")
+    router.message.register(
+        link_account, CommandStart(deep_link=True, magic=F.args.startswith(LINK_PREFIX))
+    )
+    return router

@@ -1,0 +1,269 @@
+"""A fake Telegram Bot API server on 127.0.0.1: real JSON in and out, every call recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+BOT_ID = 123456
+BOT_USERNAME = "referral_test_bot"
+TOKEN = f"{BOT_ID}:AAHfake-token-for-the-tests_0123456789"
+BOT_USER = {"id": BOT_ID, "is_bot": True, "first_name": "Referrals", "username": BOT_USERNAME}
+SENDING = {"sendMessage", "sendPhoto"}
+BLOCKED = "Forbidden: bot was blocked by the user"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    files: dict[str, bytes] = field(default_factory=dict)
+    result: Any = None
+
+    @property
+    def chat_id(self) -> int | None:
+        value = self.params.get("chat_id")
+        return int(value) if value is not None else None
+
+    @property
+    def text(self) -> str:
+        return str(self.params.get("text") or self.params.get("caption") or "")
+
+    @property
+    def markup(self) -> dict[str, Any]:
+        return self.params.get("reply_markup") or {}
+
+    @property
+    def buttons(self) -> list[dict[str, Any]]:
+        """The inline buttons, row after row."""
+        return [button for row in self.markup.get("inline_keyboard", []) for button in row]
+
+    @property
+    def keyboard(self) -> list[str]:
+        """The reply-keyboard labels."""
+        return [button["text"] for row in self.markup.get("keyboard", []) for button in row]
+
+    def button(self, text: str) -> dict[str, Any]:
+        for button in self.buttons:
+            if button["text"] == text:
+                return button
+        raise AssertionError(f"no button {text!r} in {[b['text'] for b in self.buttons]}")
+
+
+def _decode(value: str) -> Any:
+    if value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+class FakeTelegram:
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.url = ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: each test starts with a fresh Telegram."""
+        self.calls: list[Call] = []
+        self.blocked: set[int] = set()  # chats answering 403
+        self.broken: set[int] = set()  # chats answering 500
+        self.broken_methods: set[str] = set()
+        self.messages: dict[tuple[int, int], dict[str, Any]] = {}
+        self.answered_callbacks: set[str] = set()
+        self.updates: list[dict[str, Any]] = []
+        self._update_ids = itertools.count(1)
+        self._message_ids = itertools.count(1000)
+        self._new_call = asyncio.Condition()
+        self._queued = asyncio.Event()
+
+    # -- life ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/bot{token}/{method}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- what the tests use -------------------------------------------------------------
+
+    def queue_update(self, update: dict[str, Any]) -> None:
+        update.setdefault("update_id", next(self._update_ids))
+        self.updates.append(update)
+        self._queued.set()
+
+    def sent_to(self, chat_id: int) -> list[Call]:
+        return [c for c in self.calls if c.method in SENDING and c.chat_id == chat_id]
+
+    async def wait_for(self, predicate: Callable[[Call], bool], within: float = 5.0) -> Call:
+        async def found() -> Call:
+            async with self._new_call:
+                while True:
+                    for call in self.calls:
+                        if predicate(call):
+                            return call
+                    await self._new_call.wait()
+
+        return await asyncio.wait_for(found(), within)
+
+    # -- the API ------------------------------------------------------------------------
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        params: dict[str, Any] = {}
+        files: dict[str, bytes] = {}
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            for key, value in (await request.post()).items():
+                if isinstance(value, web.FileField):
+                    files[key] = value.file.read()
+                else:
+                    params[key] = _decode(str(value))
+        for key, value in list(params.items()):  # "photo": "attach://<part>" names an upload
+            if isinstance(value, str) and value.startswith("attach://"):
+                files[key] = files.pop(value.removeprefix("attach://"), b"")
+        call = Call(method, params, files)
+        status, body = await self._answer(call)
+        call.result = body.get("result")
+        if method != "getUpdates" or body.get("result"):
+            async with self._new_call:
+                self.calls.append(call)
+                self._new_call.notify_all()
+        return web.json_response(body, status=status)
+
+    async def _answer(self, call: Call) -> tuple[int, dict[str, Any]]:
+        method, params = call.method, call.params
+        chat_id = call.chat_id
+        if chat_id is not None and chat_id in self.blocked:
+            return 403, {"ok": False, "error_code": 403, "description": BLOCKED}
+        if method in self.broken_methods or (chat_id is not None and chat_id in self.broken):
+            return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
+        handler = getattr(self, f"_{method}", None)
+        if handler is None:
+            return 404, {"ok": False, "error_code": 404, "description": "Not Found"}
+        return await handler(params, call.files)
+
+    @staticmethod
+    def _ok(result: Any) -> tuple[int, dict[str, Any]]:
+        return 200, {"ok": True, "result": result}
+
+    @staticmethod
+    def _bad(description: str) -> tuple[int, dict[str, Any]]:
+        return 400, {"ok": False, "error_code": 400, "description": "Bad Request: " + description}
+
+    async def _getMe(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return self._ok(BOT_USER)
+
+    async def _getUpdates(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        offset = int(params.get("offset") or 0)
+        self.updates = [u for u in self.updates if u["update_id"] >= offset]
+        if not self.updates:
+            self._queued.clear()
+            with contextlib.suppress(TimeoutError):  # long polling, kept short for the tests
+                await asyncio.wait_for(
+                    self._queued.wait(), min(float(params.get("timeout") or 0), 1.0)
+                )
+        return self._ok(self.updates[:100])
+
+    async def _true(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return self._ok(True)
+
+    _setMyCommands = _deleteWebhook = _setWebhook = _deleteMessage = _true
+
+    def _message(self, chat_id: int, **content: Any) -> dict[str, Any]:
+        message = {
+            "message_id": next(self._message_ids),
+            "date": int(time.time()),
+            "chat": {"id": chat_id, "type": "private"},
+            "from": BOT_USER,
+            **{key: value for key, value in content.items() if value is not None},
+        }
+        self.messages[(chat_id, message["message_id"])] = message
+        return message
+
+    @staticmethod
+    def _inline_only(markup: Any) -> Any:
+        # Telegram echoes inline keyboards only.
+        return markup if isinstance(markup, dict) and "inline_keyboard" in markup else None
+
+    async def _sendMessage(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        text = str(params.get("text") or "")
+        if not text.strip():
+            return self._bad("message text is empty")
+        if len(text) > 4096:
+            return self._bad("message is too long")
+        markup = self._inline_only(params.get("reply_markup"))
+        return self._ok(self._message(int(params["chat_id"]), text=text, reply_markup=markup))
+
+    async def _sendPhoto(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        photo = files.get("photo")
+        if not photo:
+            return self._bad("there is no photo in the request")
+        if len(str(params.get("caption") or "")) > 1024:
+            return self._bad("message caption is too long")
+        size = {"file_id": "photo-1", "file_unique_id": "u1", "width": 300, "height": 300}
+        return self._ok(
+            self._message(
+                int(params["chat_id"]),
+                photo=[{**size, "file_size": len(photo)}],
+                caption=params.get("caption"),
+                reply_markup=self._inline_only(params.get("reply_markup")),
+            )
+        )
+
+    async def _edit(self, params: dict[str, Any], changes: dict[str, Any]) -> Any:
+        key = (int(params["chat_id"]), int(params["message_id"]))
+        message = self.messages.get(key)
+        if message is None:
+            return self._bad("message to edit not found")
+        new = {**message, **changes}
+        new = {k: v for k, v in new.items() if v is not None}
+        if new == message:
+            return self._bad(
+                "message is not modified: specified new message content and reply markup are "
+                "exactly the same as a current content and reply markup of the message"
+            )
+        self.messages[key] = new
+        return self._ok(new)
+
+    async def _editMessageText(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        message = self.messages.get((int(params["chat_id"]), int(params["message_id"])))
+        if message is not None and "text" not in message:
+            return self._bad("there is no text in the message to edit")
+        markup = self._inline_only(params.get("reply_markup"))
+        return await self._edit(params, {"text": params.get("text"), "reply_markup": markup})
+
+    async def _editMessageCaption(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        markup = self._inline_only(params.get("reply_markup"))
+        return await self._edit(params, {"caption": params.get("caption"), "reply_markup": markup})
+
+    async def _editMessageReplyMarkup(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._edit(
+            params, {"reply_markup": self._inline_only(params.get("reply_markup"))}
+        )
+
+    async def _answerCallbackQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        query_id = str(params["callback_query_id"])
+        if query_id in self.answered_callbacks:
+            return self._bad("query is too old and response timeout expired or query ID is invalid")
+        self.answered_callbacks.add(query_id)
+        return self._ok(True)

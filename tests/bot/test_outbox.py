@@ -1,0 +1,102 @@
+"""The outbox: the bot process tells referrers about new referrals, from chat or the API."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from bot.outbox import OutboxPoller
+from core import clock
+from core.container import Core
+from core.telegram.models import Notification
+from tests.bot.conftest import Harness, Person
+from tests.bot.fake_telegram import FakeTelegram
+from tests.conftest import API
+
+
+async def _referrer(harness: Harness, core: Core, lang: str = "en") -> tuple[Person, str]:
+    bob = harness.person(202, "Bob", lang=lang)
+    await bob.send("/start")
+    code = await core.referrals.create_code(
+        owner=await bob.account(), expires_at=clock.utcnow() + dt.timedelta(days=30)
+    )
+    return bob, code.code
+
+
+async def test_a_referral_through_the_api_is_announced_in_chat(
+    harness: Harness, core: Core, client, fake: FakeTelegram, outbox: OutboxPoller
+) -> None:
+    await _referrer(harness, core, lang="ru")
+    response = await client.post(
+        f"{API}/auth/register",
+        json={
+            "email": "zed@example.com",
+            "password": "long enough pw",
+            "full_name": "Zed",
+            "referral_code": (
+                await core.referrals.active_code(
+                    owner_id=(await harness.person(202, "Bob").account()).id
+                )
+            ).code,
+        },
+    )
+    assert response.status_code == 201
+
+    # the poller as it runs in the bot process
+    outbox.interval = 0.05
+    task = asyncio.create_task(outbox.run())
+    try:
+        note = await fake.wait_for(lambda c: c.chat_id == 202 and "Zed" in c.text)
+    finally:
+        outbox.stop()
+        await task
+    assert note.text == "Zed присоединяется по вашему коду; теперь у вас 1 реферал."
+    (row,) = await Notification.objects.all()
+    assert row.sent_at is not None
+    assert row.failed_at is None
+
+
+async def test_failures_are_retried_with_a_pause_and_a_limit(
+    harness: Harness, core: Core, fake: FakeTelegram, outbox: OutboxPoller
+) -> None:
+    _, code = await _referrer(harness, core)
+    await harness.person(101, "Ann").send(f"/start {code}")
+    fake.broken.add(202)
+    before = len(fake.calls)
+
+    def tries() -> int:
+        return len([c for c in fake.calls[before:] if c.chat_id == 202])
+
+    assert await outbox.deliver_pending() == 0
+    assert tries() == 1
+    await outbox.deliver_pending()
+    assert tries() == 1  # paused, not hammered
+    later = dt.timedelta()
+    for _ in range(10):
+        later += dt.timedelta(hours=1)
+        with clock.shift(later):
+            await outbox.deliver_pending()
+    assert tries() == core.telegram.max_delivery_attempts
+    (row,) = await Notification.objects.all()
+    assert row.failed_at is not None
+    assert row.sent_at is None
+    assert row.attempts == core.telegram.max_delivery_attempts
+    assert "Internal Server Error" in (row.last_error or "")
+
+
+async def test_a_passing_failure_is_delivered_later(
+    harness: Harness, core: Core, fake: FakeTelegram, outbox: OutboxPoller
+) -> None:
+    _, code = await _referrer(harness, core)
+    await harness.person(101, "Ann").send(f"/start {code}")
+    fake.broken.add(202)
+    await outbox.deliver_pending()
+    fake.broken.clear()
+
+    with clock.shift(dt.timedelta(minutes=5)):
+        assert await outbox.deliver_pending() == 1
+
+    (row,) = await Notification.objects.all()
+    assert row.sent_at is not None
+    assert row.attempts == 2
+    assert fake.sent_to(202)[-1].text == "Ann joined with your code; you now have 1 referral."

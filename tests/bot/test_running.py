@@ -1,0 +1,189 @@
+"""`python -m bot`: the token check, long polling, and the webhook server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from bot.__main__ import run
+from bot.app import create_bot, create_dispatcher
+from bot.outbox import OutboxPoller
+from bot.webhook import SECRET_HEADER, create_webhook_app
+from core.container import Core
+from core.settings import Settings
+from tests.bot.conftest import LAX
+from tests.bot.fake_telegram import TOKEN, FakeTelegram
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _update(update_id: int, user_id: int, text: str, lang: str = "en") -> dict:
+    message = {
+        "message_id": update_id,
+        "date": int(time.time()),
+        "chat": {"id": user_id, "type": "private"},
+        "from": {"id": user_id, "is_bot": False, "first_name": "Ann", "language_code": lang},
+        "text": text,
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"update_id": update_id, "message": message}
+
+
+@pytest.mark.parametrize(
+    ("token", "complaint"),
+    [
+        (None, "TELEGRAM_BOT_TOKEN is not set"),
+        ("", "TELEGRAM_BOT_TOKEN is not set"),
+        ("not-a-token", "TELEGRAM_BOT_TOKEN is malformed"),
+        ("123456:short", "TELEGRAM_BOT_TOKEN is malformed"),
+        ("abc:" + "x" * 35, "TELEGRAM_BOT_TOKEN is malformed"),
+    ],
+)
+def test_a_missing_or_malformed_token_stops_with_one_line(
+    token: str | None, complaint: str
+) -> None:
+    env = {**os.environ, "ENV_FILE": "none"}
+    env.pop("TELEGRAM_BOT_TOKEN", None)
+    if token is not None:
+        env["TELEGRAM_BOT_TOKEN"] = token
+
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert complaint in lines[0]
+    assert "Traceback" not in done.stderr
+
+
+def _settings_for(settings: Settings, fake: FakeTelegram, **telegram: object) -> Settings:
+    return settings.model_copy(
+        update={"telegram": settings.telegram.model_copy(update={"api_url": fake.url, **telegram})}
+    )
+
+
+async def test_long_polling_serves_updates(
+    core: Core, settings: Settings, fake: FakeTelegram
+) -> None:
+    fake.queue_update(_update(1, 101, "/start", lang="ru"))
+    task = asyncio.create_task(run(_settings_for(settings, fake), TOKEN, handle_signals=False))
+    try:
+        welcome = await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 101)
+        assert "Добро пожаловать, Ann!" in welcome.text
+        fake.queue_update(_update(2, 101, "/code", lang="ru"))
+        await fake.wait_for(lambda c: "нет активного" in c.text)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    methods = [c.method for c in fake.calls]
+    assert methods[0] == "getMe"
+    assert "deleteWebhook" in methods
+    commands = {
+        str(c.params.get("language_code")): c.params["commands"]
+        for c in fake.calls
+        if c.method == "setMyCommands"
+    }
+    assert set(commands) == {"None", "ru"}
+    assert [c["command"] for c in commands["None"]] == [
+        "start",
+        "code",
+        "newcode",
+        "referrals",
+        "help",
+        "cancel",
+    ]
+    assert commands["ru"][1]["description"] == "Ваш реферальный код"
+    polls = [c for c in fake.calls if c.method == "getUpdates"]
+    assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query"}
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_webhook_mode_registers_and_checks_the_secret(
+    core: Core, settings: Settings, fake: FakeTelegram
+) -> None:
+    port = _free_port()
+    configured = _settings_for(
+        settings,
+        fake,
+        webhook_url="https://bot.example.com/telegram/hook",
+        webhook_secret=SecretStr("s3cret-token_value"),
+        host="127.0.0.1",
+        port=port,
+    )
+    task = asyncio.create_task(run(configured, TOKEN, handle_signals=False))
+    try:
+        registered = await fake.wait_for(lambda c: c.method == "setWebhook")
+        assert registered.params["url"] == "https://bot.example.com/telegram/hook"
+        assert registered.params["secret_token"] == "s3cret-token_value"
+        url = f"http://127.0.0.1:{port}/telegram/hook"
+        async with httpx.AsyncClient() as http:
+            for headers in ({}, {SECRET_HEADER: "wrong"}, {SECRET_HEADER: ""}):
+                refused = await http.post(url, json=_update(1, 101, "/start"), headers=headers)
+                assert refused.status_code == 403
+            accepted = await http.post(
+                url, json=_update(2, 101, "/start"), headers={SECRET_HEADER: "s3cret-token_value"}
+            )
+            assert accepted.status_code == 200
+        welcome = await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 101)
+        assert "Welcome, Ann!" in welcome.text
+        assert len([c for c in fake.calls if c.method == "sendMessage"]) == 1
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_webhook_handler_answers_inline(
+    core: Core, settings: Settings, fake: FakeTelegram
+) -> None:
+    """The aiohttp app alone, handling each update before it answers."""
+    from aiohttp.test_utils import TestServer
+
+    bot = create_bot(TOKEN, api_url=fake.url)  # the app closes its bot on shutdown
+    dispatcher = create_dispatcher(
+        core, outbox=OutboxPoller(bot=bot, core=core), rate=LAX, redis_url=settings.redis_url
+    )
+    app = create_webhook_app(dispatcher, bot, secret="abc", path="/hook", in_background=False)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with httpx.AsyncClient() as http:
+            wrong = await http.post(
+                str(server.make_url("/hook")),
+                json=_update(1, 5, "/help"),
+                headers={SECRET_HEADER: "abd"},
+            )
+            right = await http.post(
+                str(server.make_url("/hook")),
+                json=_update(2, 5, "/help"),
+                headers={SECRET_HEADER: "abc"},
+            )
+    finally:
+        await server.close()
+    assert (wrong.status_code, right.status_code) == (403, 200)
+    assert [c.chat_id for c in fake.calls if c.method == "sendMessage"] == [5]

@@ -1,0 +1,169 @@
+"""One Alembic history for SQLite and PostgreSQL: up, down, up again, and the invariants it
+puts in the schema hold at the SQL level, whatever the application does."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+import core.models  # noqa: F401  (the metadata holds every table)
+from core import db
+from tests.conftest import BACKEND, DATABASE_URL, ROOT
+
+MIGRATIONS_DB = "referral_test_migrations"
+NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
+
+
+def _config(url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config.attributes["database_url"] = db.async_url(url)
+    config.attributes["configure_logger"] = False
+    config.set_main_option("path_separator", "os")
+    return config
+
+
+async def _alembic(url: str, action: str, revision: str) -> None:
+    # env.py calls asyncio.run without a connection; pytest's loop already runs in this thread.
+    await asyncio.to_thread(getattr(command, action), _config(url), revision)
+
+
+async def _postgres_admin(url: str):
+    import asyncpg
+
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+    )
+
+
+@pytest.fixture
+async def fresh_url(tmp_path: Path) -> AsyncIterator[str]:
+    """An empty database of the backend under test, gone afterwards."""
+    if BACKEND != "services":
+        yield f"sqlite:///{tmp_path / 'migrations.db'}"
+        return
+    admin = await _postgres_admin(DATABASE_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{MIGRATIONS_DB}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{MIGRATIONS_DB}"')
+        yield make_url(DATABASE_URL).set(database=MIGRATIONS_DB).render_as_string(False)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{MIGRATIONS_DB}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def engine(fresh_url: str) -> AsyncIterator[AsyncEngine]:
+    instance = create_async_engine(db.async_url(fresh_url), poolclass=sa.pool.NullPool)
+    yield instance
+    await instance.dispose()
+
+
+async def _tables(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as connection:
+        return set(await connection.run_sync(lambda c: sa.inspect(c).get_table_names()))
+
+
+async def _drift(engine: AsyncEngine) -> list:
+    def compare(connection: sa.Connection) -> list:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        return compare_metadata(context, db.metadata)
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(compare)
+
+
+def test_one_history():
+    heads = ScriptDirectory.from_config(_config(DATABASE_URL)).get_heads()
+    assert len(heads) == 1, heads
+
+
+# SQLite cannot reflect the lower(email) index; the SQL-level test below checks it instead.
+@pytest.mark.filterwarnings("ignore:.*expression-based index:UserWarning")
+@pytest.mark.filterwarnings("ignore:.*expression-based index:sqlalchemy.exc.SAWarning")
+async def test_upgrade_downgrade_upgrade(fresh_url: str, engine: AsyncEngine):
+    model_tables = set(db.metadata.tables)
+    assert await _tables(engine) == set()
+
+    await _alembic(fresh_url, "upgrade", "head")
+    assert await _tables(engine) == model_tables | {"alembic_version"}
+    # The migrations build exactly what the models describe.
+    assert await _drift(engine) == []
+
+    await _alembic(fresh_url, "downgrade", "base")
+    assert await _tables(engine) == {"alembic_version"}
+    async with engine.connect() as connection:
+        versions = (await connection.execute(sa.text("SELECT * FROM alembic_version"))).all()
+    assert versions == []
+
+    await _alembic(fresh_url, "upgrade", "head")
+    assert await _tables(engine) == model_tables | {"alembic_version"}
+    assert await _drift(engine) == []
+
+
+async def test_the_schema_enforces_the_invariants(fresh_url: str, engine: AsyncEngine):
+    await _alembic(fresh_url, "upgrade", "head")
+    users = db.metadata.tables["users"]
+    codes = db.metadata.tables["referral_codes"]
+
+    async def accepted(statement: sa.Executable) -> None:
+        async with engine.begin() as connection:
+            await connection.execute(statement)
+
+    async def refused(statement: sa.Executable) -> None:
+        with pytest.raises(IntegrityError):
+            async with engine.begin() as connection:
+                await connection.execute(statement)
+
+    def code(value: str, owner: int, **fields) -> sa.Executable:
+        row = {"created_at": NOW, "expires_at": NOW + dt.timedelta(days=7), **fields}
+        return sa.insert(codes).values(code=value, owner_id=owner, **row)
+
+    # Email is unique whatever its case.
+    await accepted(sa.insert(users).values(id=1, email="ann@example.com", created_at=NOW))
+    await refused(sa.insert(users).values(id=2, email="ANN@Example.com", created_at=NOW))
+    await accepted(sa.insert(users).values(id=2, email="bob@example.com", created_at=NOW))
+    # Bot-only accounts have no email: any number of them.
+    await accepted(sa.insert(users).values(id=3, created_at=NOW, telegram_id=1001))
+    await accepted(sa.insert(users).values(id=4, created_at=NOW, telegram_id=1002))
+
+    # At most one live code per owner; closed ones do not count.
+    await accepted(code("AnnLive1", 1))
+    await refused(code("AnnLive2", 1))
+    await accepted(code("AnnOld01", 1, closed_at=NOW))
+    await accepted(code("AnnOld02", 1, closed_at=NOW))
+    await accepted(code("BobLive1", 2))
+    # A code value exists once, forever.
+    await refused(code("AnnOld01", 3))
+
+    # The use counter cannot pass max_uses, not even by an UPDATE.
+    await accepted(code("Limited1", 3, max_uses=2, uses=2))
+    await refused(code("TooMany1", 4, max_uses=2, uses=3))
+    await refused(code("ZeroMax1", 4, max_uses=0))
+    await refused(code("Negative", 4, uses=-1))
+    await refused(sa.update(codes).where(codes.c.code == "Limited1").values(uses=codes.c.uses + 1))
+    async with engine.connect() as connection:
+        uses = await connection.scalar(sa.select(codes.c.uses).where(codes.c.code == "Limited1"))
+        live = await connection.scalar(
+            sa.select(sa.func.count()).where(codes.c.owner_id == 1, codes.c.closed_at.is_(None))
+        )
+    assert uses == 2
+    assert live == 1

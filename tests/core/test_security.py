@@ -1,0 +1,78 @@
+"""Password hashing, access tokens and opaque tokens, below the HTTP layer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import jwt
+
+from core import clock, security
+
+SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
+
+
+async def test_password_hash_round_trip():
+    hashed = await security.hash_password("correct horse battery")
+    assert hashed.startswith("$argon2id$")
+    assert "correct horse battery" not in hashed
+    assert await security.verify_password("correct horse battery", hashed)
+    assert not await security.verify_password("correct horse battery!", hashed)
+
+
+async def test_no_hash_or_a_corrupt_hash_never_verifies():
+    assert not await security.verify_password("anything", None)
+    assert not await security.verify_password("anything", "not-a-hash")
+    assert not await security.verify_password("anything", "$argon2id$v=19$broken")
+
+
+def test_access_token_round_trip():
+    token = security.create_access_token(
+        user_id=42, secret=SECRET, lifetime=dt.timedelta(minutes=15)
+    )
+    assert security.decode_access_token(token, secret=SECRET) == 42
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"])
+    assert claims["sub"] == "42"
+    assert claims["type"] == "access"
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+
+
+def test_access_token_expiry_follows_the_service_clock():
+    token = security.create_access_token(
+        user_id=42, secret=SECRET, lifetime=dt.timedelta(minutes=15)
+    )
+    with clock.shift(dt.timedelta(minutes=14, seconds=59)):
+        assert security.decode_access_token(token, secret=SECRET) == 42
+    with clock.shift(dt.timedelta(minutes=15)):
+        assert security.decode_access_token(token, secret=SECRET) is None
+
+
+def test_access_tokens_that_are_refused():
+    now = clock.utcnow()
+    good = {"sub": "42", "type": "access", "exp": now + dt.timedelta(minutes=5)}
+    refused = [
+        jwt.encode(good, "another-secret-that-is-long-enough-too-0123", algorithm="HS256"),
+        jwt.encode(good, None, algorithm="none"),
+        jwt.encode({**good, "type": "refresh"}, SECRET, algorithm="HS256"),
+        jwt.encode({**good, "sub": "forty-two"}, SECRET, algorithm="HS256"),
+        jwt.encode({"sub": "42", "type": "access"}, SECRET, algorithm="HS256"),
+        jwt.encode({"type": "access", "exp": good["exp"]}, SECRET, algorithm="HS256"),
+        "",
+        "garbage",
+        "a.b.c",
+    ]
+    for token in refused:
+        assert security.decode_access_token(token, secret=SECRET) is None, token
+    assert security.decode_access_token(jwt.encode(good, SECRET, "HS256"), secret=SECRET) == 42
+
+
+def test_opaque_tokens_and_their_digest():
+    tokens = {security.new_opaque_token() for _ in range(100)}
+    assert len(tokens) == 100
+    token = tokens.pop()
+    assert len(token) >= 40
+    digest = security.token_digest(token)
+    assert digest == hashlib.sha256(token.encode()).hexdigest()
+    assert len(digest) == 64
+    assert security.token_digest(token) == digest
+    assert security.token_digest(token + "x") != digest

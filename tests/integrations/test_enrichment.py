@@ -1,0 +1,259 @@
+"""Profile enrichment after sign-up, against a fake Clearbit speaking Clearbit's JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from core import cache
+from core.referrals.service import code_key
+from core.users.models import User
+from tests.api.support import ahead
+from tests.conftest import API, PASSWORD
+from tests.fakes import clearbit as fake
+from tests.fakes.clearbit import API_KEY
+from tests.integrations.conftest import MAX_ATTEMPTS, eventually
+
+
+async def _settled(email: str) -> User:
+    async def check() -> User | None:
+        user = await User.objects.get(email=email)
+        return user if user.enrichment_status != "pending" else None
+
+    return await eventually(check)
+
+
+async def test_the_profile_is_enriched_in_the_background_and_shown_by_me(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+
+    response = await app.register("ada@engines.example")
+
+    assert response.status_code == 201, response.text
+    assert response.json()["full_name"] is None
+    user = await _settled("ada@engines.example")
+    me = await app.me("ada@engines.example")
+    assert me["full_name"] == fake.FULL_NAME
+    assert me["company"] == fake.COMPANY
+    assert me["job_title"] == fake.JOB_TITLE
+    assert me["location"] == fake.LOCATION
+    assert me["avatar_url"] == fake.AVATAR
+    assert me["enrichment_status"] == "done"
+    assert user.enrichment_attempts == 1
+    assert user.enriched_at is not None
+    [call] = clearbit.calls_for("ada@engines.example")
+    assert call.headers["Authorization"] == f"Bearer {API_KEY}"
+    assert await eventually(lambda: app.core.integrations.enrichment.stats.done == 1)
+
+
+async def test_the_users_own_name_is_kept(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+
+    await app.register("ada@engines.example", full_name="Countess of Lovelace")
+
+    await _settled("ada@engines.example")
+    me = await app.me("ada@engines.example")
+    assert me["full_name"] == "Countess of Lovelace"
+    assert me["company"] == fake.COMPANY
+
+
+async def test_a_company_without_a_person_still_fills_the_company(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+    clearbit.script("info@engines.example", "company-only")
+
+    await app.register("info@engines.example")
+
+    user = await _settled("info@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.company == fake.COMPANY
+    assert user.full_name is None
+    assert user.job_title is None
+
+
+async def test_unknown_people_are_not_found(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+    clearbit.script("ghost@example.com", "404")
+    clearbit.script("blank@example.com", "empty")
+
+    await app.register("ghost@example.com", full_name="Ghost")
+    await app.register("blank@example.com")
+
+    for email in ("ghost@example.com", "blank@example.com"):
+        user = await _settled(email)
+        assert user.enrichment_status == "not_found"
+        assert user.company is None
+        assert user.enriched_at is not None
+    assert (await app.me("ghost@example.com"))["full_name"] == "Ghost"
+
+
+async def test_a_queued_lookup_is_asked_again_later(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+    clearbit.script("ada@engines.example", "202", "202", "found")
+
+    await app.register("ada@engines.example")
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.company == fake.COMPANY
+    assert user.enrichment_attempts == 3
+    assert len(clearbit.calls_for("ada@engines.example")) == 3
+    assert app.core.integrations.enrichment.stats.postponed == 2
+
+
+async def test_server_errors_and_garbage_are_retried_then_succeed(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+    # 500 twice is one lookup (the HTTP client retries once); garbage is the second.
+    clearbit.script("ada@engines.example", "500", "500", "garbage", "found")
+
+    await app.register("ada@engines.example")
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.enrichment_attempts == 3
+    stats = app.core.integrations.enrichment.enricher.stats
+    assert (stats.server_errors, stats.malformed, stats.found) == (1, 1, 1)
+
+
+async def test_a_provider_that_never_answers_ends_failed_after_the_last_attempt(
+    start_app, clearbit
+):
+    app = await start_app(with_hunter=False)
+    clearbit.script("ada@engines.example", "500")
+
+    response = await app.register("ada@engines.example", full_name="Ada")
+
+    assert response.status_code == 201
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "failed"
+    assert user.enrichment_attempts == MAX_ATTEMPTS
+    assert user.company is None
+    assert (await app.me("ada@engines.example"))["enrichment_status"] == "failed"
+
+
+async def test_a_refused_lookup_fails_at_once(start_app, clearbit):
+    app = await start_app(with_hunter=False)
+    clearbit.script("ada@engines.example", "422")
+
+    await app.register("ada@engines.example")
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "failed"
+    assert user.enrichment_attempts == 1
+
+
+async def test_registration_does_not_wait_for_a_slow_clearbit(start_app, clearbit):
+    # A generous timeout: Clearbit holds the lookup until released, far longer than a sign-up.
+    app = await start_app(with_hunter=False, timeout_seconds=10)
+    clearbit.script("ada@engines.example", "hang")
+
+    started = time.monotonic()
+    response = await app.register("ada@engines.example")
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 201, response.text
+    assert response.json()["enrichment_status"] == "pending"
+    await eventually(lambda: clearbit.calls_for("ada@engines.example"))
+    assert (await User.objects.get(email="ada@engines.example")).enrichment_status == "pending"
+    assert elapsed < 2
+
+    clearbit.release.set()
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "done"
+
+
+async def test_a_pending_user_left_by_a_stopped_process_is_enriched_at_next_start(
+    start_app, clearbit
+):
+    first = await start_app(with_hunter=False, timeout_seconds=10)
+    clearbit.script("ada@engines.example", "hang")
+    assert (await first.register("ada@engines.example")).status_code == 201
+    await eventually(lambda: clearbit.calls_for("ada@engines.example"))
+
+    await first.stop()  # mid-lookup
+
+    user = await User.objects.get(email="ada@engines.example")
+    assert user.enrichment_status == "pending"
+    assert user.enrichment_attempts == 1
+    clearbit.script("ada@engines.example", "found")
+
+    second = await start_app(with_hunter=False)
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.full_name == fake.FULL_NAME
+    assert user.enrichment_attempts == 2
+    assert second.core.integrations.enrichment.stats.recovered == 1
+
+
+async def test_a_pending_user_out_of_attempts_is_marked_failed_at_start(start_app, clearbit):
+    first = await start_app(with_hunter=False, with_clearbit=False)
+    await first.register("ada@engines.example")
+    await User.objects.filter(email="ada@engines.example").update(
+        enrichment_status="pending", enrichment_attempts=MAX_ATTEMPTS
+    )
+
+    await start_app(with_hunter=False)
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "failed"
+    assert clearbit.calls == []
+
+
+async def test_two_processes_do_not_both_store_one_lookup(start_app, clearbit):
+    first = await start_app(with_hunter=False, timeout_seconds=10)
+    clearbit.script("ada@engines.example", "hang")
+    await first.register("ada@engines.example")
+    await eventually(lambda: clearbit.calls_for("ada@engines.example"))
+
+    # A second process starts while the first is mid-lookup: it claims a newer attempt.
+    second = await start_app(with_hunter=False, timeout_seconds=10)
+    await eventually(lambda: len(clearbit.calls_for("ada@engines.example")) == 2)
+    clearbit.release.set()
+
+    await _settled("ada@engines.example")
+    await asyncio.sleep(0.1)  # let the first process's (stale) answer arrive too
+    user = await User.objects.get(email="ada@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.enrichment_attempts == 2
+    # Only the newest claim stores its answer; the superseded one is dropped.
+    assert second.core.integrations.enrichment.stats.done == 1
+    assert first.core.integrations.enrichment.stats.done == 0
+
+
+async def test_a_name_found_later_reaches_the_cached_public_view(start_app, clearbit, monkeypatch):
+    # Creating the code leaves a tombstone that keeps the first lookup out of the cache.
+    monkeypatch.setattr(cache, "TOMBSTONE_SECONDS", 0.05)
+    app = await start_app(with_hunter=False, timeout_seconds=10)
+    clearbit.script("ada@engines.example", "hang")
+    await app.register("ada@engines.example")
+    token = await app.client.post(
+        f"{API}/auth/token", data={"username": "ada@engines.example", "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    created = await app.client.post(
+        f"{API}/referral-codes", json={"expires_at": ahead(days=7)}, headers=headers
+    )
+    assert created.status_code == 201, created.text
+    code = created.json()["code"]
+    await asyncio.sleep(0.1)
+    before = await app.client.get(f"{API}/referral-codes/{code}")
+    assert before.json()["referrer"]["full_name"] is None
+    assert await app.core.cache.get(code_key(code)) is not None  # the view is cached
+
+    clearbit.release.set()
+    await _settled("ada@engines.example")
+
+    async def shown_name() -> str | None:
+        response = await app.client.get(f"{API}/referral-codes/{code}")
+        return response.json()["referrer"]["full_name"]
+
+    assert await eventually(shown_name) == fake.FULL_NAME
+
+
+async def test_without_a_key_nobody_is_enriched(start_app, clearbit):
+    app = await start_app(with_hunter=False, with_clearbit=False)
+
+    response = await app.register("ada@engines.example")
+
+    assert response.status_code == 201
+    assert response.json()["enrichment_status"] is None
+    assert clearbit.calls == []

@@ -76,23 +76,17 @@ def _limiter(request: Request) -> RateLimiter:
 LOOKUP_COUNTED = "referral.lookup_counted"
 
 
-async def check_lookup_limit(request: Request, core: Core) -> None:
-    """Count a public lookup against its client address; raises RateLimited when over."""
-    limiter = core.limiter
-    if limiter.enabled and not request.scope.get(LOOKUP_COUNTED):
-        request.scope[LOOKUP_COUNTED] = True
-        address = client_address(request, limiter.trusted_proxies)
-        await limiter.check((limiter.limits.lookup, address))
-
-
 async def core_for_lookup(request: Request) -> Core:
     """The core, once a public lookup is counted against its client address.
 
-    The lookup is the hot path: this one async dependency replaces `CoreDep` there, so an
-    enabled limit costs one Redis round trip and a disabled one a single attribute check.
+    An enabled limit costs one Redis round trip and a disabled one an attribute check. A
+    lookup by email was already counted by `api.fastpath`, which marks it.
     """
     core: Core = request.app.state.core
-    await check_lookup_limit(request, core)
+    limiter = core.limiter
+    if limiter.enabled and not request.scope.get(LOOKUP_COUNTED):
+        address = client_address(request, limiter.trusted_proxies)
+        await limiter.check((limiter.limits.lookup, address))
     return core
 
 

@@ -3,8 +3,8 @@
     make bench                 # or: .venv/bin/python bench/lookup.py --seconds 15
 Needs wrk (apt-get install wrk) and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379/14;
 the database is flushed). Both servers run on the same uvicorn (uvloop + httptools), one worker,
-one at a time, with rate limiting off (the documented setting for load tests). Results are
-appended to bench/results/lookup.md.
+one at a time, with rate limiting off (the documented setting for load tests; --rate-limits
+measures it on). Results are appended to bench/results/lookup.md.
 """
 
 from __future__ import annotations
@@ -116,6 +116,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="with the lookup limit on (a limit too high to refuse): one more Redis call",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is needed: apt-get install wrk", file=sys.stderr)
@@ -128,7 +133,8 @@ def main() -> int:
         "DATABASE_URL": f"sqlite:///{workdir / 'bench.db'}",
         "REDIS_URL": redis_url,
         "BENCH_REDIS_URL": redis_url,
-        "RATE_LIMIT_ENABLED": "false",
+        "RATE_LIMIT_ENABLED": "true" if args.rate_limits else "false",
+        "RATE_LIMIT_LOOKUP": "1000000000/1",
         "LOG_LEVEL": "WARNING",
         "SECRET_KEY": "bench-secret-bench-secret-bench-secret-0123456789",
     }
@@ -163,7 +169,8 @@ def main() -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}",
         "",
         f"wrk -t1 -c{args.connections} -d{args.seconds}s, best of {args.rounds} interleaved "
-        "rounds, one uvicorn worker (uvloop, httptools), Redis on loopback, rate limits off.",
+        "rounds, one uvicorn worker (uvloop, httptools), Redis on loopback, rate limits "
+        + ("on (the lookup limit counted in Redis)." if args.rate_limits else "off."),
         "",
         "| endpoint | req/s (each round) | best |",
         "|---|---|---|",

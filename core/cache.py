@@ -194,7 +194,7 @@ class RedisCache:
         return self._redis
 
     async def lookup(self, key: str) -> Lookup:
-        if not self._available() or (self._pending and not await self._replay_pending()):
+        if not await self._readable():
             return NO_FILL
         try:
             async with asyncio.timeout(self._timeout):
@@ -202,6 +202,17 @@ class RedisCache:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return NO_FILL
+        return self._received(raw)
+
+    async def lookup_prefetched(self, raw: bytes | None) -> Lookup:
+        """`lookup` of a value another call already read from the same Redis (the rate-limit
+        check of a lookup reads its cache entry in the same round trip)."""
+        return self._received(raw) if await self._readable() else NO_FILL
+
+    async def _readable(self) -> bool:
+        return self._available() and (not self._pending or await self._replay_pending())
+
+    def _received(self, raw: object) -> Lookup:
         self._succeeded()
         seen = _seen(raw if isinstance(raw, bytes) else None)
         if seen.value is not None and time.monotonic() < self._trusted_from:

@@ -83,6 +83,13 @@ class Limits:
 Hit = tuple[Limit, str]
 
 
+@dataclass(frozen=True, slots=True)
+class Prefetch:
+    """A Redis value read along with a rate-limit check (None: the key was absent)."""
+
+    value: bytes | None
+
+
 class Counters(Protocol):
     async def acquire(self, hits: Sequence[Hit], now_ms: int) -> int:
         """Count one request against every hit, or none if any is over its limit.
@@ -152,17 +159,21 @@ class MemoryCounters:
             del self._states[next(iter(self._states))]
 
 
-# KEYS: one hash per limit (t: theoretical arrival time, n: latest time seen).
-# ARGV: now, max skew, then interval and burst for each key; all in ms. `_gcra` in Lua: all
-# keys are checked before any is written, so a refused request counts nowhere.
+# KEYS: one hash per limit (t: theoretical arrival time, n: latest time seen), then at most
+# one plain key to read back when the request is allowed (a cache entry: one round trip for
+# both). ARGV: now, max skew, the number of limit keys, then interval and burst for each
+# limit; all times in ms. `_gcra` in Lua: all limits are checked before any is written, so a
+# refused request counts nowhere. Returns {wait, value of the extra key or nil}.
 _GCRA_LUA = """
 local now = tonumber(ARGV[1])
 local max_skew = tonumber(ARGV[2])
+local limits = tonumber(ARGV[3])
 local states = {}
 local wait = 0
-for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[2 * i + 1])
-  local burst = tonumber(ARGV[2 * i + 2])
+for i = 1, limits do
+  local key = KEYS[i]
+  local interval = tonumber(ARGV[2 * i + 2])
+  local burst = tonumber(ARGV[2 * i + 3])
   local state = redis.call('HMGET', key, 't', 'n')
   local tat = tonumber(state[1]) or 0
   local key_now = math.max(now, math.min(tonumber(state[2]) or 0, now + max_skew))
@@ -171,13 +182,16 @@ for i, key in ipairs(KEYS) do
   wait = math.max(wait, new_tat - burst - key_now)
 end
 if wait > 0 then
-  return wait
+  return {wait, false}
 end
-for i, key in ipairs(KEYS) do
-  redis.call('HSET', key, 't', states[i][1], 'n', states[i][2])
-  redis.call('PEXPIRE', key, states[i][1] - states[i][2])
+for i = 1, limits do
+  redis.call('HSET', KEYS[i], 't', states[i][1], 'n', states[i][2])
+  redis.call('PEXPIRE', KEYS[i], states[i][1] - states[i][2])
 end
-return 0
+if #KEYS > limits then
+  return {0, redis.call('GET', KEYS[limits + 1])}
+end
+return {0, false}
 """
 
 _REDIS_ERRORS = (RedisError, OSError, asyncio.TimeoutError)
@@ -207,21 +221,31 @@ class RedisCounters:
         return self._redis
 
     async def acquire(self, hits: Sequence[Hit], now_ms: int) -> int:
+        wait, _ = await self.acquire_and_get(hits, now_ms, None)
+        return wait
+
+    async def acquire_and_get(
+        self, hits: Sequence[Hit], now_ms: int, key: str | None
+    ) -> tuple[int, Prefetch | None]:
+        """`acquire`, and when allowed, the value of Redis key `key` read in the same round
+        trip; the prefetch is None when Redis was not asked (down: counted in process)."""
         if self._down_until > time.monotonic():
-            return await self._fallback.acquire(hits, now_ms)
-        keys = [f"{self._prefix}{limit.name}:{key}" for limit, key in hits]
-        args: list[int] = [now_ms, MAX_SKEW_MS]
+            return await self._fallback.acquire(hits, now_ms), None
+        keys = [f"{self._prefix}{limit.name}:{hit_key}" for limit, hit_key in hits]
+        if key is not None:
+            keys.append(key)
+        args: list[int] = [now_ms, MAX_SKEW_MS, len(hits)]
         for limit, _ in hits:
             args += (limit.rate.interval_ms, limit.rate.burst_ms)
         try:
-            wait = int(await self._script(keys=keys, args=args))
+            wait, value = await self._script(keys=keys, args=args)
         except _REDIS_ERRORS as exc:
             self._failed(exc)
-            return await self._fallback.acquire(hits, now_ms)
+            return await self._fallback.acquire(hits, now_ms), None
         if self._down:
             self._down = False
             log.warning("rate limits: Redis is back, counting there again")
-        return wait
+        return int(wait), (Prefetch(value) if key is not None else None)
 
     async def forget(self, limit: Limit, key: str) -> None:
         await self._fallback.forget(limit, key)
@@ -270,6 +294,18 @@ class RateLimiter:
         wait_ms = await self._counters.acquire(hits, int(clock.timestamp() * 1000))
         if wait_ms > 0:
             raise RateLimited(retry_after=math.ceil(wait_ms / 1000))
+
+    async def check_and_get(self, hit: Hit, *, redis_key: str) -> Prefetch | None:
+        """`check`, and the value of `redis_key` read in the same Redis round trip when the
+        counters live in Redis (the same server as the cache); None when it was not read."""
+        if not isinstance(self._counters, RedisCounters):
+            await self.check(hit)
+            return None
+        now_ms = int(clock.timestamp() * 1000)
+        wait_ms, prefetch = await self._counters.acquire_and_get((hit,), now_ms, redis_key)
+        if wait_ms > 0:
+            raise RateLimited(retry_after=math.ceil(wait_ms / 1000))
+        return prefetch
 
     async def forget(self, limit: Limit, key: str) -> None:
         """Give `key` its whole allowance back (a successful login clears its failures)."""

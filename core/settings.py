@@ -23,6 +23,11 @@ _ENV = SettingsConfigDict(
 )
 
 
+def _blank_is_none(value: object) -> object:
+    """`NAME=` in .env (as .env.example leaves it) means the setting is off."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
 class AuthSettings(BaseSettings):
     model_config = _ENV
 
@@ -90,6 +95,11 @@ class TelegramSettings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias="BOT_HOST")
     port: int = Field(8081, ge=1, le=65535, validation_alias="BOT_PORT")
 
+    @field_validator("bot_token", "webhook_url", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return _blank_is_none(value)
+
     @field_validator("bot_username")
     @classmethod
     def _strip_at(cls, value: str | None) -> str | None:
@@ -98,6 +108,11 @@ class TelegramSettings(BaseSettings):
 
 class IntegrationSettings(BaseSettings):
     model_config = _ENV
+
+    @field_validator("hunter_api_key", "clearbit_api_key", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return _blank_is_none(value)
 
     hunter_api_key: SecretStr | None = Field(None, validation_alias="HUNTER_API_KEY")
     hunter_base_url: str = Field("https://api.hunter.io", validation_alias="HUNTER_BASE_URL")
@@ -129,10 +144,10 @@ class Settings(BaseSettings):
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     integrations: IntegrationSettings = Field(default_factory=IntegrationSettings)
 
-    @field_validator("redis_url")
+    @field_validator("redis_url", mode="before")
     @classmethod
-    def _blank_is_none(cls, value: str | None) -> str | None:
-        return value or None
+    def _blank_is_unset(cls, value: object) -> object:
+        return _blank_is_none(value)
 
     @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Settings:

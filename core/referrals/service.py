@@ -60,7 +60,8 @@ def _cache_entry(expires_at: dt.datetime, body: bytes) -> bytes:
     return b"%d\n%s" % (int(expires_at.timestamp()), body)
 
 
-def _read_entry(entry: bytes) -> bytes | None:
+def read_cache_entry(entry: bytes) -> bytes | None:
+    """The JSON of a cached public view, or None once its code has expired."""
     expires, _, body = entry.partition(b"\n")
     return body if expires.isdigit() and int(expires) > clock.timestamp() else None
 
@@ -135,12 +136,10 @@ class ReferralService:
 
     # -- public lookups (cached) ----------------------------------------------------------
 
-    async def cached_by_email(self, email: str) -> bytes | None:
-        """The cached answer of `public_by_email`, or None: no validation, no SQL."""
-        if len(email) > MAX_EMAIL_LENGTH:
-            return None
-        entry = await self.cache.get(email_key(email.strip().lower()))
-        return _read_entry(entry) if entry is not None else None
+    @staticmethod
+    def email_cache_key(email: str) -> str | None:
+        """The cache key `public_by_email` uses for this email (None: never cached)."""
+        return email_key(email.strip().lower()) if len(email) <= MAX_EMAIL_LENGTH else None
 
     async def public_by_email(self, email: str) -> bytes:
         """JSON of the active code of the user with this email; the hot path."""
@@ -149,7 +148,7 @@ class ReferralService:
             raise ReferralCodeNotFound()
         key = email_key(email)
         seen = await self.cache.lookup(key)
-        if seen.value is not None and (body := _read_entry(seen.value)) is not None:
+        if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
             return body
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         owner = await User.objects.get_or_none(email=normalized)
@@ -167,7 +166,7 @@ class ReferralService:
             raise ReferralCodeNotFound()
         key = code_key(code)
         seen = await self.cache.lookup(key)
-        if seen.value is not None and (body := _read_entry(seen.value)) is not None:
+        if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
             return body
         row = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
         if row is None or not row.is_active(clock.utcnow()):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+from sqlalchemy import event
 
-from core import clock
+from core import clock, db
 
 PROBLEM_JSON = "application/problem+json"
 _UTC_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
@@ -65,3 +68,19 @@ def iso(moment: dt.datetime) -> str:
 def ahead(**delta: float) -> str:
     """A request timestamp `delta` from now on the service clock, e.g. `ahead(days=7)`."""
     return iso(in_future(**delta))
+
+
+@contextlib.contextmanager
+def sql_statements() -> Iterator[list[str]]:
+    """Every SQL statement any app in this process runs inside the block."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    engine = db.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

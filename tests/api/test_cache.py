@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,14 +20,14 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
-from sqlalchemy import event
 
 from api.main import create_app
-from core import clock, container, db, security
+from core import clock, container, security
 from core.cache import TOMBSTONE, CodeCache, MemoryCache, RedisCache
 from core.container import Core, build_core
 from core.referrals.service import code_key
 from core.settings import Settings
+from tests.api.support import sql_statements
 from tests.conftest import API, PASSWORD
 from tests.redis_server import Proxy, RedisServer
 
@@ -36,22 +36,6 @@ FAST = 0.75  # the most any request may take while Redis is dead, hung or slow
 
 
 # -- harness -------------------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def sql_statements() -> Iterator[list[str]]:
-    """Every SQL statement any app in this process runs inside the block."""
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    engine = db.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 from core import clock
 from core.container import build_core
 from core.settings import Settings
-from tests.api.support import assert_problem
+from tests.api.support import assert_problem, sql_statements
 from tests.conftest import API, PASSWORD, REDIS_URL
 
 LOOKUP = f"{API}/referral-codes"
@@ -293,8 +293,12 @@ async def test_cached_lookups_are_limited_and_counted_once(limited_app: AppFacto
         )
         assert created.status_code == 201
         statuses = []
-        for _ in range(6):  # the first misses and fills the cache; the rest are hits
-            response = await client.get(LOOKUP, params={"email": "hot@example.com"})
-            statuses.append(response.status_code)
-        assert statuses == [200, 200, 200, 200, 429, 429]
+        first = await client.get(LOOKUP, params={"email": "hot@example.com"})  # fills the cache
+        with sql_statements() as statements:
+            for _ in range(5):
+                response = await client.get(LOOKUP, params={"email": "hot@example.com"})
+                statuses.append(response.status_code)
+        assert [first.status_code, *statuses] == [200, 200, 200, 200, 429, 429]
+        assert statements == []  # hits and refusals alike: the limit and the cache only
+        assert response.status_code == 429
         assert_limited(response)

@@ -85,7 +85,7 @@ class UserRead(BaseModel):
     full_name: str | None = Field(examples=["Ada Lovelace"])
     referrer_id: int | None = Field(examples=[None])
     telegram_id: int | None = Field(examples=[None])
-    created_at: dt.datetime
+    created_at: dt.datetime = Field(examples=["2026-11-26T10:00:00Z"])
     is_superuser: bool = False
     company: str | None = None
     job_title: str | None = None
@@ -114,10 +114,13 @@ class UserRead(BaseModel):
 
 
 class Token(BaseModel):
-    access_token: str
+    access_token: str = Field(examples=["eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxIn0.…"])
     token_type: Literal["bearer"] = "bearer"  # noqa: S105
-    expires_in: int = Field(description="Lifetime of the access token, in seconds.")
-    refresh_token: str
+    expires_in: int = Field(description="Lifetime of the access token, in seconds.", examples=[900])
+    refresh_token: str = Field(
+        description="Works once: /auth/refresh trades it for a new pair.",
+        examples=["kq2Pj1w7yBfz0rX9c4VdE3uN6sLh8TgAa5mQoRiZ_Kc"],
+    )
 
 
 class RefreshRequest(BaseModel):
@@ -138,31 +141,35 @@ class ReferralCodeCreate(BaseModel):
 
 class ReferralCodeRead(BaseModel):
     code: str = Field(examples=["Xk3_9aQpL2mz"])
-    created_at: dt.datetime
-    expires_at: dt.datetime
-    max_uses: int | None
-    uses: int
+    created_at: dt.datetime = Field(examples=["2026-11-26T10:00:00Z"])
+    expires_at: dt.datetime = Field(examples=["2026-12-31T23:59:59Z"])
+    max_uses: int | None = Field(examples=[10])
+    uses: int = Field(examples=[3])
     telegram_link: str | None = Field(examples=["https://t.me/referral_bot?start=Xk3_9aQpL2mz"])
 
 
 class ReferralItem(BaseModel):
-    id: int
-    email: str | None
-    full_name: str | None
-    created_at: dt.datetime
-    referral_code: str | None
+    id: int = Field(examples=[2])
+    email: str | None = Field(examples=["bob@example.com"])
+    full_name: str | None = Field(examples=["Bob"])
+    created_at: dt.datetime = Field(examples=["2026-11-27T09:30:00Z"])
+    referral_code: str | None = Field(
+        description="The code they joined with.", examples=["Xk3_9aQpL2mz"]
+    )
 
 
 class ReferralPage(BaseModel):
     items: list[ReferralItem]
-    total: int
-    limit: int
-    offset: int
+    total: int = Field(description="All referrals, across pages.", examples=[1])
+    limit: int = Field(examples=[50])
+    offset: int = Field(examples=[0])
 
 
 class TelegramLink(BaseModel):
-    url: str = Field(examples=["https://t.me/referral_bot?start=link_3q2-X4..."])
-    expires_at: dt.datetime
+    url: str = Field(
+        examples=["https://t.me/referral_bot?start=link_3q2X4mN8pQ1rS5tU7vW9xY0zA2bC4dE6"]
+    )
+    expires_at: dt.datetime = Field(examples=["2026-11-26T10:15:00Z"])
 
 
 class Liveness(BaseModel):

@@ -17,6 +17,7 @@ from bot.handlers import create_routers
 from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
 from bot.middlewares import AccountMiddleware, Rate, Throttle, ThrottlingMiddleware
 from bot.outbox import OutboxPoller
+from core.cache import connect_redis
 from core.container import Core
 
 DEFAULT_RATE = Rate(count=8, seconds=5)
@@ -57,7 +58,7 @@ def create_dispatcher(
             redis_url, state_ttl=STATE_TTL_SECONDS, data_ttl=STATE_TTL_SECONDS
         )
         isolation = storage.create_isolation()
-        throttle_redis = Redis.from_url(redis_url, socket_timeout=0.5)
+        throttle_redis = connect_redis(redis_url, timeout=0.5)
     else:
         storage, isolation = MemoryStorage(), SimpleEventIsolation()
 

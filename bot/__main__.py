@@ -1,4 +1,5 @@
-"""`python -m bot`: long polling, or a webhook server when TELEGRAM_WEBHOOK_URL is set."""
+"""`python -m bot`: migrations, then long polling, or a webhook server when TELEGRAM_WEBHOOK_URL
+is set."""
 
 from __future__ import annotations
 
@@ -172,12 +173,23 @@ def main() -> int:
     )
     try:
         token = check_settings(settings)
+        _migrate()
         with suppress(KeyboardInterrupt):
             asyncio.run(run(settings, token))
     except StartupError as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
     return 0
+
+
+def _migrate() -> None:
+    """Apply pending migrations (a no-op when `make bot` or compose's migrate step ran)."""
+    from core.migrate import upgrade_to_head
+
+    try:
+        upgrade_to_head()
+    except Exception as exc:
+        raise StartupError(f"cannot migrate the database: {type(exc).__name__}: {exc}") from exc
 
 
 if __name__ == "__main__":

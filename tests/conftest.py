@@ -48,6 +48,7 @@ from fastapi import FastAPI  # noqa: E402
 from core import db, security  # noqa: E402
 from core.cache import MemoryCache, RedisCache  # noqa: E402
 from core.container import Core, build_core  # noqa: E402
+from core.migrate import upgrade_to_head  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
 
 # Production argon2 costs ~0.25 s a hash here; the tests check behaviour, not cost, so they
@@ -83,21 +84,10 @@ def _prepare_postgres(url: str) -> None:
     asyncio.run(recreate())
 
 
-def upgrade_to_head(url: str) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = db.async_url(url)
-    config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
-
-
 def pytest_sessionstart(session: pytest.Session) -> None:
     if BACKEND == "services":
         _prepare_postgres(DATABASE_URL)
-    upgrade_to_head(DATABASE_URL)
+    upgrade_to_head(DATABASE_URL)  # the same Alembic history `make run` applies
 
 
 @pytest.fixture(scope="session")

@@ -35,6 +35,10 @@ class Core:
         if not db.database.is_connected:
             await db.database.connect()
             self._connected = True
+            if db.is_sqlite():
+                # Readers do not wait for writers, so the API and the bot share a file well.
+                async with db.database.connection() as connection:
+                    await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
         self.integrations.start()
 
     async def stop(self) -> None:

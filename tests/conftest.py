@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -88,6 +89,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if BACKEND == "services":
         _prepare_postgres(DATABASE_URL)
     upgrade_to_head(DATABASE_URL)  # the same Alembic history `make run` applies
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

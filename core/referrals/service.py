@@ -34,6 +34,7 @@ MAX_LIFETIME = dt.timedelta(days=365)
 MAX_EMAIL_LENGTH = 320
 _GENERATED_BYTES = 9  # 12 url-safe characters, 72 bits of randomness
 _codes = ReferralCode.ormar_config.table
+_users = User.ormar_config.table
 
 
 def is_valid_code(value: str) -> bool:
@@ -224,17 +225,27 @@ class ReferralService:
     # -- referrals ----------------------------------------------------------------------
 
     async def referrals(self, *, referrer_id: int, limit: int, offset: int) -> ReferralPage:
-        query = User.objects.filter(referrer__id=referrer_id)
-        total = await query.count()
+        """A page of the people who joined with this referrer's codes, newest first."""
+        total = await self.referral_count(referrer_id=referrer_id)
         items = (
-            await query.order_by(["-created_at", "-id"]).limit(limit).offset(offset).all()
+            await User.objects.filter(referrer=referrer_id)
+            .order_by(["-created_at", "-id"])
+            .limit(limit)
+            .offset(offset)
+            .all()
             if total > offset
             else []
         )
         return ReferralPage(items=items, total=total)
 
-    async def referral_count(self, *, referrer_id: int) -> int:
-        return await User.objects.filter(referrer__id=referrer_id).count()
+    @staticmethod
+    async def referral_count(*, referrer_id: int, up_to_user_id: int | None = None) -> int:
+        """How many joined with this referrer's codes (up to a given sign-up, if named)."""
+        statement = sa.select(sa.func.count()).where(_users.c.referrer_id == referrer_id)
+        if up_to_user_id is not None:
+            statement = statement.where(_users.c.id <= up_to_user_id)
+        async with database.connection() as connection:
+            return int((await connection.execute(statement)).scalar_one())
 
     # -- internals ----------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from core import clock, security
 from core.db import database
 from core.referrals.models import ReferralCode
+from core.referrals.service import ReferralService
 from core.telegram.errors import (
     BotNotConfigured,
     LinkTokenExpired,
@@ -200,9 +201,9 @@ class TelegramService:
             referral_id = payload.get("referral_id")
             if row.kind == "new_referral" and isinstance(referral_id, int):
                 # Counted as of this referral: later sign-ups do not inflate the message.
-                payload["referral_count"] = await User.objects.filter(
-                    referrer__id=row.recipient.id, id__lte=referral_id
-                ).count()
+                payload["referral_count"] = await ReferralService.referral_count(
+                    referrer_id=row.recipient.id, up_to_user_id=referral_id
+                )
             deliveries.append(
                 Delivery(
                     id=row.id,

@@ -10,9 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core import errors as core_errors
+from core.db import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,26 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResp
     return problem(500, "internal_error", "Something went wrong on our side; try again.")
 
 
+async def database_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    """A database that cannot be reached is a 503 to retry, not a failure of the request."""
+    if not is_outage(exc):
+        return await unexpected_error_handler(request, exc)
+    log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    return problem(
+        503,
+        "service_unavailable",
+        "The service is briefly unavailable; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(core_errors.DomainError, domain_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    # Handled inside the app, so the server does not log an outage as a crash.
+    app.add_exception_handler(OSError, database_error_handler)
+    app.add_exception_handler(SQLAlchemyError, database_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
 
 

@@ -10,11 +10,15 @@ from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import errors
+from api.bodylimit import BodyLimit
 from api.fastpath import CachedLookup
 from api.routers import auth, health, referral_codes, users
 from api.schemas import Problem
 from core.container import Core, build_core
 from core.settings import Settings, get_settings
+
+# The largest request body is a sign-up of a few hundred bytes: refuse megabytes up front.
+MAX_BODY_BYTES = 64 * 1024
 
 DESCRIPTION = """
 Invite people with expiring referral codes, sign up with a code, and see who joined.
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     app.state.core = core
     errors.install(app)
     app.add_middleware(CachedLookup, core=core)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

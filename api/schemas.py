@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -32,6 +34,21 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+
+_ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
+
+
+def _iso_text(value: object) -> object:
+    """Timestamps are ISO 8601 text: pydantic would also take Unix seconds (or, when large,
+    milliseconds) as numbers or digit strings, which the contract does not allow."""
+    if isinstance(value, str) and _ISO_DATETIME.match(value):
+        return value
+    if isinstance(value, dt.datetime):  # built in Python, not parsed from a request
+        return value
+    raise ValueError("must be an ISO 8601 date and time with a UTC offset")
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
 
 
 class Problem(BaseModel):
@@ -132,11 +149,12 @@ class ReferralCodeCreate(BaseModel):
         json_schema_extra={"examples": [{"expires_at": "2026-12-31T23:59:59Z", "max_uses": 10}]}
     )
 
-    expires_at: AwareDatetime = Field(description="In the future, at most 365 days ahead.")
+    expires_at: Timestamp = Field(description="In the future, at most 365 days ahead.")
     code: Code | None = Field(
         default=None, description="A custom value; generated (12 characters) when omitted."
     )
-    max_uses: int | None = Field(default=None, ge=1, le=2_000_000_000)
+    # Strict: a JSON integer, not `true` (which pydantic would read as 1) nor "1_000".
+    max_uses: int | None = Field(default=None, ge=1, le=2_000_000_000, strict=True)
 
 
 class ReferralCodeRead(BaseModel):

@@ -7,8 +7,10 @@ import re
 from enum import Enum
 
 MAX_DAYS = 365
-_DAYS_RE = re.compile(r"[+-]?\d{1,9}")
-_DATE_FORMATS = ("%Y-%m-%d", "%d.%m.%Y", "%d/%m/%Y")
+# "7", "7 days", "7d", "7 дней": the way the buttons read, typed back.
+_DAYS_RE = re.compile(r"([+-]?\d+)\s*(?:d|days?|д|дн|дня|дней|день)?\.?", re.IGNORECASE)
+# Unambiguous forms only: "5/1/2027" is January in Europe and May in the US.
+_DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y")
 
 
 class ExpiryProblem(Enum):
@@ -35,8 +37,8 @@ def expiry_after_days(days: int, *, now: dt.datetime) -> dt.datetime:
 def parse_expiry(text: str, *, now: dt.datetime) -> dt.datetime:
     """`7` → in seven days; `2026-12-31` / `31.12.2026` → the end of that day (UTC)."""
     text = text.strip()
-    if _DAYS_RE.fullmatch(text):
-        return expiry_after_days(int(text), now=now)
+    if days := _DAYS_RE.fullmatch(text):
+        return expiry_after_days(int(days[1]), now=now)
     for date_format in _DATE_FORMATS:
         try:
             day = dt.datetime.strptime(text, date_format).replace(tzinfo=dt.UTC)

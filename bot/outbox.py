@@ -74,6 +74,10 @@ class OutboxPoller:
                 log.warning("Telegram asks to slow down for %ss", exc.retry_after)
                 await asyncio.sleep(min(exc.retry_after, 60))
                 break
+            except Exception as exc:
+                # A surprise still counts as an attempt: no row is retried forever.
+                log.exception("notification %s could not be sent", delivery.id)
+                await self._retry_later(delivery, repr(exc))
         return delivered
 
     async def _deliver(self, delivery: Delivery) -> bool:
@@ -95,26 +99,23 @@ class OutboxPoller:
             await self._give_up(delivery, str(exc))
             return False
         except TelegramAPIError as exc:
-            gave_up = await self.core.telegram.mark_failed(
-                notification_id=delivery.id, error=str(exc)
-            )
-            log.warning(
-                "notification %s failed (attempt %s%s): %s",
-                delivery.id,
-                delivery.attempts + 1,
-                ", giving up" if gave_up else "",
-                exc,
-            )
-            if gave_up:
-                self._not_before.pop(delivery.id, None)
-            else:
-                self._not_before[delivery.id] = (
-                    clock.timestamp() + self.backoff * 2**delivery.attempts
-                )
+            log.warning("notification %s failed: %s", delivery.id, exc)
+            await self._retry_later(delivery, str(exc))
             return False
         await self.core.telegram.mark_sent(notification_id=delivery.id)
         self._not_before.pop(delivery.id, None)
         return True
+
+    async def _retry_later(self, delivery: Delivery, error: str) -> None:
+        """Count a failed attempt: pause the row with a growing backoff, or give it up."""
+        gave_up = await self.core.telegram.mark_failed(notification_id=delivery.id, error=error)
+        if gave_up:
+            log.warning(
+                "notification %s given up after %s attempts", delivery.id, delivery.attempts + 1
+            )
+            self._not_before.pop(delivery.id, None)
+        else:
+            self._not_before[delivery.id] = clock.timestamp() + self.backoff * 2**delivery.attempts
 
     async def _give_up(self, delivery: Delivery, reason: str) -> None:
         await self.core.telegram.mark_failed(

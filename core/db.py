@@ -69,6 +69,32 @@ def is_valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
 
 
+# What a database that is down, restarting or out of connections raises, by whichever layer.
+_OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused / reset / unreachable, raised by the drivers as is
+    TimeoutError,
+    sa.exc.OperationalError,
+    sa.exc.InterfaceError,
+    sa.exc.TimeoutError,  # no pool connection came free in time
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether an error means the database cannot be reached (not that a query was wrong)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _OUTAGE_ERRORS) or type(current).__name__ in (
+            "CannotConnectNowError",
+            "ConnectionDoesNotExistError",
+            "TooManyConnectionsError",
+        ):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def is_sqlite() -> bool:
     return make_url(DATABASE_URL).get_backend_name() == "sqlite"
 

@@ -27,8 +27,9 @@ from redis.exceptions import RedisError
 
 from core import clock
 from core.cache import connect_redis
-from core.errors import RateLimited
+from core.errors import InvalidInput, RateLimited
 from core.settings import RateLimitSettings, Settings
+from core.users.emails import normalize_email
 
 log = logging.getLogger(__name__)
 
@@ -318,8 +319,13 @@ class RateLimiter:
 
 
 def account_key(username: str) -> str:
-    """The per-account key of a login name: normalised like the login, hashed to bound its size."""
-    return hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    """The per-account key of a login name: normalised like the login (so every spelling of
+    one address shares a count), hashed to bound its size."""
+    try:
+        name = normalize_email(username)
+    except InvalidInput:
+        name = username.strip().lower()
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:

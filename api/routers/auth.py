@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CoreDep
@@ -14,7 +14,12 @@ from core.auth.service import TokenPair
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-def _token(pair: TokenPair) -> Token:
+# RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _token(pair: TokenPair, response: Response) -> Token:
+    response.headers.update(_NO_STORE)
     return Token(
         access_token=pair.access_token,
         expires_in=pair.expires_in,
@@ -42,15 +47,18 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
 
 @router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))
 async def login(
-    form: Annotated[OAuth2PasswordRequestForm, Depends()], core: CoreDep, attempt: LoginLimit
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    core: CoreDep,
+    attempt: LoginLimit,
+    response: Response,
 ) -> Token:
     """OAuth2 password grant: trade email (`username`) and password for tokens."""
     user = await core.auth.authenticate(email=form.username, password=form.password)
     await attempt.succeeded()
-    return _token(await core.auth.issue_tokens(user_id=user.id))
+    return _token(await core.auth.issue_tokens(user_id=user.id), response)
 
 
 @router.post("/refresh", response_model=Token, responses=problem_responses(401, 422))
-async def refresh(body: RefreshRequest, core: CoreDep) -> Token:
+async def refresh(body: RefreshRequest, core: CoreDep, response: Response) -> Token:
     """Trade a refresh token for a new pair; the old refresh token stops working."""
-    return _token(await core.auth.refresh(refresh_token=body.refresh_token))
+    return _token(await core.auth.refresh(refresh_token=body.refresh_token), response)

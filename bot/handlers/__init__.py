@@ -2,12 +2,14 @@
 
 from aiogram import Router
 
-from bot.handlers import codes, errors, help, linking, referrals, start
+from bot.handlers import chats, codes, errors, help, linking, referrals, start
 
 
 def create_routers() -> list[Router]:
-    # linking before start (both take /start); help last: it answers whatever is left.
+    # Groups first (accounts live in private chats); linking before start (both take /start);
+    # help last: it answers whatever is left.
     return [
+        chats.create_router(),
         linking.create_router(),
         start.create_router(),
         codes.create_router(),

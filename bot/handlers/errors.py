@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 from aiogram import Bot, Router
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import AiogramError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
@@ -19,6 +19,7 @@ from core.referrals.errors import (
     ActiveCodeExists,
     InvalidCodeRequest,
     NoActiveCode,
+    ReferralCodeDeleted,
     ReferralCodeExhausted,
     ReferralCodeExpired,
     ReferralCodeInvalid,
@@ -44,7 +45,8 @@ def _continue() -> str:
 # Most specific first: a subclass is looked up before its base.
 FRIENDLY: dict[type[DomainError], Callable[[], str]] = {
     ReferralCodeInvalid: lambda: _("This referral code does not exist.") + _continue(),
-    ReferralCodeExpired: lambda: _("This referral code has expired or was deleted.") + _continue(),
+    ReferralCodeDeleted: lambda: _("This referral code was deleted by its owner.") + _continue(),
+    ReferralCodeExpired: lambda: _("This referral code has expired.") + _continue(),
     ReferralCodeExhausted: lambda: (
         _("This referral code has already been used as many times as allowed.") + _continue()
     ),
@@ -101,11 +103,11 @@ async def _tell(
     """Answer the user whatever they sent; a failure to answer is logged, never raised."""
     try:
         if event.update.callback_query is not None:
-            with suppress(TelegramAPIError):  # it may have been answered before the failure
+            with suppress(AiogramError):  # it may have been answered before the failure
                 await event.update.callback_query.answer()
         if chat is not None:
             await bot.send_message(chat.id, text, reply_markup=markup)
-    except TelegramAPIError as exc:
+    except AiogramError as exc:  # Telegram refused, or answered with something unreadable
         log.warning("could not tell the user about an error: %r", exc)
 
 

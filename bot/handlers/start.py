@@ -57,7 +57,7 @@ async def start(
     else:
         text = _("Welcome, {name}! Your account is ready.").format(name=escape(user.display_name))
     await message.answer(
-        text + "\n\n" + _("Invite friends with a referral code of your own: press «Create»."),
+        text + "\n\n" + _('Invite friends with a referral code of your own: press "Create".'),
         reply_markup=keyboards.main_menu(),
     )
 

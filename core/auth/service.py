@@ -12,8 +12,9 @@ from core import clock, security
 from core.auth.errors import InvalidCredentials, InvalidRefreshToken, NotAuthenticated
 from core.auth.models import RefreshToken
 from core.db import database, is_valid_id
+from core.errors import InvalidInput
 from core.settings import AuthSettings
-from core.users.emails import MAX_EMAIL_LENGTH
+from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.models import User
 
 _tokens = RefreshToken.ormar_config.table
@@ -33,10 +34,14 @@ class AuthService:
         self._refresh_lifetime = dt.timedelta(days=settings.refresh_token_days)
 
     async def authenticate(self, *, email: str, password: str) -> User:
-        email = email.strip().lower()
-        # A NUL or an absurd length can't be a stored email, and PostgreSQL would refuse it.
-        plausible = len(email) <= MAX_EMAIL_LENGTH and "\x00" not in email
-        user = await User.objects.get_or_none(email=email) if plausible else None
+        # The spelling sign-up stored (an IDN domain is stored decoded), so an account signs in
+        # with the address it registered with; what is no email (a NUL, an absurd length,
+        # which PostgreSQL would refuse) matches no one.
+        try:
+            stored = normalize_email(email) if len(email) <= MAX_EMAIL_LENGTH else None
+        except InvalidInput:
+            stored = None
+        user = await User.objects.get_or_none(email=stored) if stored else None
         # Verify even for an unknown email, so timing does not tell which emails exist.
         valid = await security.verify_password(password, user.password_hash if user else None)
         if user is None or not valid:

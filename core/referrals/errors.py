@@ -31,6 +31,12 @@ class ReferralCodeExpired(BadRequest):
     message = "This referral code has expired or was deleted."
 
 
+class ReferralCodeDeleted(ReferralCodeExpired):
+    """The owner deleted it: the same API code, but the chat says which."""
+
+    message = "This referral code was deleted by its owner."
+
+
 class ReferralCodeExhausted(BadRequest):
     code = "referral_code_exhausted"
     message = "This referral code has reached its maximum number of uses."

@@ -13,11 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from core import clock
 from core.cache import CodeCache
 from core.db import database
+from core.errors import DomainError
 from core.referrals.errors import (
     ActiveCodeExists,
     CodeTaken,
     InvalidCodeRequest,
     NoActiveCode,
+    ReferralCodeDeleted,
     ReferralCodeExhausted,
     ReferralCodeExpired,
     ReferralCodeInvalid,
@@ -65,6 +67,18 @@ def read_cache_entry(entry: bytes) -> bytes | None:
     """The JSON of a cached public view, or None once its code has expired."""
     expires, _, body = entry.partition(b"\n")
     return body if expires.isdigit() and int(expires) > clock.timestamp() else None
+
+
+def _refusal(code: ReferralCode | None, now: dt.datetime) -> DomainError:
+    """Why a code cannot be used for a sign-up."""
+    if code is None:
+        return ReferralCodeInvalid()
+    if code.max_uses is not None and code.uses >= code.max_uses:
+        return ReferralCodeExhausted()
+    if code.closed_at is not None and code.closed_at < code.expires_at:
+        # Only the owner closes a code before its expiry (retiring happens after it).
+        return ReferralCodeDeleted()
+    return ReferralCodeExpired()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +219,17 @@ class ReferralService:
             row = (await connection.execute(statement)).first()
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
-        existing = await ReferralCode.objects.get_or_none(code=code)
-        if existing is None:
+        raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
+
+    async def check_claimable(self, code: str) -> None:
+        """Raise what `claim` would for a code that cannot be used now (no lock, no write:
+        a sign-up calls it to fail fast, before hashing a password; `claim` decides)."""
+        if not is_valid_code(code):
             raise ReferralCodeInvalid()
-        if existing.max_uses is not None and existing.uses >= existing.max_uses:
-            raise ReferralCodeExhausted()
-        raise ReferralCodeExpired()
+        now = clock.utcnow()
+        existing = await ReferralCode.objects.get_or_none(code=code)
+        if existing is None or not existing.is_active(now):
+            raise _refusal(existing, now)
 
     async def after_claim(self, claimed: ReferralCode) -> None:
         """Once the sign-up committed: a code that just ran out leaves the cache."""

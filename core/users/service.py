@@ -57,6 +57,8 @@ class UserService:
         email = normalize_email(email)
         if await User.objects.filter(email=email).exists():
             raise EmailTaken()  # fast path; the unique index decides under races
+        if referral_code:
+            await self.referrals.check_claimable(referral_code)  # before the costly parts
         email_status = await self._verify_email(email)
         password_hash = await security.hash_password(password)
         try:

@@ -79,6 +79,7 @@ class FakeTelegram:
         self.blocked: set[int] = set()  # chats answering 403
         self.broken: set[int] = set()  # chats answering 500
         self.broken_methods: set[str] = set()
+        self.garbled: set[int] = set()  # chats answered with an HTML page, as a bad proxy does
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.answered_callbacks: set[str] = set()
         self.updates: list[dict[str, Any]] = []
@@ -142,6 +143,9 @@ class FakeTelegram:
             if isinstance(value, str) and value.startswith("attach://"):
                 files[key] = files.pop(value.removeprefix("attach://"), b"")
         call = Call(method, params, files)
+        if call.chat_id is not None and call.chat_id in self.garbled:
+            self.calls.append(call)
+            return web.Response(status=200, text="<html>502 Bad Gateway</html>")
         status, body = await self._answer(call)
         call.result = body.get("result")
         if method != "getUpdates" or body.get("result"):

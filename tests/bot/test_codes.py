@@ -86,7 +86,10 @@ async def test_expiry_in_the_users_language(harness: Harness) -> None:
     assert f"{end.day} {end:%B} {end.year}, 00:00 UTC" in card.text
 
 
-@pytest.mark.parametrize(("typed", "days"), [("30", 30), (" 1 ", 1), ("365", 365)])
+@pytest.mark.parametrize(
+    ("typed", "days"),
+    [("30", 30), (" 1 ", 1), ("365", 365), ("+5", 5), ("7 days", 7), ("1 день", 1), ("90d", 90)],
+)
 async def test_typed_number_of_days(harness: Harness, typed: str, days: int) -> None:
     ann = await _member(harness)
     await ann.send("/newcode")
@@ -115,8 +118,14 @@ async def test_newcode_with_days_skips_the_question(harness: Harness, lang: str)
         ("0", "A code must work for at least 1 day."),
         ("-5", "A code must work for at least 1 day."),
         ("366", "A code can work for at most 365 days."),
-        ("99999999999999999999", "I did not understand that."),
+        ("99999999999999999999", "A code can work for at most 365 days."),
+        ("-99999999999999999999", "A code must work for at least 1 day."),
+        ("9" * 4000, "A code can work for at most 365 days."),
         ("soon", "I did not understand that."),
+        ("abc", "I did not understand that."),
+        ("7 weeks", "I did not understand that."),
+        ("1e3", "I did not understand that."),
+        ("5/1/2027", "I did not understand that."),  # January or May? Not guessed.
         ("7.5", "I did not understand that."),
         ("2020-01-01", "That date has already passed."),
         ("31.12.2999", "A code can work for at most 365 days."),
@@ -141,6 +150,33 @@ async def test_bad_expiry_is_explained(
     assert await _live_codes(ann) == []
     # still in the dialog: a good answer now works
     assert (await ann.send("7")).last.method == "sendPhoto"
+
+
+@pytest.mark.parametrize("form", ["%Y-%m-%d", "%Y/%m/%d", "%d.%m.%Y", " %Y-%m-%d "])
+async def test_typed_dates(harness: Harness, form: str) -> None:
+    ann = await _member(harness)
+    day = (clock.utcnow() + dt.timedelta(days=40)).date()
+    await ann.send("/newcode")
+
+    assert (await ann.send(day.strftime(form))).last.method == "sendPhoto"
+
+    (code,) = await _live_codes(ann)
+    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
+    assert code.expires_at == end_of_day
+
+
+async def test_today_and_the_last_allowed_day(harness: Harness, core: Core) -> None:
+    ann = await _member(harness)
+    today = clock.utcnow().date()
+    assert (await ann.send(f"/newcode {today:%Y-%m-%d}")).last.method == "sendPhoto"
+    (code,) = await _live_codes(ann)
+    assert code.expires_at.date() == today + dt.timedelta(days=1)  # through the end of today
+
+    await core.referrals.delete_active_code(owner=await ann.account())
+    last = clock.utcnow() + dt.timedelta(days=365)
+    assert (await ann.send(f"/newcode {last:%d.%m.%Y}")).last.method == "sendPhoto"
+    (code,) = await _live_codes(ann)
+    assert code.expires_at <= clock.utcnow() + dt.timedelta(days=365)
 
 
 async def test_text_in_the_middle_of_the_dialog(harness: Harness, lang: str) -> None:

@@ -50,7 +50,7 @@ async def test_a_referral_through_the_api_is_announced_in_chat(
     finally:
         outbox.stop()
         await task
-    assert note.text == "Zed присоединяется по вашему коду; теперь у вас 1 реферал."
+    assert note.text == "По вашему коду присоединился новый участник — Zed. Теперь у вас 1 реферал."
     (row,) = await Notification.objects.all()
     assert row.sent_at is not None
     assert row.failed_at is None
@@ -100,3 +100,25 @@ async def test_a_passing_failure_is_delivered_later(
     assert row.sent_at is not None
     assert row.attempts == 2
     assert fake.sent_to(202)[-1].text == "Ann joined with your code; you now have 1 referral."
+
+
+async def test_a_garbled_answer_counts_as_a_failed_attempt(
+    harness: Harness, core: Core, fake: FakeTelegram, outbox: OutboxPoller
+) -> None:
+    """Not a Telegram error at all (a proxy's HTML page): still tried a limited number of times."""
+    _, code = await _referrer(harness, core)
+    await harness.person(101, "Ann").send(f"/start {code}")
+    fake.garbled.add(202)
+    before = len(fake.calls)
+
+    later = dt.timedelta()
+    for _ in range(10):
+        later += dt.timedelta(hours=1)
+        with clock.shift(later):
+            assert await outbox.deliver_pending() == 0
+
+    tries = [c for c in fake.calls[before:] if c.chat_id == 202]
+    assert len(tries) == core.telegram.max_delivery_attempts
+    (row,) = await Notification.objects.all()
+    assert row.failed_at is not None
+    assert row.attempts == core.telegram.max_delivery_attempts

@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from bot.app import DEFAULT_RATE
 from core import clock
 from core.container import Core
 from core.referrals.models import ReferralCode
@@ -193,22 +194,65 @@ async def test_flood_is_throttled_per_user(strict_harness: Harness) -> None:
     harness = strict_harness
     ann = harness.person(101, "Ann")
     bob = harness.person(202, "Bob", lang="ru")
-    limit = 8  # bot.app.DEFAULT_RATE
+    limit = DEFAULT_RATE.count
+    # Start at the top of a throttling window: the flood must not straddle two of them.
+    to_next_window = DEFAULT_RATE.seconds - clock.timestamp() % DEFAULT_RATE.seconds
 
-    floods = [await ann.send("/help") for _ in range(30)]
-    answered = [r for r in floods if r.sent]
-    assert len(answered) == limit + 1
-    assert answered[-1].last.text == "Too many messages; please wait a few seconds."
-    assert all(not r.sent for r in floods[limit + 1 :])
+    with clock.shift(dt.timedelta(seconds=to_next_window + 0.01)):
+        floods = [await ann.send("/help") for _ in range(30)]
+        answered = [r for r in floods if r.sent]
+        assert len(answered) == limit + 1
+        assert answered[-1].last.text == "Too many messages; please wait a few seconds."
+        assert all(not r.sent for r in floods[limit + 1 :])
 
-    # someone else is not affected
-    assert "/help" in (await bob.send("/help")).last.text
-    # a flooded button still gets its spinner stopped
-    pressed = await ann.press(
-        {"chat": {"id": 101, "type": "private"}, "message_id": 5, "date": 0}, data="x"
-    )
-    assert pressed.answers
-    assert pressed.answers[0].params["text"] == "Too many messages; please wait a few seconds."
+        # someone else is not affected
+        assert "/help" in (await bob.send("/help")).last.text
+        # a flooded button still gets its spinner stopped
+        pressed = await ann.press(
+            {"chat": {"id": 101, "type": "private"}, "message_id": 5, "date": 0}, data="x"
+        )
+        assert pressed.answers
+        assert pressed.answers[0].params["text"] == "Too many messages; please wait a few seconds."
 
-    with clock.shift(dt.timedelta(seconds=10)):
+    with clock.shift(dt.timedelta(seconds=to_next_window + 10)):
         assert "/help" in (await ann.send("/help")).last.text
+
+
+def _in_group(sender: dict, text: str, **extra: object) -> dict:
+    message: dict = {
+        "message_id": 7,
+        "date": 0,
+        "chat": {"id": -1001, "type": "supergroup", "title": "Friends"},
+        "from": sender,
+        "text": text,
+        **extra,
+    }
+    if text.startswith("/"):
+        message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+    return {"message": message}
+
+
+async def test_groups_are_pointed_to_a_private_chat(harness: Harness, lang: str) -> None:
+    ann = harness.person(101, "Ann", lang=lang)
+    anonymous_admin = {"id": 1087968824, "is_bot": True, "first_name": "Group"}
+    private_only = "I work in a private chat only: please write to me directly."
+
+    for sender, text, said_in in [
+        (ann.user, "/start", lang),
+        (ann.user, "/start SomeCode1", lang),
+        (ann.user, "/newcode 7", lang),
+        (anonymous_admin, "/code", "en"),  # no language, and no person behind it
+        (anonymous_admin, "/referrals", "en"),
+    ]:
+        calls = await harness.feed(_in_group(sender, text))
+        (reply,) = [c for c in calls if c.method == "sendMessage"]
+        assert reply.chat_id == -1001
+        assert reply.text == t(private_only, said_in) + "\nhttps://t.me/referral_test_bot"
+
+    chatter = await harness.feed(_in_group(ann.user, "hello everyone"))
+    assert chatter == []  # group talk is not for the bot
+    assert await User.objects.count() == 0
+    assert await ReferralCode.objects.count() == 0
+
+    # in private, the same person is served as usual
+    assert "Ann" in (await ann.send("/start")).last.text

@@ -132,7 +132,7 @@ async def test_expired_code(harness: Harness, core: Core, lang: str) -> None:
     await bob.send("/start")
     code = await _code_of(core, await bob.account(), days=1)
     with clock.shift(dt.timedelta(days=2)):
-        await _assert_refused(harness, code, "This referral code has expired or was deleted.", lang)
+        await _assert_refused(harness, code, "This referral code has expired.", lang)
 
 
 async def test_deleted_code(harness: Harness, core: Core, lang: str) -> None:
@@ -140,7 +140,33 @@ async def test_deleted_code(harness: Harness, core: Core, lang: str) -> None:
     await bob.send("/start")
     code = await _code_of(core, await bob.account())
     await core.referrals.delete_active_code(owner=await bob.account())
-    await _assert_refused(harness, code, "This referral code has expired or was deleted.", lang)
+    await _assert_refused(harness, code, "This referral code was deleted by its owner.", lang)
+
+
+async def test_a_deleted_code_past_its_expiry_is_still_called_deleted(
+    harness: Harness, core: Core
+) -> None:
+    bob = harness.person(202, "Bob")
+    await bob.send("/start")
+    code = await _code_of(core, await bob.account(), days=1)
+    await core.referrals.delete_active_code(owner=await bob.account())
+    expired = await _code_of(core, await bob.account(), days=1)
+    with clock.shift(dt.timedelta(days=2)):
+        await bob.send("/newcode 7")  # retires the expired code: closed, but not deleted
+        ann = harness.person(101, "Ann")
+        assert "was deleted by its owner" in (await ann.send(f"/start {code}")).last.text
+        assert "has expired." in (await ann.send(f"/start {expired}")).last.text
+
+
+async def test_each_refusal_says_which(harness: Harness, core: Core, lang: str) -> None:
+    """Unknown, expired, deleted and used-up codes each get their own sentence."""
+    reasons = [
+        "This referral code does not exist.",
+        "This referral code has expired.",
+        "This referral code was deleted by its owner.",
+        "This referral code has already been used as many times as allowed.",
+    ]
+    assert len({t(reason, lang) for reason in reasons}) == len(reasons)
 
 
 async def test_exhausted_code(harness: Harness, core: Core, lang: str) -> None:

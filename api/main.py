@@ -46,11 +46,14 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         description=DESCRIPTION,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        # FastAPI's native OpenTelemetry looks up the global providers on every request, and
+        # this service exports no traces or metrics: off, it costs nothing.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.core = core
     errors.install(app)
-    app.add_middleware(CachedLookup, core=core)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(CachedLookup, core=core)  # added last: the outermost, first to run
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import errors
+from api import docs, errors
 from api.bodylimit import BodyLimit
 from api.fastpath import CachedLookup
 from api.routers import auth, health, referral_codes, users
@@ -41,6 +41,9 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
             await core.stop()
 
     app = FastAPIOffline(
+        # The docs pages are our own (api/docs.py); fastapi-offline serves their files.
+        docs_url=None,
+        redoc_url=None,
         title="Referral service",
         version="1.0.0",
         description=DESCRIPTION,
@@ -52,6 +55,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     )
     app.state.core = core
     errors.install(app)
+    docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     app.add_middleware(CachedLookup, core=core)  # added last: the outermost, first to run
 

@@ -22,10 +22,12 @@ async def test_docs_load_their_assets_from_the_service(client, page):
     assert "cdn." not in html
     assert "unpkg" not in html
     assert "fonts.googleapis" not in html
+    assert "script-src 'self'" in response.headers["content-security-policy"]
     assets = _ASSET.findall(html)
     scripts = [asset for asset in assets if asset.endswith(".js")]
     assert scripts, html
-    assert "/openapi.json" in html
+    own = [(await client.get(s)).text for s in scripts if not s.startswith("/static")]
+    assert "/openapi.json" in html + "".join(own)
     for asset in assets:
         assert asset.startswith("/"), asset
         assert not asset.startswith("//"), asset

@@ -59,11 +59,11 @@ FRIENDLY: dict[type[DomainError], Callable[[], str]] = {
     ),
     NoActiveCode: lambda: _("You have no active referral code."),
     InvalidCodeRequest: lambda: _("That expiry is not allowed: choose 1 to 365 days."),
-    LinkTokenExpired: lambda: _(
-        "This link has expired (links work for 15 minutes). Ask the API for a new one."
+    LinkTokenExpired: lambda: _("This link has expired. Request a new link and open it again."),
+    LinkTokenUsed: lambda: _(
+        "This link has already been used. Request a new link and open it again."
     ),
-    LinkTokenUsed: lambda: _("This link has already been used. Ask the API for a new one."),
-    LinkTokenInvalid: lambda: _("This link is not valid. Ask the API for a new one."),
+    LinkTokenInvalid: lambda: _("This link is not valid. Request a new link and open it again."),
     TelegramAccountTaken: lambda: _(
         "This Telegram account already belongs to another account, so it cannot be linked."
     ),

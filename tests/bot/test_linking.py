@@ -95,7 +95,10 @@ async def test_a_link_works_once(harness: Harness, core, lang: str) -> None:
 
     replies = await other.send(f"/start {payload}")
 
-    assert t("This link has already been used. Ask the API for a new one.", lang) in replies.text
+    assert (
+        t("This link has already been used. Request a new link and open it again.", lang)
+        in replies.text
+    )
     assert await other.account() is None
     assert (await User.objects.get(email="ann@example.com")).telegram_id == 101
 
@@ -108,10 +111,7 @@ async def test_an_expired_link_is_refused(harness: Harness, core, lang: str) -> 
     with clock.shift(dt.timedelta(minutes=16)):
         replies = await ann.send(f"/start {payload}")
 
-    assert (
-        t("This link has expired (links work for 15 minutes). Ask the API for a new one.", lang)
-        in replies.text
-    )
+    assert t("This link has expired. Request a new link and open it again.", lang) in replies.text
     assert (await User.objects.get(email="ann@example.com")).telegram_id is None
     # within the 15 minutes it still works
     fresh = await _invite(core, "ann@example.com")
@@ -169,5 +169,7 @@ async def test_junk_link_payloads(harness: Harness, lang: str) -> None:
     ann = harness.person(101, "Ann", lang=lang)
     for payload in ("link_", "link_" + "x" * 59, "link_../../etc/passwd", "link_ünïcode"):
         replies = await ann.send(f"/start {payload}")
-        assert t("This link is not valid. Ask the API for a new one.", lang) in replies.text
+        assert (
+            t("This link is not valid. Request a new link and open it again.", lang) in replies.text
+        )
     assert await User.objects.count() == 0

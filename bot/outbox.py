@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from contextlib import suppress
 
@@ -16,7 +17,6 @@ from aiogram.exceptions import (
 
 from bot import render
 from bot.i18n import get_i18n, pick_locale
-from core import clock
 from core.container import Core
 from core.telegram.service import Delivery
 
@@ -24,10 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class OutboxPoller:
-    """Polls the pending rows every `interval` seconds, or at once when woken.
+    """Polls the due rows every `interval` seconds, or at once when woken.
 
     A blocked bot (403) or a chat Telegram refuses (400) ends a row at once; other failures
-    are retried with a growing pause, up to the core's attempt limit.
+    are retried with a growing pause, up to the core's attempt limit. The pause is stored
+    with the row (`next_attempt_at`), so it holds across restarts and between bot processes.
     """
 
     def __init__(
@@ -40,7 +41,6 @@ class OutboxPoller:
         self.batch = batch
         self._wake = asyncio.Event()
         self._stopping = False
-        self._not_before: dict[int, float] = {}  # row id -> timestamp of its next try
 
     def wake(self) -> None:
         self._wake.set()
@@ -65,8 +65,6 @@ class OutboxPoller:
         """Send what is due; returns how many were delivered."""
         delivered = 0
         for delivery in await self.core.telegram.pending_notifications(limit=self.batch):
-            if self._not_before.get(delivery.id, 0.0) > clock.timestamp():
-                continue
             try:
                 if await self._deliver(delivery):
                     delivered += 1
@@ -103,22 +101,20 @@ class OutboxPoller:
             await self._retry_later(delivery, str(exc))
             return False
         await self.core.telegram.mark_sent(notification_id=delivery.id)
-        self._not_before.pop(delivery.id, None)
         return True
 
     async def _retry_later(self, delivery: Delivery, error: str) -> None:
         """Count a failed attempt: pause the row with a growing backoff, or give it up."""
-        gave_up = await self.core.telegram.mark_failed(notification_id=delivery.id, error=error)
+        pause = dt.timedelta(seconds=self.backoff * 2**delivery.attempts)
+        gave_up = await self.core.telegram.mark_failed(
+            notification_id=delivery.id, error=error, retry_after=pause
+        )
         if gave_up:
             log.warning(
                 "notification %s given up after %s attempts", delivery.id, delivery.attempts + 1
             )
-            self._not_before.pop(delivery.id, None)
-        else:
-            self._not_before[delivery.id] = clock.timestamp() + self.backoff * 2**delivery.attempts
 
     async def _give_up(self, delivery: Delivery, reason: str) -> None:
         await self.core.telegram.mark_failed(
             notification_id=delivery.id, error=reason, give_up=True
         )
-        self._not_before.pop(delivery.id, None)

@@ -47,6 +47,14 @@ class Notification(ormar.Model):
                 postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
                 sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
             ),
+            # ... and of those only the ones whose back-off is over.
+            ormar.IndexColumns(
+                "next_attempt_at",
+                "id",
+                name="ix_notifications_due",
+                postgresql_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+                sqlite_where=sa.text("sent_at IS NULL AND failed_at IS NULL"),
+            ),
         ],
     )
 
@@ -66,3 +74,5 @@ class Notification(ormar.Model):
     sent_at: dt.datetime | None = UTCDateTime(nullable=True)
     failed_at: dt.datetime | None = UTCDateTime(nullable=True)
     last_error: str | None = ormar.String(max_length=500, nullable=True)
+    # Not tried again before this: the back-off after a failed attempt.
+    next_attempt_at: dt.datetime | None = UTCDateTime(nullable=True)

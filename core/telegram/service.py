@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import ormar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -187,10 +188,17 @@ class TelegramService:
     # -- outbox -------------------------------------------------------------------------
 
     async def pending_notifications(self, *, limit: int = 50) -> list[Delivery]:
-        """The oldest rows still to send, with the recipient's chat and language."""
+        """The oldest rows due to be sent, with the recipient's chat and language.
+
+        Rows waiting out a back-off are left out, so they never take a place in the batch.
+        """
         rows = (
             await Notification.objects.select_related("recipient")
-            .filter(sent_at=None, failed_at=None)
+            .filter(
+                ormar.or_(next_attempt_at__isnull=True, next_attempt_at__lte=clock.utcnow()),
+                sent_at=None,
+                failed_at=None,
+            )
             .order_by("id")
             .limit(limit)
             .all()
@@ -225,10 +233,25 @@ class TelegramService:
         async with database.transaction(), database.connection() as connection:
             await connection.execute(statement)
 
-    async def mark_failed(self, *, notification_id: int, error: str, give_up: bool = False) -> bool:
-        """Count a failed attempt; returns True when the row is given up for good."""
+    async def mark_failed(
+        self,
+        *,
+        notification_id: int,
+        error: str,
+        give_up: bool = False,
+        retry_after: dt.timedelta | None = None,
+    ) -> bool:
+        """Count a failed attempt; returns True when the row is given up for good.
+
+        A row that is not given up is left out of `pending_notifications` for `retry_after`.
+        """
         attempts = _notifications.c.attempts + 1
         ends = sa.true() if give_up else attempts >= self.max_delivery_attempts
+        now = clock.utcnow()
+        timestamp = _notifications.c.failed_at.type
+        next_attempt: Any = None
+        if retry_after is not None:
+            next_attempt = sa.case((ends, None), else_=sa.literal(now + retry_after, timestamp))
         statement = (
             sa.update(_notifications)
             .where(
@@ -239,9 +262,8 @@ class TelegramService:
             .values(
                 attempts=attempts,
                 last_error=error[:500],
-                failed_at=sa.case(
-                    (ends, sa.literal(clock.utcnow(), _notifications.c.failed_at.type)), else_=None
-                ),
+                failed_at=sa.case((ends, sa.literal(now, timestamp)), else_=None),
+                next_attempt_at=next_attempt,
             )
             .returning(_notifications.c.failed_at)
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
+from aiogram import Bot
+
 from bot.outbox import OutboxPoller
 from core import clock
 from core.container import Core
@@ -122,3 +124,54 @@ async def test_a_garbled_answer_counts_as_a_failed_attempt(
     (row,) = await Notification.objects.all()
     assert row.failed_at is not None
     assert row.attempts == core.telegram.max_delivery_attempts
+
+
+async def test_a_pause_is_kept_across_a_restart(
+    harness: Harness, core: Core, bot: Bot, fake: FakeTelegram, outbox: OutboxPoller
+) -> None:
+    _, code = await _referrer(harness, core)
+    await harness.person(101, "Ann").send(f"/start {code}")
+    fake.broken.add(202)
+    before = len(fake.calls)
+    await outbox.deliver_pending()
+    fake.broken.clear()
+    (row,) = await Notification.objects.all()
+    assert row.next_attempt_at is not None
+    assert 50 < (row.next_attempt_at - clock.utcnow()).total_seconds() <= 60
+
+    restarted = OutboxPoller(bot=bot, core=core, backoff=60)
+    assert await restarted.deliver_pending() == 0
+    with clock.shift(dt.timedelta(seconds=30)):
+        assert await restarted.deliver_pending() == 0
+    assert len([c for c in fake.calls[before:] if c.chat_id == 202]) == 1  # no second try yet
+
+    with clock.shift(dt.timedelta(seconds=61)):
+        assert await restarted.deliver_pending() == 1
+    (row,) = await Notification.objects.all()
+    assert row.sent_at is not None
+    assert row.attempts == 2
+    assert fake.sent_to(202)[-1].text == "Ann joined with your code; you now have 1 referral."
+
+
+async def test_rows_waiting_out_a_pause_do_not_hold_up_a_new_one(
+    harness: Harness, core: Core, bot: Bot, fake: FakeTelegram
+) -> None:
+    _, code = await _referrer(harness, core)
+    await harness.person(101, "Ann").send(f"/start {code}")
+    await harness.person(102, "Cid").send(f"/start {code}")
+    fake.broken.add(202)
+    outbox = OutboxPoller(bot=bot, core=core, backoff=60, batch=2)
+    assert await outbox.deliver_pending() == 0  # both of Bob's rows now wait
+
+    eve = harness.person(303, "Eve")
+    await eve.send("/start")
+    eve_code = await core.referrals.create_code(
+        owner=await eve.account(), expires_at=clock.utcnow() + dt.timedelta(days=30)
+    )
+    await harness.person(104, "Dan").send(f"/start {eve_code.code}")
+
+    assert await outbox.deliver_pending() == 1
+    assert fake.sent_to(303)[-1].text == "Dan joined with your code; you now have 1 referral."
+    waiting = await Notification.objects.filter(sent_at=None).all()
+    assert len(waiting) == 2
+    assert all(row.attempts == 1 and row.failed_at is None for row in waiting)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
-from core import cache
+from core import cache, clock
+from core.integrations.enrichment import EnrichmentWorker
 from core.referrals.service import code_key
 from core.users.models import User
 from tests.api.support import ahead
 from tests.conftest import API, PASSWORD
 from tests.fakes import clearbit as fake
 from tests.fakes.clearbit import API_KEY
-from tests.integrations.conftest import MAX_ATTEMPTS, eventually
+from tests.integrations.conftest import MAX_ATTEMPTS, RunningApp, eventually
 
 
 async def _settled(email: str) -> User:
@@ -217,6 +219,99 @@ async def test_two_processes_do_not_both_store_one_lookup(start_app, clearbit):
     # Only the newest claim stores its answer; the superseded one is dropped.
     assert second.core.integrations.enrichment.stats.done == 1
     assert first.core.integrations.enrichment.stats.done == 0
+
+
+async def _scans(worker: EnrichmentWorker, count: int = 3) -> None:
+    """Let the worker look at the database `count` more times (a scan every 0.05 s here)."""
+    target = worker.stats.scans + count
+    await eventually(lambda: worker.stats.scans >= target)
+
+
+async def _postponed(start_app, clearbit, email: str) -> RunningApp:
+    """A process that waits a minute before asking again, after Clearbit queued the lookup."""
+    first = await start_app(with_hunter=False, enrichment_retry_seconds=60)
+    clearbit.script(email, "202", "found")
+    await first.register(email)
+    await eventually(lambda: first.core.integrations.enrichment.stats.postponed == 1)
+    user = await User.objects.get(email=email)
+    assert user.enrichment_status == "pending"
+    assert user.enrichment_attempts == 1
+    assert user.enrichment_retry_at is not None
+    wait = (user.enrichment_retry_at - clock.utcnow()).total_seconds()
+    assert 50 < wait <= 60
+    return first
+
+
+async def test_a_restart_does_not_ask_before_the_stored_retry_time(start_app, clearbit):
+    first = await _postponed(start_app, clearbit, "ada@engines.example")
+    await first.stop()
+
+    second = await start_app(with_hunter=False)
+    worker = second.core.integrations.enrichment
+    await _scans(worker)
+    with clock.shift(dt.timedelta(seconds=30)):
+        await _scans(worker)
+    assert len(clearbit.calls_for("ada@engines.example")) == 1
+    assert worker.stats.recovered == 0
+
+    with clock.shift(dt.timedelta(seconds=61)):
+        user = await _settled("ada@engines.example")
+
+    assert user.enrichment_status == "done"
+    assert user.enrichment_attempts == 2
+    assert user.enrichment_retry_at is None
+    assert len(clearbit.calls_for("ada@engines.example")) == 2
+
+
+async def test_a_running_process_finishes_a_retry_a_stopped_one_left(start_app, clearbit):
+    first = await _postponed(start_app, clearbit, "ada@engines.example")
+    # Started before the first process stops: it finds the retry on a scan, not at start.
+    second = await start_app(with_hunter=False)
+    worker = second.core.integrations.enrichment
+    await first.stop()
+    await _scans(worker)
+    assert len(clearbit.calls_for("ada@engines.example")) == 1
+
+    with clock.shift(dt.timedelta(seconds=61)):
+        user = await _settled("ada@engines.example")
+
+    assert user.enrichment_status == "done"
+    assert user.full_name == fake.FULL_NAME
+    assert worker.stats.rescanned == 1
+    assert worker.stats.recovered == 0
+    assert worker.stats.done == 1
+
+
+async def test_a_running_process_picks_up_a_pending_user_it_never_queued(start_app, clearbit):
+    running = await start_app(with_hunter=False)
+    other = await start_app(with_hunter=False, with_clearbit=False)
+    await other.register("ada@engines.example")
+    # As if another process had registered the user and died before asking Clearbit.
+    await User.objects.filter(email="ada@engines.example").update(enrichment_status="pending")
+
+    user = await _settled("ada@engines.example")
+
+    assert user.enrichment_status == "done"
+    assert running.core.integrations.enrichment.stats.rescanned == 1
+
+
+async def test_a_lookup_in_flight_is_left_to_its_process(start_app, clearbit):
+    first = await start_app(with_hunter=False, timeout_seconds=10, enrichment_retry_seconds=60)
+    clearbit.script("ada@engines.example", "hang")
+    await first.register("ada@engines.example")
+    await eventually(lambda: clearbit.calls_for("ada@engines.example"))
+
+    # Another process scanning meanwhile does not claim a second attempt.
+    second = await start_app(with_hunter=False)
+    await _scans(second.core.integrations.enrichment)
+    assert len(clearbit.calls_for("ada@engines.example")) == 1
+    clearbit.release.set()
+
+    user = await _settled("ada@engines.example")
+    assert user.enrichment_status == "done"
+    assert user.enrichment_attempts == 1
+    assert first.core.integrations.enrichment.stats.done == 1
+    assert second.core.integrations.enrichment.stats.done == 0
 
 
 async def test_a_name_found_later_reaches_the_cached_public_view(start_app, clearbit, monkeypatch):

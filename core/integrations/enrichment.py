@@ -36,6 +36,9 @@ NOT_FOUND = "not_found"
 FAILED = "failed"
 MAX_RETRY_DELAY = 3600.0
 MAX_SCAN_INTERVAL = 60.0
+# Due users queued per scan: a backlog (a long Clearbit outage) is worked through in batches.
+SCAN_BATCH = 500
+_BACKLOG_SCAN_PAUSE = 1.0
 _MIN_SCAN_PAUSE = 0.01  # a retry due "now" must not turn the loop into a busy wait
 _STOP_GRACE = 3.0
 _users = User.ormar_config.table
@@ -148,7 +151,11 @@ class EnrichmentWorker:
         upcoming = sa.select(sa.func.min(retry_at)).where(pending, retry_at > now)
         try:
             async with database.connection() as connection:
-                ids = (await connection.execute(due.order_by(_users.c.id))).scalars().all()
+                ids = (
+                    (await connection.execute(due.order_by(_users.c.id).limit(SCAN_BATCH)))
+                    .scalars()
+                    .all()
+                )
                 next_retry = (await connection.execute(upcoming)).scalar()
         except Exception:
             self.stats.errors += 1
@@ -158,6 +165,8 @@ class EnrichmentWorker:
         if next_retry is not None:
             wait = max((next_retry - now).total_seconds(), _MIN_SCAN_PAUSE)
             self._next_scan = min(self._next_scan, loop.time() + wait)
+        if len(ids) == SCAN_BATCH:  # a backlog: look for the rest as this batch is claimed
+            self._next_scan = min(self._next_scan, loop.time() + _BACKLOG_SCAN_PAUSE)
         found = [user_id for user_id in ids if user_id not in self._queued]
         for user_id in found:
             self.schedule(user_id)

@@ -238,18 +238,7 @@ class EnrichmentWorker:
 
     @staticmethod
     async def _reschedule(user_id: int, *, attempts: int, retry_at: dt.datetime | None) -> bool:
-        statement = (
-            sa.update(_users)
-            .where(
-                _users.c.id == user_id,
-                _users.c.enrichment_status == PENDING,
-                _users.c.enrichment_attempts == attempts,
-            )
-            .values(enrichment_retry_at=retry_at)
-            .returning(_users.c.id)
-        )
-        async with database.transaction(), database.connection() as connection:
-            return (await connection.execute(statement)).first() is not None
+        return await _update_at_attempt(user_id, attempts, {"enrichment_retry_at": retry_at})
 
     async def _claim(self, user_id: int, *, attempts: int) -> bool:
         """Take the next attempt if it is still due and nobody took it.
@@ -260,22 +249,15 @@ class EnrichmentWorker:
         """
         now = clock.utcnow()
         retry_at = _users.c.enrichment_retry_at
-        statement = (
-            sa.update(_users)
-            .where(
-                _users.c.id == user_id,
-                _users.c.enrichment_status == PENDING,
-                _users.c.enrichment_attempts == attempts,
-                sa.or_(retry_at.is_(None), retry_at <= now),
-            )
-            .values(
-                enrichment_attempts=attempts + 1,
-                enrichment_retry_at=now + dt.timedelta(seconds=self._delay(attempts + 1)),
-            )
-            .returning(_users.c.id)
+        return await _update_at_attempt(
+            user_id,
+            attempts,
+            {
+                "enrichment_attempts": attempts + 1,
+                "enrichment_retry_at": now + dt.timedelta(seconds=self._delay(attempts + 1)),
+            },
+            sa.or_(retry_at.is_(None), retry_at <= now),
         )
-        async with database.transaction(), database.connection() as connection:
-            return (await connection.execute(statement)).first() is not None
 
     async def _settle(
         self, user_id: int, *, attempts: int, status: str, profile: Profile | None = None
@@ -295,19 +277,28 @@ class EnrichmentWorker:
                 location=profile.location,
                 avatar_url=profile.avatar_url,
             )
-        statement = (
-            sa.update(_users)
-            .where(
-                _users.c.id == user_id,
-                _users.c.enrichment_status == PENDING,
-                _users.c.enrichment_attempts == attempts,
-            )
-            .values(**values)
-            .returning(_users.c.id)
-        )
-        async with database.transaction(), database.connection() as connection:
-            settled = (await connection.execute(statement)).first() is not None
+        settled = await _update_at_attempt(user_id, attempts, values)
         if settled:
             counter = {DONE: "done", NOT_FOUND: "not_found", FAILED: "failed"}[status]
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         return settled
+
+
+async def _update_at_attempt(
+    user_id: int, attempts: int, values: dict[str, Any], *conditions: sa.ColumnElement[bool]
+) -> bool:
+    """Update a pending user only while it is still at `attempts` (and `conditions` hold):
+    a process whose attempt was overtaken by another's changes nothing."""
+    statement = (
+        sa.update(_users)
+        .where(
+            _users.c.id == user_id,
+            _users.c.enrichment_status == PENDING,
+            _users.c.enrichment_attempts == attempts,
+            *conditions,
+        )
+        .values(**values)
+        .returning(_users.c.id)
+    )
+    async with database.transaction(), database.connection() as connection:
+        return (await connection.execute(statement)).first() is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import re
 import secrets
 from typing import Any
 
@@ -15,6 +16,7 @@ from pwdlib.hashers.argon2 import Argon2Hasher
 from core import clock
 
 ALGORITHM = "HS256"
+_USER_ID = re.compile(r"[1-9][0-9]{0,18}")
 
 _hasher = PasswordHash((Argon2Hasher(),))
 # Verified for unknown accounts, so a login takes as long whether or not the email exists.
@@ -75,7 +77,9 @@ def decode_access_token(token: str, *, secret: str) -> int | None:
         return None
     if exp <= clock.timestamp():
         return None
-    if not isinstance(sub, str) or not sub.isdigit():
+    # ASCII digits only: str.isdigit() also takes "²" (int() then raises) and "١٢" (which
+    # int() reads as 12).
+    if not isinstance(sub, str) or _USER_ID.fullmatch(sub) is None:
         return None
     return int(sub)
 

@@ -123,6 +123,9 @@ BAD_CLAIMS = [
     {"sub": "99999999999999999999999999"},
     {"sub": "9223372036854775808"},
     {"sub": "2147483648"},
+    {"sub": "²"},  # str.isdigit() says yes, int() raises
+    {"sub": " 1"},
+    {"sub": "01"},
     {"type": "refresh"},
     {"type": None},
     {"exp": "tomorrow"},
@@ -134,6 +137,16 @@ async def test_token_with_bad_claims(client, signed_in):
     user_id, _, secret = signed_in
     for claims in BAD_CLAIMS:
         token = jwt.encode({**_claims(user_id), **claims}, secret, algorithm="HS256")
+        assert_problem(await _me(client, token), 401, "not_authenticated")
+
+
+async def test_subject_in_other_scripts_digits_does_not_authenticate(client, signed_in):
+    """int() reads Arabic-Indic or full-width digits as the same number: ASCII only."""
+    user_id, _, secret = signed_in
+    for zero in ("\u0660", "\uff10", "\u0966"):  # Arabic-Indic, full-width, Devanagari
+        sub = "".join(chr(ord(zero) + int(digit)) for digit in str(user_id))
+        assert int(sub) == user_id
+        token = jwt.encode({**_claims(user_id), "sub": sub}, secret, algorithm="HS256")
         assert_problem(await _me(client, token), 401, "not_authenticated")
 
 

@@ -9,10 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api import routes
 from core import errors as core_errors
 from core.db import is_outage
 
@@ -105,12 +106,32 @@ async def validation_error_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
-async def http_error_handler(request: Request, exc: Exception) -> JSONResponse:
+async def http_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     status = exc.status_code
+    headers = dict(exc.headers or {})
+    if status == 400 and exc.__cause__ is not None:
+        # FastAPI could not read the body at all (JSON that is not UTF-8, a broken form):
+        # as malformed as JSON with a syntax error, which it reports as a 422.
+        return problem(
+            422,
+            "validation_error",
+            "The request is not valid; see `errors`.",
+            errors=[
+                {"loc": ["body"], "msg": "The body could not be read.", "type": "body_invalid"}
+            ],
+        )
+    if status == 405:
+        # Every method of every route with this path, not only of the first that matched.
+        allowed = routes.allowed_methods(request.app, request.url.path)
+        if allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    if status == 404 and (target := routes.without_trailing_slash(request)) is not None:
+        # A relative Location: an absolute one would be built from the client's Host header.
+        return RedirectResponse(target, status_code=307)
     code = _CODE_BY_STATUS.get(status, "error")
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(status).phrase
-    return problem(status, code, detail, headers=dict(exc.headers or {}) or None)
+    return problem(status, code, detail, headers=headers or None)
 
 
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:

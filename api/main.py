@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.cors import CORSMiddleware
 
 from api import docs, errors
 from api.bodylimit import BodyLimit
 from api.fastpath import CachedLookup
+from api.front import Front
 from api.routers import auth, health, referral_codes, users
 from api.schemas import Problem
 from core.container import Core, build_core
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 # The largest request body is a sign-up of a few hundred bytes: refuse megabytes up front.
@@ -52,12 +54,26 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         # FastAPI's native OpenTelemetry looks up the global providers on every request, and
         # this service exports no traces or metrics: off, it costs nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Starlette would build the redirect from the Host header; api.errors answers a
+        # trailing slash with a relative one instead.
+        redirect_slashes=False,
     )
     app.state.core = core
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(CachedLookup, core=core)  # added last: the outermost, first to run
+    app.add_middleware(CachedLookup, core=core)
+    if settings.http.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+            expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
+            max_age=600,
+        )
+    # Added last: the outermost, so every answer (a preflight, a cache hit) passes it.
+    app.add_middleware(Front, request_timeout=settings.http.request_timeout_seconds)
 
     v1 = APIRouter(prefix="/api/v1")
     v1.include_router(auth.router)
@@ -65,6 +81,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     v1.include_router(referral_codes.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(health.metrics_router)
 
     _add_problem_schema(app)
     return app
@@ -87,5 +104,5 @@ def _add_problem_schema(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-logging.basicConfig(level=get_settings().log_level, format="%(levelname)s %(name)s: %(message)s")
+configure_logging(get_settings())
 app = create_app()

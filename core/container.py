@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
@@ -50,9 +51,11 @@ class Core:
             self._connected = False
 
     async def database_ok(self) -> bool:
+        """Whether the database answers, decided within the readiness bound."""
         try:
-            async with db.database.connection() as connection:
-                await connection.exec_driver_sql("SELECT 1")
+            async with asyncio.timeout(self.settings.database.ready_timeout_seconds):
+                async with db.database.connection() as connection:
+                    await connection.exec_driver_sql("SELECT 1")
         except Exception as exc:
             log.warning("database check failed: %r", exc)
             return False

@@ -10,7 +10,7 @@ import ormar
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from core.settings import get_settings
+from core.settings import DatabaseSettings, get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,12 +38,33 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def _engine_options(url: str) -> dict[str, Any]:
+def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
+    # Parameters never reach a log line (they hold password hashes and emails), and every
+    # wait is bounded: a locked table or a full pool is a quick error, not a queue.
+    common: dict[str, Any] = {"hide_parameters": True, "pool_timeout": bounds.pool_timeout_seconds}
     if make_url(url).get_backend_name() == "sqlite":
         # One connection serialises writers inside a process, so SQLite never sees two
         # transactions of ours racing for its lock; busy_timeout covers other processes.
-        return {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 15}}
-    return {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        return {
+            **common,
+            "pool_size": 1,
+            "max_overflow": 0,
+            "connect_args": {"timeout": bounds.statement_timeout_seconds},
+        }
+    statement_ms = int(bounds.statement_timeout_seconds * 1000)
+    return {
+        **common,
+        "pool_size": 10,
+        "max_overflow": 10,
+        "pool_pre_ping": True,
+        "connect_args": {
+            "timeout": bounds.connect_timeout_seconds,
+            # The server ends a statement (lock waits included) after this; the client gives
+            # up a moment later should the server not answer at all.
+            "server_settings": {"statement_timeout": str(statement_ms)},
+            "command_timeout": bounds.statement_timeout_seconds + 1,
+        },
+    }
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -56,7 +77,9 @@ DATABASE_URL = async_url(get_settings().database_url)
 ensure_sqlite_directory(DATABASE_URL)
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-database = ormar.DatabaseConnection(DATABASE_URL, **_engine_options(DATABASE_URL))
+database = ormar.DatabaseConnection(
+    DATABASE_URL, **_engine_options(DATABASE_URL, get_settings().database)
+)
 base_config = ormar.OrmarConfig(metadata=metadata, database=database)
 
 
@@ -72,8 +95,8 @@ def is_valid_id(value: int) -> bool:
 # What a database that is down, restarting or out of connections raises, by whichever layer.
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused / reset / unreachable, raised by the drivers as is
-    TimeoutError,
-    sa.exc.OperationalError,
+    TimeoutError,  # asyncpg's command_timeout, a bounded wait of ours
+    sa.exc.OperationalError,  # SQLite's "database is locked" after its busy timeout too
     sa.exc.InterfaceError,
     sa.exc.TimeoutError,  # no pool connection came free in time
 )
@@ -88,6 +111,8 @@ def is_outage(exc: BaseException) -> bool:
             "CannotConnectNowError",
             "ConnectionDoesNotExistError",
             "TooManyConnectionsError",
+            "QueryCanceledError",  # PostgreSQL's statement_timeout
+            "LockNotAvailableError",
         ):
             return True
         seen.add(id(current))

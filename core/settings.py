@@ -38,6 +38,49 @@ class AuthSettings(BaseSettings):
     refresh_token_days: int = Field(30, ge=1, validation_alias="REFRESH_TOKEN_DAYS")
 
 
+class DatabaseSettings(BaseSettings):
+    """Bounds on every database wait, so a locked table or an exhausted pool is a quick 503."""
+
+    model_config = SettingsConfigDict(**_ENV, env_prefix="DATABASE_")
+
+    # Longest one statement may run (lock waits included); SQLite's busy timeout too.
+    statement_timeout_seconds: float = Field(5.0, gt=0)
+    # Longest a request waits for a free pooled connection.
+    pool_timeout_seconds: float = Field(3.0, gt=0)
+    connect_timeout_seconds: float = Field(5.0, gt=0)
+    # /health/ready answers within this, whatever the database does.
+    ready_timeout_seconds: float = Field(2.0, gt=0)
+
+
+class HttpSettings(BaseSettings):
+    model_config = _ENV
+
+    # Browser origins allowed to call the API (CORS): "https://app.example.com,…" or JSON.
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias="CORS_ORIGINS"
+    )
+    # The most one request may take before it is answered 503 (a backstop behind the
+    # database's own bounds).
+    request_timeout_seconds: float = Field(10.0, gt=0, validation_alias="REQUEST_TIMEOUT_SECONDS")
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            return json.loads(text) if text.startswith("[") else text.split(",")
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        origins = [origin.strip().rstrip("/") for origin in value if origin.strip()]
+        for origin in origins:
+            if origin != "*" and not origin.startswith(("http://", "https://")):
+                raise ValueError(f"a CORS origin is scheme://host[:port], not {origin!r}")
+        return origins
+
+
 class CacheSettings(BaseSettings):
     model_config = SettingsConfigDict(**_ENV, env_prefix="CACHE_")
 
@@ -137,8 +180,12 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./data/referrals.db"
     redis_url: str | None = None
     log_level: str = "INFO"
+    # text: one readable line a record; json: one JSON object a line (for log collectors).
+    log_format: Literal["text", "json"] = "text"
 
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

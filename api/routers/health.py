@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.deps import CoreDep
 from api.schemas import Liveness, Readiness
+from core import metrics
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -25,3 +26,13 @@ async def ready(core: CoreDep) -> JSONResponse:
         cache="ok" if await core.cache.status() == "ok" else "degraded",
     )
     return JSONResponse(body.model_dump(), status_code=200 if database_ok else 503)
+
+
+metrics_router = APIRouter(tags=["health"])
+
+
+@metrics_router.get("/metrics", response_class=Response, include_in_schema=False)
+async def prometheus() -> Response:
+    """Prometheus metrics of this process."""
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,72 @@
+"""Prometheus metrics of every front and of the core's moving parts, in one registry.
+
+Served by the API at `/metrics`. Labels are bounded sets (route templates, not paths; limit
+names; outcome words), so the number of series never grows with traffic.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import (
+    gc_collector as _gc,
+)
+from prometheus_client import (
+    platform_collector as _platform,
+)
+from prometheus_client import (
+    process_collector as _process,
+)
+
+registry = CollectorRegistry(auto_describe=True)
+_process.ProcessCollector(registry=registry)
+_platform.PlatformCollector(registry=registry)
+_gc.GCCollector(registry=registry)
+
+http_requests = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status.",
+    ("method", "route", "status"),
+    registry=registry,
+)
+http_latency = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template.",
+    ("method", "route"),
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    registry=registry,
+)
+cache_reads = Counter(
+    "cache_reads_total",
+    "Reads of the referral-code cache: hit, miss, or skipped (Redis down or not trusted).",
+    ("result",),
+    registry=registry,
+)
+rate_limit_refusals = Counter(
+    "rate_limit_refusals_total",
+    "Requests refused by a rate limit, by limit.",
+    ("limit",),
+    registry=registry,
+)
+outside_failures = Counter(
+    "outside_service_failures_total",
+    "Failed calls to outside services (Redis, Hunter, Clearbit, Telegram, SMTP), by kind.",
+    ("service", "kind"),
+    registry=registry,
+)
+bot_updates = Counter(
+    "bot_updates_total",
+    "Telegram updates the bot handled, by outcome (handled, throttled, failed).",
+    ("outcome",),
+    registry=registry,
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The registry in Prometheus's text format, and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -16,7 +16,8 @@ _METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 @cache
 def _path_table(app: FastAPI) -> tuple[tuple[str, re.Pattern[str], frozenset[str]], ...]:
     table = []
-    for template, operations in app.openapi().get("paths", {}).items():
+    schema = app.openapi() if isinstance(app, FastAPI) else {}
+    for template, operations in schema.get("paths", {}).items():
         pattern, _, _ = compile_path(template)
         methods = frozenset(method.upper() for method in operations if method in _METHODS)
         table.append((template, pattern, methods))

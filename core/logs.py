@@ -24,6 +24,7 @@ update_id: ContextVar[int | None] = ContextVar("update_id", default=None)
 # "<bot id>:<secret>" as @BotFather hands it out, alone or inside a Bot API URL.
 _BOT_TOKEN = re.compile(r"\d{5,20}:[A-Za-z0-9_-]{30,}")
 MASK = "***"
+_HANDLER_NAME = "referral-service"
 
 # Libraries whose debug lines carry query parameters or request bodies: never below INFO.
 _QUIET = {"aiosqlite": logging.INFO, "sqlalchemy.engine": logging.WARNING, "httpcore": logging.INFO}
@@ -94,9 +95,11 @@ def configure_logging(settings: Settings) -> Redactor:
     redact = Redactor(secret_values(settings))
     handler = logging.StreamHandler()
     handler.setFormatter(ServiceFormatter(json_lines=settings.log_format == "json", redact=redact))
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if old.get_name() == _HANDLER_NAME:  # configured again: replace our own, keep others
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(settings.log_level.upper())
     for name, floor in _QUIET.items():

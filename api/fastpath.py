@@ -22,7 +22,7 @@ from core.cache import RedisCache
 from core.container import Core
 from core.errors import RateLimited
 from core.ratelimit import Prefetch
-from core.referrals.service import read_cache_entry
+from core.referrals.service import CACHE_HITS, read_cache_entry
 
 LOOKUP_PATH = "/api/v1/referral-codes"
 _HEADERS = [(b"content-type", b"application/json")]
@@ -46,6 +46,7 @@ class CachedLookup:
             await response(scope, receive, send)
             return
         if key is not None and (body := await self._cached(key, prefetch)) is not None:
+            CACHE_HITS.inc()
             await send(
                 {
                     "type": "http.response.start",

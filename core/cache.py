@@ -27,6 +27,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from core import metrics
+
 log = logging.getLogger(__name__)
 
 TOMBSTONE = b"\x00"  # the mark; each tombstone is the mark and a random token
@@ -188,6 +190,7 @@ class RedisCache:
         self._pending: set[str] = set()
         self._lock = asyncio.Lock()
         self._replayer: asyncio.Task[None] | None = None
+        self.failures = 0  # Redis calls that failed or timed out: each cost at most one wait
 
     @property
     def client(self) -> Redis:
@@ -240,7 +243,7 @@ class RedisCache:
             return
         self._pending.update(keys)
         # Tried even while Redis is paused: a write's invalidation is worth one timeout.
-        if not await self._replay_pending():
+        if not await self._replay_pending(even_if_paused=True):
             self._start_replayer()
 
     async def status(self) -> str:
@@ -250,9 +253,9 @@ class RedisCache:
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return "degraded"
+        self._down_until = 0.0  # it answers: no need to sit out the pause
         if not await self._replay_pending():
             return "degraded"
-        self._down_until = 0.0  # it answers: no need to sit out the pause
         self._succeeded()
         return "ok"
 
@@ -268,6 +271,8 @@ class RedisCache:
         return self._down_until <= time.monotonic()
 
     def _failed(self, exc: BaseException) -> None:
+        self.failures += 1
+        metrics.outside_failures.labels("redis", type(exc).__name__).inc()
         if not self._outage:
             self._outage = True
             log.warning(
@@ -283,11 +288,18 @@ class RedisCache:
             self._trusted_from = time.monotonic() + self._recovery_grace
             log.warning("cache: Redis is back, using it again in %.1fs", self._recovery_grace)
 
-    async def _replay_pending(self) -> bool:
+    async def _replay_pending(self, *, even_if_paused: bool = False) -> bool:
+        # One replay at a time, and nobody queues behind it: while one is in flight (Redis may
+        # be hung), the others answer from the database at once instead of each waiting its
+        # own timeout in turn.
+        if self._lock.locked():
+            return False
         async with self._lock:
             keys = list(self._pending)
             if not keys:
                 return True
+            if not (even_if_paused or self._available()):  # a failed replay started a pause
+                return False
             try:
                 async with asyncio.timeout(self._timeout):
                     async with self._redis.pipeline(transaction=False) as pipe:

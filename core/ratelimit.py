@@ -25,7 +25,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core import clock
+from core import clock, metrics
 from core.cache import connect_redis
 from core.errors import InvalidInput, RateLimited
 from core.settings import RateLimitSettings, Settings
@@ -262,6 +262,7 @@ class RedisCounters:
         await self._redis.aclose()
 
     def _failed(self, exc: BaseException) -> None:
+        metrics.outside_failures.labels("redis", type(exc).__name__).inc()
         if not self._down:
             self._down = True
             log.warning("rate limits: Redis unavailable, counting in process: %r", exc)
@@ -294,6 +295,7 @@ class RateLimiter:
             return
         wait_ms = await self._counters.acquire(hits, int(clock.timestamp() * 1000))
         if wait_ms > 0:
+            _refused(hits)
             raise RateLimited(retry_after=math.ceil(wait_ms / 1000))
 
     async def check_and_get(self, hit: Hit, *, redis_key: str) -> Prefetch | None:
@@ -305,6 +307,7 @@ class RateLimiter:
         now_ms = int(clock.timestamp() * 1000)
         wait_ms, prefetch = await self._counters.acquire_and_get((hit,), now_ms, redis_key)
         if wait_ms > 0:
+            _refused((hit,))
             raise RateLimited(retry_after=math.ceil(wait_ms / 1000))
         return prefetch
 
@@ -316,6 +319,11 @@ class RateLimiter:
     async def close(self) -> None:
         if self._counters is not None:
             await self._counters.close()
+
+
+def _refused(hits: Sequence[Hit]) -> None:
+    for limit, _ in hits:
+        metrics.rate_limit_refusals.labels(limit.name).inc()
 
 
 def account_key(username: str) -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from core import metrics
 from core.integrations.base import Enrichment, Outcome, Profile
 from core.integrations.http import IntegrationClient, ServiceUnreachable
 
@@ -80,6 +81,7 @@ class ClearbitEnricher:
         return Enrichment(Outcome.FAILED)
 
     def _retry(self, counter: str, reason: str) -> Enrichment:
+        metrics.outside_failures.labels("clearbit", counter).inc()
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         log.warning("Clearbit enrichment postponed (%s)", reason)
         return Enrichment(Outcome.RETRY)

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from core import metrics
 from core.integrations.http import IntegrationClient, ServiceUnreachable
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,7 @@ class HunterVerifier:
     def _fail_open(self, counter: str, reason: str) -> str | None:
         setattr(self.stats, counter, getattr(self.stats, counter) + 1)
         self.stats.failed_open += 1
+        metrics.outside_failures.labels("hunter", counter).inc()
         log.warning("Hunter verification skipped (%s): sign-up allowed unchecked", reason)
         return None
 

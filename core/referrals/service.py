@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import clock
+from core import clock, metrics
 from core.cache import CodeCache
 from core.db import database
 from core.errors import DomainError
@@ -37,6 +37,8 @@ MAX_EMAIL_LENGTH = 320
 _GENERATED_BYTES = 9  # 12 url-safe characters, 72 bits of randomness
 _codes = ReferralCode.ormar_config.table
 _users = User.ormar_config.table
+CACHE_HITS = metrics.cache_reads.labels("hit")
+CACHE_MISSES = metrics.cache_reads.labels("miss")
 
 
 def is_valid_code(value: str) -> bool:
@@ -164,7 +166,9 @@ class ReferralService:
         key = email_key(email)
         seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
+            CACHE_HITS.inc()
             return body
+        CACHE_MISSES.inc()
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         owner = await User.objects.get_or_none(email=normalized)
         code = await self.active_code(owner_id=owner.id) if owner is not None else None
@@ -182,7 +186,9 @@ class ReferralService:
         key = code_key(code)
         seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
+            CACHE_HITS.inc()
             return body
+        CACHE_MISSES.inc()
         row = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
         if row is None or not row.is_active(clock.utcnow()):
             raise ReferralCodeNotFound()

@@ -16,7 +16,6 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.front import Front
-
 from core import logs
 from core.settings import Settings
 from tests.conftest import API, PASSWORD

@@ -50,25 +50,17 @@ class AuthService:
 
     async def issue_tokens(self, *, user_id: int, family: str | None = None) -> TokenPair:
         refresh = security.new_opaque_token()
-        now = clock.utcnow()
-        await RefreshToken.objects.create(
-            user=user_id,
-            token_hash=security.token_digest(refresh),
-            family=family or secrets.token_hex(16),
-            created_at=now,
-            expires_at=now + self._refresh_lifetime,
-        )
-        access = security.create_access_token(
-            user_id=user_id, secret=self._secret, lifetime=self._access_lifetime
-        )
-        return TokenPair(
-            access_token=access,
-            refresh_token=refresh,
-            expires_in=int(self._access_lifetime.total_seconds()),
-        )
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(self._new_refresh_row(user_id, refresh, family))
+        return self._pair(user_id, refresh)
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
-        """Trade a refresh token for a new pair; each refresh token works once."""
+        """Trade a refresh token for a new pair; each refresh token works once.
+
+        Spending the old token and storing its successor are one transaction, and the spend
+        locks the old row: a second use of the same token waits for that transaction, then
+        finds the token used and revokes the family, successor included.
+        """
         digest = security.token_digest(refresh_token)
         now = clock.utcnow()
         spend = (
@@ -82,12 +74,38 @@ class AuthService:
             .values(used_at=now)
             .returning(_tokens.c.user_id, _tokens.c.family)
         )
+        refresh = security.new_opaque_token()
         async with database.transaction(), database.connection() as connection:
             spent = (await connection.execute(spend)).first()
+            if spent is not None:
+                await connection.execute(
+                    self._new_refresh_row(spent.user_id, refresh, spent.family)
+                )
+            else:
+                await connection.execute(_revoke_family_of_used(digest, now))
         if spent is None:
-            await self._revoke_family_if_reused(digest, now)
             raise InvalidRefreshToken()
-        return await self.issue_tokens(user_id=spent.user_id, family=spent.family)
+        return self._pair(spent.user_id, refresh)
+
+    def _new_refresh_row(self, user_id: int, refresh: str, family: str | None) -> sa.Insert:
+        now = clock.utcnow()
+        return sa.insert(_tokens).values(
+            user_id=user_id,
+            token_hash=security.token_digest(refresh),
+            family=family or secrets.token_hex(16),
+            created_at=now,
+            expires_at=now + self._refresh_lifetime,
+        )
+
+    def _pair(self, user_id: int, refresh: str) -> TokenPair:
+        access = security.create_access_token(
+            user_id=user_id, secret=self._secret, lifetime=self._access_lifetime
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=int(self._access_lifetime.total_seconds()),
+        )
 
     async def user_from_access_token(self, token: str) -> User:
         user_id = security.decode_access_token(token, secret=self._secret)
@@ -97,15 +115,16 @@ class AuthService:
             raise NotAuthenticated()
         return user
 
-    @staticmethod
-    async def _revoke_family_if_reused(digest: str, now: dt.datetime) -> None:
-        """A used token presented again means it leaked: end every token of its family."""
-        token = await RefreshToken.objects.get_or_none(token_hash=digest)
-        if token is None or token.used_at is None:
-            return
-        async with database.transaction(), database.connection() as connection:
-            await connection.execute(
-                sa.update(_tokens)
-                .where(_tokens.c.family == token.family, _tokens.c.revoked_at.is_(None))
-                .values(revoked_at=now)
-            )
+
+def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:
+    """A used token presented again means it leaked: end every token of its family."""
+    family_of_used = (
+        sa.select(_tokens.c.family)
+        .where(_tokens.c.token_hash == digest, _tokens.c.used_at.is_not(None))
+        .scalar_subquery()
+    )
+    return (
+        sa.update(_tokens)
+        .where(_tokens.c.family == family_of_used, _tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )

@@ -112,3 +112,32 @@ async def test_simultaneous_sign_ups_with_a_limited_code(client, user):
 
     listing = await client.get(f"{API}/users/{owner['id']}/referrals", headers=headers)
     assert listing.json()["total"] == 3
+
+
+async def test_a_refresh_token_sent_twice_at_once_leaves_no_live_successor(
+    client, core, register, monkeypatch
+):
+    """One of concurrent uses wins, and the reuse that the others are revokes the family, the
+    winner's new token included: rotation and reuse detection are one decision.
+
+    Issuing tokens is made slow, so a rotation that spends the old token and stores its
+    successor in two steps shows its window on every trial."""
+    user = await register("ann@example.com")
+    issue = core.auth.issue_tokens
+
+    async def slow_issue(**kwargs):
+        await asyncio.sleep(0.02)
+        return await issue(**kwargs)
+
+    monkeypatch.setattr(core.auth, "issue_tokens", slow_issue)
+    for _ in range(20):
+        pair = await issue(user_id=user["id"])
+        body = {"refresh_token": pair.refresh_token}
+        answers = await asyncio.gather(
+            *(client.post(f"{API}/auth/refresh", json=body) for _ in range(4))
+        )
+        assert _statuses(answers) == {200: 1, 401: 3}
+        (winner,) = [answer for answer in answers if answer.status_code == 200]
+        successor = {"refresh_token": winner.json()["refresh_token"]}
+        again = await client.post(f"{API}/auth/refresh", json=successor)
+        assert again.status_code == 401, "the successor survived the reuse"

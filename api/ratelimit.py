@@ -9,14 +9,16 @@ a client cannot pick its own address to dodge a limit.
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordRequestForm
 
 from core.container import Core
-from core.ratelimit import IPNetwork, RateLimiter, account_key
+from core.ratelimit import IPNetwork, Limit, Limits, RateLimiter, account_key
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -90,39 +92,83 @@ async def core_for_lookup(request: Request) -> Core:
     return core
 
 
-async def limit_registration(request: Request) -> None:
-    """Sign-ups, per client address."""
-    limiter = _limiter(request)
-    if limiter.enabled:
-        address = client_address(request, limiter.trusted_proxies)
-        await limiter.check((limiter.limits.registration, address))
+# -- limits counted before the body is read --------------------------------------------------
+
+PickLimit = Callable[[Limits], Limit]
+_PER_ADDRESS = "__rate_limit_per_address__"
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
+
+
+def per_address(pick: PickLimit) -> Callable[[Endpoint], Endpoint]:
+    """Mark an endpoint of a `CountedRoute` router as limited per client address."""
+
+    def mark(endpoint: Endpoint) -> Endpoint:
+        setattr(endpoint, _PER_ADDRESS, pick)
+        return endpoint
+
+    return mark
+
+
+class CountedRoute(APIRoute):
+    """A route whose per-address limit is counted before FastAPI reads the body.
+
+    FastAPI parses the body before it solves any dependency, so a limit written as a
+    dependency never counts a malformed body: a client could send junk for free.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        pick: PickLimit | None = getattr(self.endpoint, _PER_ADDRESS, None)
+        if pick is None:
+            return handler
+
+        async def counted(request: Request) -> Response:
+            limiter = _limiter(request)
+            if limiter.enabled:
+                address = client_address(request, limiter.trusted_proxies)
+                await limiter.check((pick(limiter.limits), address))
+            return await handler(request)
+
+        return counted
+
+
+# -- logins ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class LoginAttempt:
     limiter: RateLimiter
     account: str
+    account_at_address: str
 
     async def succeeded(self) -> None:
-        """A correct password clears the account's count: only failures add up."""
+        """A correct password clears the account's counts: only failures add up."""
         if self.limiter.enabled:
-            await self.limiter.forget(self.limiter.limits.login_account, self.account)
+            limits = self.limiter.limits
+            await self.limiter.forget(limits.login_account_address, self.account_at_address)
+            await self.limiter.forget(limits.login_account, self.account)
 
 
 async def limit_login(
     request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()]
 ) -> LoginAttempt:
-    """Logins, per client address and per account; counted before the password is checked."""
+    """Logins per account, counted before the password is checked: per account and client
+    address together (one guesser), and per account from everywhere (a high ceiling for
+    guessing spread over many addresses). A stranger guessing from one address therefore
+    never locks the owner out; the address itself is limited too (see `CountedRoute`)."""
     limiter = _limiter(request)
     if not limiter.enabled:
-        return LoginAttempt(limiter, "")
+        return LoginAttempt(limiter, "", "")
     account = account_key(form.username)
     address = client_address(request, limiter.trusted_proxies)
+    account_at_address = f"{account}@{address}"
+    limits = limiter.limits
     # One check for both: a refused attempt counts against neither.
-    await limiter.check((limiter.limits.login, address), (limiter.limits.login_account, account))
-    return LoginAttempt(limiter, account)
+    await limiter.check(
+        (limits.login_account_address, account_at_address), (limits.login_account, account)
+    )
+    return LoginAttempt(limiter, account, account_at_address)
 
 
 LookupCore = Annotated[Core, Depends(core_for_lookup)]
-RegistrationLimit = Depends(limit_registration)
 LoginLimit = Annotated[LoginAttempt, Depends(limit_login)]

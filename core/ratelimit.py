@@ -67,6 +67,7 @@ class Limit:
 @dataclass(frozen=True, slots=True)
 class Limits:
     login: Limit
+    login_account_address: Limit
     login_account: Limit
     registration: Limit
     lookup: Limit
@@ -75,6 +76,9 @@ class Limits:
     def from_settings(cls, settings: RateLimitSettings) -> Limits:
         return cls(
             login=Limit("login", Rate.parse(settings.login)),
+            login_account_address=Limit(
+                "login_account_address", Rate.parse(settings.login_account_address)
+            ),
             login_account=Limit("login_account", Rate.parse(settings.login_account)),
             registration=Limit("registration", Rate.parse(settings.registration)),
             lookup=Limit("lookup", Rate.parse(settings.lookup)),

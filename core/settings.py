@@ -94,13 +94,17 @@ class RateLimitSettings(BaseSettings):
     enabled: bool = True
     # "<count>/<seconds>" per client address (and, for login, per account).
     login: str = "10/60"
-    login_account: str = "5/300"
+    # Failed logins of one account from one address: what stops one guesser.
+    login_account_address: str = "5/300"
+    # Failed logins of one account from all addresses together: the ceiling for guessing
+    # spread over many addresses, high enough that one address alone never reaches it.
+    login_account: str = "100/3600"
     registration: str = "10/3600"
     lookup: str = "120/60"
     # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed: "10.0.0.1,10.1.0.0/16" or JSON.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("login", "login_account", "registration", "lookup")
+    @field_validator("login", "login_account_address", "login_account", "registration", "lookup")
     @classmethod
     def _check_rule(cls, value: str) -> str:
         count, _, seconds = value.partition("/")

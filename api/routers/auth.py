@@ -7,11 +7,11 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CoreDep
 from api.errors import problem_responses
-from api.ratelimit import LoginLimit, RegistrationLimit
+from api.ratelimit import CountedRoute, LoginLimit, per_address
 from api.schemas import RefreshRequest, Token, UserCreate, UserRead
 from core.auth.service import TokenPair
 
-router = APIRouter(prefix="/auth", tags=["auth"])
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=CountedRoute)
 
 
 # RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.
@@ -32,8 +32,8 @@ def _token(pair: TokenPair, response: Response) -> Token:
     status_code=status.HTTP_201_CREATED,
     response_model=UserRead,
     responses=problem_responses(400, 409, 422, 429),
-    dependencies=[RegistrationLimit],
 )
+@per_address(lambda limits: limits.registration)
 async def register(body: UserCreate, core: CoreDep) -> UserRead:
     """Create an account, optionally with a referral code."""
     user = await core.users.register(
@@ -46,6 +46,7 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
 
 
 @router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))
+@per_address(lambda limits: limits.login)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     core: CoreDep,

@@ -302,3 +302,55 @@ async def test_cached_lookups_are_limited_and_counted_once(limited_app: AppFacto
         assert statements == []  # hits and refusals alike: the limit and the cache only
         assert response.status_code == 429
         assert_limited(response)
+
+
+async def test_a_stranger_guessing_from_one_address_cannot_lock_the_owner_out(
+    limited_app: AppFactory, register: Any
+) -> None:
+    await register("ann@example.com")
+    async with limited_app(login="100/60", login_account_address="5/300") as app:
+        async with client_at(app, "198.51.100.100") as stranger:
+            for _ in range(5):
+                assert (await login(stranger, "ann@example.com", "guess")).status_code == 401
+            assert_limited(await login(stranger, "ann@example.com", "guess"), retry_after=60)
+            with clock.shift(dt.timedelta(seconds=60)):  # one attempt a minute, forever
+                assert (await login(stranger, "ann@example.com", "guess")).status_code == 401
+                assert_limited(await login(stranger, "ann@example.com", "guess"))
+        async with client_at(app, "203.0.113.7") as owner:
+            assert (await login(owner, "ann@example.com", PASSWORD)).status_code == 200
+
+
+async def test_guessing_from_many_addresses_meets_the_account_ceiling(
+    limited_app: AppFactory, register: Any
+) -> None:
+    await register("ann@example.com")
+    async with limited_app(login="100/60", login_account="20/3600") as app:
+        for n in range(20):
+            async with client_at(app, f"10.1.{n}.1") as guesser:
+                assert (await login(guesser, "ann@example.com", "guess")).status_code == 401
+        async with client_at(app, "10.2.0.1") as another:
+            assert_limited(await login(another, "ann@example.com", "guess"))
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [(b"{not json", "application/json"), (b"\xff\xfe", "application/json"), (b"[]", None)],
+)
+async def test_malformed_registrations_count_too(
+    limited_app: AppFactory, content: bytes, content_type: str | None
+) -> None:
+    headers = {"content-type": content_type} if content_type else {}
+    async with limited_app(registration="2/3600") as app, client_at(app, "198.51.100.9") as c:
+        for _ in range(2):
+            response = await c.post(f"{API}/auth/register", content=content, headers=headers)
+            assert response.status_code == 422
+        body = {"email": "late@example.com", "password": PASSWORD}
+        assert_limited(await c.post(f"{API}/auth/register", json=body))
+
+
+async def test_malformed_logins_count_against_the_address(limited_app: AppFactory) -> None:
+    async with limited_app(login="2/60") as app, client_at(app, "198.51.100.8") as client:
+        for _ in range(2):
+            response = await client.post(f"{API}/auth/token", content=b"\xff", headers={})
+            assert response.status_code == 422
+        assert_limited(await login(client, "ann@example.com", PASSWORD))

@@ -458,3 +458,17 @@ async def test_a_flushed_redis_only_costs_misses(pair, redis_server):
     await a.cached("ann@example.com", code)
     assert (await b.delete_code(headers)).status_code == 204
     assert (await a.by_email("ann@example.com")).status_code == 404
+
+
+async def test_an_unknown_email_and_one_without_a_code_cost_the_same(client, register):
+    """The same statements either way: their timing cannot tell which emails exist."""
+    await register("known@example.com")
+    seen = []
+    for email in ("known@example.com", "unknown@example.com"):
+        with sql_statements() as statements:
+            response = await client.get(f"{API}/referral-codes", params={"email": email})
+        assert response.status_code == 404
+        assert response.json() == {**response.json(), "code": "referral_code_not_found"}
+        seen.append(statements)
+    assert seen[0] == seen[1]
+    assert len(seen[0]) == 1

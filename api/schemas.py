@@ -18,6 +18,7 @@ from pydantic import (
 )
 
 from core.users.models import User
+from core.users.names import check_name
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
 
@@ -34,6 +35,8 @@ def _storable(value: str) -> str:
 
 
 Text = Annotated[str, AfterValidator(_storable)]
+# A person's name, shown to others: no control or text-direction characters.
+Name = Annotated[str, AfterValidator(_storable), AfterValidator(check_name)]
 
 _ISO_DATETIME = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d")
 
@@ -92,7 +95,7 @@ class UserCreate(BaseModel):
 
     email: EmailStr = Field(max_length=320)
     password: Text = Field(min_length=8, max_length=128)
-    full_name: Text | None = Field(default=None, min_length=1, max_length=100)
+    full_name: Name | None = Field(default=None, min_length=1, max_length=100)
     referral_code: Text | None = Field(default=None, max_length=256)
 
 

@@ -24,6 +24,7 @@ from core.telegram.errors import (
 )
 from core.telegram.models import Notification, TelegramLinkToken
 from core.users.models import User
+from core.users.names import clean_name
 
 LINK_PREFIX = "link_"
 MAX_DELIVERY_ATTEMPTS = 5
@@ -127,7 +128,7 @@ class TelegramService:
                 language_code=sa.func.coalesce(
                     _clip(profile.language_code, 16), _users.c.language_code
                 ),
-                full_name=sa.func.coalesce(_users.c.full_name, _clip(profile.full_name, 100)),
+                full_name=sa.func.coalesce(_users.c.full_name, clean_name(profile.full_name)),
             )
             .returning(_users.c.id)
         )

@@ -15,6 +15,7 @@ from core.telegram.models import Notification
 from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import User
+from core.users.names import clean_name
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class UserService:
                 claimed = await self.referrals.claim(referral_code) if referral_code else None
                 user = await User.objects.create(
                     telegram_id=telegram_id,
-                    full_name=(full_name or "")[:100] or None,
+                    full_name=clean_name(full_name),
                     telegram_username=(username or "")[:64] or None,
                     language_code=(language_code or "")[:16] or None,
                     referrer=claimed.owner.id if claimed else None,

@@ -388,3 +388,29 @@ async def test_me(client, user):
 )
 async def test_me_without_a_valid_token(client, headers):
     assert_problem(await client.get(f"{API}/users/me", headers=headers), 401, "not_authenticated")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Ann\u202eeciL",  # right-to-left override: "Ann" then "Lice" reversed
+        "Ann\u2066x\u2069",  # isolates
+        "Ann\u200f",  # right-to-left mark
+        "Ann\nLee",
+        "Ann\x07",
+        "Ann\u2028Lee",
+        "   ",
+    ],
+)
+async def test_names_with_control_or_direction_characters_are_refused(client, name):
+    body = {"email": "ann@example.com", "password": PASSWORD, "full_name": name}
+    response = await client.post(f"{API}/auth/register", json=body)
+    assert_validation_error(response, "full_name")
+
+
+async def test_names_with_joiners_and_any_script_are_kept(client):
+    name = "Зоя 👩\u200d💻 אבי"
+    body = {"email": "zoya@example.com", "password": PASSWORD, "full_name": name}
+    response = await client.post(f"{API}/auth/register", json=body)
+    assert response.status_code == 201, response.text
+    assert response.json()["full_name"] == name

@@ -232,3 +232,13 @@ async def test_blocked_referrer_does_not_stop_the_sign_up(
     tries = len([c for c in fake.calls if c.chat_id == 202])
     await outbox.deliver_pending()
     assert len([c for c in fake.calls if c.chat_id == 202]) == tries
+
+
+async def test_names_from_telegram_lose_control_and_direction_characters(
+    harness: Harness,
+) -> None:
+    eve = harness.person(909, "Eve\u202e", last_name="Lee\n\x07Smith")
+    await eve.send("/start")
+    account = await eve.account()
+    assert account is not None
+    assert account.full_name == "Eve Lee Smith"

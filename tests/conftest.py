@@ -85,6 +85,13 @@ def _prepare_postgres(url: str) -> None:
     asyncio.run(recreate())
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/e2e starts real servers: marked, so it can be run apart."""
+    for item in items:
+        if "e2e" in item.path.parts:
+            item.add_marker(pytest.mark.e2e)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if BACKEND == "services":
         _prepare_postgres(DATABASE_URL)

@@ -29,6 +29,7 @@ from tests.conftest import REDIS_URL
 BACKENDS = ["memory", "redis"] if REDIS_URL else ["memory"]
 LIMITS = Limits(
     login=Limit("login", Rate(3, 60)),
+    login_account_address=Limit("login_account_address", Rate(2, 300)),
     login_account=Limit("login_account", Rate(2, 300)),
     registration=Limit("registration", Rate(2, 3600)),
     lookup=Limit("lookup", Rate(5, 10)),

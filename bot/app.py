@@ -7,20 +7,23 @@ from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
-from aiogram.fsm.storage.base import BaseEventIsolation, BaseStorage
+from aiogram.fsm.storage.base import BaseStorage
 from aiogram.fsm.storage.memory import MemoryStorage, SimpleEventIsolation
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import BotCommand
-from redis.asyncio import Redis
 
 from bot.handlers import create_routers
 from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
-from bot.middlewares import AccountMiddleware, Rate, Throttle, ThrottlingMiddleware
+from bot.middlewares import AccountMiddleware, Throttle, ThrottlingMiddleware
 from bot.outbox import OutboxPoller
+from bot.storage import FallbackStorage
 from core.cache import connect_redis
 from core.container import Core
+from core.ratelimit import Counters, MemoryCounters, Rate, RedisCounters
 
 DEFAULT_RATE = Rate(count=8, seconds=5)
+# The most one update waits on Redis (dialog state, throttle) before memory stands in.
+REDIS_TIMEOUT_SECONDS = 0.5
 # Dialog state outlives a restart when it is in Redis, but not forever.
 STATE_TTL_SECONDS = 24 * 3600
 
@@ -50,21 +53,23 @@ def create_dispatcher(
     redis_url: str | None = None,
 ) -> Dispatcher:
     """The dispatcher with the core services handed to every handler."""
-    storage: BaseStorage
-    isolation: BaseEventIsolation
-    throttle_redis: Redis | None = None
+    storage: BaseStorage = MemoryStorage()
+    counters: Counters = MemoryCounters()
     if redis_url:
-        storage = RedisStorage.from_url(
-            redis_url, state_ttl=STATE_TTL_SECONDS, data_ttl=STATE_TTL_SECONDS
+        redis = connect_redis(redis_url, timeout=REDIS_TIMEOUT_SECONDS)
+        storage = FallbackStorage(
+            RedisStorage(redis, state_ttl=STATE_TTL_SECONDS, data_ttl=STATE_TTL_SECONDS),
+            timeout=REDIS_TIMEOUT_SECONDS,
         )
-        isolation = storage.create_isolation()
-        throttle_redis = connect_redis(redis_url, timeout=0.5)
-    else:
-        storage, isolation = MemoryStorage(), SimpleEventIsolation()
+        counters = RedisCounters(redis_url, timeout=REDIS_TIMEOUT_SECONDS, prefix="bot:throttle:")
 
-    throttle = Throttle(rate, throttle_redis)
-    # Updates from one user are handled one at a time: a double press sees the first's result.
-    dispatcher = Dispatcher(storage=storage, events_isolation=isolation, core=core, outbox=outbox)
+    throttle = Throttle(rate, counters)
+    # Updates from one user are handled one at a time, a double press seeing the first's
+    # result. The lock is this process's: long polling is one process, and Redis must not be
+    # able to stop the bot from answering.
+    dispatcher = Dispatcher(
+        storage=storage, events_isolation=SimpleEventIsolation(), core=core, outbox=outbox
+    )
     dispatcher.update.outer_middleware(ThrottlingMiddleware(throttle))
     dispatcher.update.outer_middleware(AccountMiddleware(core))
     LocaleMiddleware(get_i18n()).setup(dispatcher)

@@ -5,18 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any
 
 from aiogram import BaseMiddleware
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update, User
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from bot.i18n import pick_locale, translate
-from core import clock
+from core import clock, metrics
 from core.container import Core
+from core.ratelimit import Counters, Limit, Rate
 from core.telegram.service import TelegramProfile
 
 log = logging.getLogger(__name__)
@@ -48,43 +46,33 @@ class AccountMiddleware(BaseMiddleware):
         return await handler(event, data)
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
-    count: int
-    seconds: float
-
-
 class Throttle:
-    """A fixed-window counter per user: in-process, or in Redis when several bots share it."""
+    """Updates per Telegram user, counted by the core's GCRA limiter: in Redis when the bot
+    has one (shared by replicas, in-process while Redis fails), else in process."""
 
-    def __init__(self, rate: Rate, redis: Redis | None = None) -> None:
+    def __init__(self, rate: Rate, counters: Counters) -> None:
         self.rate = rate
-        self.redis = redis
-        self._counts: dict[tuple[int, int], int] = {}
+        self.limit = Limit("bot_updates", rate)
+        self.counters = counters
+        self._told: dict[int, float] = {}  # user -> when they last heard "too many"
 
-    async def hit(self, user_id: int) -> int:
-        """Count one event; returns how many this user sent in the current window."""
-        window = int(clock.timestamp() // self.rate.seconds)
-        if self.redis is not None:
-            key = f"bot:throttle:{user_id}:{window}"
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    pipe.incr(key)
-                    pipe.expire(key, int(self.rate.seconds) + 1)
-                    count, _ = await pipe.execute()
-                return int(count)
-            except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("throttle store unavailable, letting the update through: %r", exc)
-                return 1
-        if len(self._counts) > 10_000:
-            self._counts = {key: n for key, n in self._counts.items() if key[1] == window}
-        count = self._counts.get((user_id, window), 0) + 1
-        self._counts[(user_id, window)] = count
-        return count
+    async def hit(self, user_id: int) -> bool:
+        """Count one update; whether it may be handled."""
+        now_ms = int(clock.timestamp() * 1000)
+        return await self.counters.acquire(((self.limit, str(user_id)),), now_ms) == 0
+
+    def should_tell(self, user_id: int) -> bool:
+        """Tell a flooding user once per window, not once per dropped update."""
+        now = clock.timestamp()
+        if now - self._told.get(user_id, 0.0) < self.rate.seconds:
+            return False
+        if len(self._told) > 10_000:
+            self._told.clear()
+        self._told[user_id] = now
+        return True
 
     async def close(self) -> None:
-        if self.redis is not None:
-            await self.redis.aclose()
+        await self.counters.close()
 
 
 class ThrottlingMiddleware(BaseMiddleware):
@@ -97,17 +85,17 @@ class ThrottlingMiddleware(BaseMiddleware):
         sender: User | None = data.get("event_from_user")
         if sender is None:
             return await handler(event, data)
-        count = await self.throttle.hit(sender.id)
-        if count <= self.throttle.rate.count:
+        if await self.throttle.hit(sender.id):
             return await handler(event, data)
+        metrics.bot_updates.labels("throttled").inc()
         assert isinstance(event, Update)
         text = translate(
             "Too many messages; please wait a few seconds.",
             locale=pick_locale(sender.language_code),
         )
         with suppress(TelegramAPIError):
-            if event.callback_query is not None:
+            if event.callback_query is not None:  # always answered: it stops the spinner
                 await event.callback_query.answer(text)
-            elif event.message is not None and count == self.throttle.rate.count + 1:
+            elif event.message is not None and self.throttle.should_tell(sender.id):
                 await event.message.answer(text)
         return None

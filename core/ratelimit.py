@@ -121,7 +121,11 @@ def _gcra(state: State | None, rate: Rate, now_ms: int) -> tuple[State, int]:
     tat, seen = state or (0, 0)
     now = max(now_ms, min(seen, now_ms + MAX_SKEW_MS))
     burst = rate.burst_ms
-    new_tat = min(max(tat, now), now + burst) + rate.interval_ms
+    # A time from further ahead than one whole burst (a clock set back) counts as a burst used
+    # up, not as a debt that would refuse the key until the clock caught up.
+    if tat > now + burst:
+        tat = now + burst - rate.interval_ms
+    new_tat = max(tat, now) + rate.interval_ms
     return (new_tat, now), max(0, new_tat - burst - now)
 
 
@@ -182,7 +186,10 @@ for i = 1, limits do
   local state = redis.call('HMGET', key, 't', 'n')
   local tat = tonumber(state[1]) or 0
   local key_now = math.max(now, math.min(tonumber(state[2]) or 0, now + max_skew))
-  local new_tat = math.min(math.max(tat, key_now), key_now + burst) + interval
+  if tat > key_now + burst then
+    tat = key_now + burst - interval
+  end
+  local new_tat = math.max(tat, key_now) + interval
   states[i] = {new_tat, key_now}
   wait = math.max(wait, new_tat - burst - key_now)
 end

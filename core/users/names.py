@@ -12,16 +12,12 @@ import unicodedata
 
 MAX_NAME_LENGTH = 100
 
-_BIDI_CONTROLS = frozenset(
-    [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]
-)
+_BIDI_CONTROLS = frozenset([0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)])
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})  # controls, line and paragraph separators
 
 
 def is_unsafe(character: str) -> bool:
-    return (
-        ord(character) in _BIDI_CONTROLS or unicodedata.category(character) in _UNSAFE_CATEGORIES
-    )
+    return ord(character) in _BIDI_CONTROLS or unicodedata.category(character) in _UNSAFE_CATEGORIES
 
 
 def check_name(name: str) -> str:

@@ -14,9 +14,9 @@ from aiogram import Bot, Dispatcher
 from bot.app import create_bot, create_dispatcher
 from bot.i18n import get_i18n
 from bot.i18n_compile import compile_catalogues
-from bot.middlewares import Rate
 from bot.outbox import OutboxPoller
 from core.container import Core
+from core.ratelimit import Rate
 from core.settings import Settings
 from core.users.models import User
 from tests.bot.fake_telegram import TOKEN, Call, FakeTelegram

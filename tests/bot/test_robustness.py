@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 import pytest
 
-from bot.app import DEFAULT_RATE
+from bot.app import DEFAULT_RATE, create_dispatcher
 from core import clock
 from core.container import Core
 from core.referrals.models import ReferralCode
 from core.users.models import User
 from tests.bot.conftest import Harness, t
+from tests.redis_server import free_port
 
 ODD_PAYLOADS = [
     "A" * 64,
@@ -256,3 +258,35 @@ async def test_groups_are_pointed_to_a_private_chat(harness: Harness, lang: str)
 
     # in private, the same person is served as usual
     assert "Ann" in (await ann.send("/start")).last.text
+
+
+async def test_no_burst_across_a_window_edge(strict_harness: Harness) -> None:
+    """A flood split over what would be two fixed windows passes no more than one burst."""
+    ann = strict_harness.person(101, "Ann")
+    to_next_window = DEFAULT_RATE.seconds - clock.timestamp() % DEFAULT_RATE.seconds
+    with clock.shift(dt.timedelta(seconds=to_next_window - 0.05)):
+        before = [await ann.send("/help") for _ in range(10)]
+    with clock.shift(dt.timedelta(seconds=to_next_window + 0.05)):
+        after = [await ann.send("/help") for _ in range(10)]
+    handled = [r for r in before + after if r.sent and "/help" in r.last.text]
+    assert len(handled) <= DEFAULT_RATE.count + 1
+
+
+async def test_the_bot_answers_with_redis_unreachable(
+    core: Core, bot: Any, fake: Any, outbox: Any
+) -> None:
+    """Dialog state and throttling fall back to memory; users notice nothing."""
+    dispatcher = create_dispatcher(
+        core, outbox=outbox, redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
+    harness = Harness(dispatcher, bot, fake)
+    try:
+        ann = harness.person(101, "Ann")
+        assert "Your account is ready" in (await ann.send("/start")).last.text
+        asked = await ann.send("/newcode")
+        assert "For how long should the code work?" in asked.last.text
+        created = await ann.send("7")  # answers the question kept in memory
+        assert "Your new code is ready." in created.text
+        assert "Something went wrong" not in asked.text + created.text
+    finally:
+        await dispatcher.emit_shutdown()

@@ -97,4 +97,3 @@ async def test_readiness_answers_when_the_database_never_does() -> None:
                 lookup = await http.get(f"{API}/referral-codes/ABCDEFGH")
                 assert lookup.status_code == 503
                 assert lookup.json()["code"] == "service_unavailable"
-

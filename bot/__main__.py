@@ -12,8 +12,11 @@ import sys
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from urllib.parse import urlsplit
+
 from pydantic import ValidationError
 
+from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -44,12 +47,29 @@ def check_settings(settings: Settings) -> str:
         raise StartupError(
             "TELEGRAM_BOT_TOKEN is malformed: expected '<digits>:<secret>' as @BotFather gives it"
         )
+    check_api_url(settings.telegram.api_url)
     secret = settings.telegram.webhook_secret
     if secret is not None and not WEBHOOK_SECRET_RE.fullmatch(secret.get_secret_value()):
         raise StartupError(
             "TELEGRAM_WEBHOOK_SECRET may hold only A-Z, a-z, 0-9, '_' and '-' (1-256 characters)"
         )
     return token
+
+
+def check_api_url(url: str) -> None:
+    """A Bot API base URL: http(s), a host, and no `/bot<token>` (the client adds that)."""
+    parts = urlsplit(url.strip())
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or re.search(r"/bot[^/]*", parts.path)
+        or parts.query
+        or parts.fragment
+    ):
+        raise StartupError(
+            "TELEGRAM_API_URL must be a base URL such as https://api.telegram.org "
+            "(http or https, no /bot<token> path)"
+        )
 
 
 async def run(settings: Settings, token: str, *, handle_signals: bool = True) -> None:
@@ -168,16 +188,14 @@ def main() -> int:
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         print(f"bot: invalid setting {where}: {first['msg']}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    redact = configure_logging(settings)
     try:
         token = check_settings(settings)
         _migrate()
         with suppress(KeyboardInterrupt):
             asyncio.run(run(settings, token))
     except StartupError as exc:
-        print(f"bot: {exc}", file=sys.stderr)
+        print(f"bot: {redact(str(exc))}", file=sys.stderr)
         return 2
     return 0
 

@@ -74,6 +74,68 @@ def test_a_missing_or_malformed_token_stops_with_one_line(
     assert "Traceback" not in done.stderr
 
 
+REAL_LOOKING_TOKEN = "123456789:AAE" + "k" * 32
+
+
+@pytest.mark.parametrize(
+    "api_url",
+    [
+        "not-a-url",
+        f"https://api.telegram.org/bot{REAL_LOOKING_TOKEN}",
+        "ftp://api.telegram.org",
+        "https://",
+        f"http://127.0.0.1:9/bot{REAL_LOOKING_TOKEN}/",
+    ],
+)
+def test_a_bad_api_url_stops_with_one_line_and_no_token(api_url: str) -> None:
+    env = {
+        **os.environ,
+        "ENV_FILE": "none",
+        "TELEGRAM_BOT_TOKEN": REAL_LOOKING_TOKEN,
+        "TELEGRAM_API_URL": api_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "TELEGRAM_API_URL" in lines[0]
+    assert REAL_LOOKING_TOKEN not in done.stderr
+    assert REAL_LOOKING_TOKEN.split(":")[1] not in done.stderr + done.stdout
+
+
+def test_an_unreachable_bot_api_is_one_line_without_the_token() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "ENV_FILE": "none",
+        "TELEGRAM_BOT_TOKEN": REAL_LOOKING_TOKEN,
+        "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "cannot reach the Bot API" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert REAL_LOOKING_TOKEN.split(":")[1] not in done.stderr + done.stdout
+
+
 def _settings_for(settings: Settings, fake: FakeTelegram, **telegram: object) -> Settings:
     return settings.model_copy(
         update={"telegram": settings.telegram.model_copy(update={"api_url": fake.url, **telegram})}

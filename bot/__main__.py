@@ -11,7 +11,6 @@ import signal
 import sys
 from contextlib import suppress
 from typing import TYPE_CHECKING
-
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError

@@ -16,6 +16,7 @@ from bot.handlers import create_routers
 from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
 from bot.middlewares import AccountMiddleware, Throttle, ThrottlingMiddleware
 from bot.outbox import OutboxPoller
+from bot.session import WaitOnRetryAfter
 from bot.storage import FallbackStorage
 from core.cache import connect_redis
 from core.container import Core
@@ -38,10 +39,10 @@ COMMANDS = (
 
 
 def create_bot(token: str, *, api_url: str) -> Bot:
+    session = AiohttpSession(api=TelegramAPIServer.from_base(api_url))
+    session.middleware(WaitOnRetryAfter())
     return Bot(
-        token=token,
-        session=AiohttpSession(api=TelegramAPIServer.from_base(api_url)),
-        default=DefaultBotProperties(parse_mode=ParseMode.HTML),
+        token=token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML)
     )
 
 

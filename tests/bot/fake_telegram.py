@@ -79,6 +79,7 @@ class FakeTelegram:
         self.blocked: set[int] = set()  # chats answering 403
         self.broken: set[int] = set()  # chats answering 500
         self.broken_methods: set[str] = set()
+        self.flood_waits: dict[str, int] = {}  # method -> how many 429 retry_after answers left
         self.garbled: set[int] = set()  # chats answered with an HTML page, as a bad proxy does
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.answered_callbacks: set[str] = set()
@@ -159,6 +160,14 @@ class FakeTelegram:
         chat_id = call.chat_id
         if chat_id is not None and chat_id in self.blocked:
             return 403, {"ok": False, "error_code": 403, "description": BLOCKED}
+        if self.flood_waits.get(method, 0) > 0:
+            self.flood_waits[method] -= 1
+            return 429, {
+                "ok": False,
+                "error_code": 429,
+                "description": "Too Many Requests: retry after 1",
+                "parameters": {"retry_after": 1},
+            }
         if method in self.broken_methods or (chat_id is not None and chat_id in self.broken):
             return 500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}
         handler = getattr(self, f"_{method}", None)

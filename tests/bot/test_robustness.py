@@ -290,3 +290,13 @@ async def test_the_bot_answers_with_redis_unreachable(
         assert "Something went wrong" not in asked.text + created.text
     finally:
         await dispatcher.emit_shutdown()
+
+
+async def test_a_reply_telegram_holds_back_is_sent_after_the_wait(
+    harness: Harness, fake: Any
+) -> None:
+    ann = harness.person(101, "Ann")
+    fake.flood_waits["sendMessage"] = 1
+    replies = await ann.send("/start")
+    assert "Your account is ready" in replies.last.text
+    assert "Something went wrong" not in replies.text

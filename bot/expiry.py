@@ -35,7 +35,11 @@ def expiry_after_days(days: int, *, now: dt.datetime) -> dt.datetime:
 
 
 def parse_expiry(text: str, *, now: dt.datetime) -> dt.datetime:
-    """`7` → in seven days; `2026-12-31` / `31.12.2026` → the end of that day (UTC)."""
+    """`7` → in seven days; `2026-12-31` / `31.12.2026` → the last minute of that day (UTC).
+
+    A date must be tomorrow or later: today's would leave less than the day a number of days
+    gives at least.
+    """
     text = text.strip()
     if days := _DAYS_RE.fullmatch(text):
         return expiry_after_days(int(days[1]), now=now)
@@ -44,10 +48,17 @@ def parse_expiry(text: str, *, now: dt.datetime) -> dt.datetime:
             day = dt.datetime.strptime(text, date_format).replace(tzinfo=dt.UTC)
         except ValueError:
             continue
-        end_of_day = day + dt.timedelta(days=1)
-        if end_of_day <= now:
+        last_minute = day + dt.timedelta(days=1, minutes=-1)  # shown as "31 December, 23:59"
+        if day.date() < now.date():
             raise BadExpiry(ExpiryProblem.past_date)
+        if day.date() == now.date():
+            raise BadExpiry(ExpiryProblem.too_short)
         if day.date() > (now + dt.timedelta(days=MAX_DAYS)).date():
             raise BadExpiry(ExpiryProblem.too_long)
-        return min(end_of_day, now + dt.timedelta(days=MAX_DAYS))
+        return min(last_minute, now + dt.timedelta(days=MAX_DAYS))
     raise BadExpiry(ExpiryProblem.not_understood)
+
+
+def example_date(now: dt.datetime) -> dt.date:
+    """A date to show in hints: always ahead, a month from today."""
+    return (now + dt.timedelta(days=30)).date()

@@ -14,6 +14,10 @@ from babel.dates import format_date, format_datetime
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralPage
 from core.telegram.service import Delivery
+from core.users.models import User
+
+# One style in every language: "1 December 2026", "1 декабря 2026".
+DATE_PATTERN = "d MMMM y"
 
 
 def current_locale() -> str:
@@ -24,8 +28,14 @@ def current_locale() -> str:
 def when(moment: dt.datetime, *, locale: str | None = None) -> str:
     """A moment in the user's language, in UTC (the one zone every user shares)."""
     return format_datetime(
-        moment, "d MMMM y, HH:mm 'UTC'", tzinfo=dt.UTC, locale=locale or current_locale()
+        moment, f"{DATE_PATTERN}, HH:mm 'UTC'", tzinfo=dt.UTC, locale=locale or current_locale()
     )
+
+
+def name_of(user: User) -> str:
+    """How a person is shown: the name they gave (Telegram's first and last name for chat
+    accounts), else "a friend"; never a piece of their email."""
+    return user.full_name or _("a friend")
 
 
 def code_card(code: ReferralCode, link: str | None) -> str:
@@ -52,8 +62,8 @@ def referral_page(page: ReferralPage, *, offset: int, page_size: int) -> str:
     ]
     locale = current_locale()
     for number, user in enumerate(page.items, start=offset + 1):
-        joined = format_date(user.created_at, "medium", locale=locale)
-        lines.append(f"{number}. {escape(user.display_name)} — {joined}")
+        joined = format_date(user.created_at, DATE_PATTERN, locale=locale)
+        lines.append(f"{number}. {escape(name_of(user))} — {joined}")
     pages = (page.total + page_size - 1) // page_size
     lines += ["", _("Page {page} of {pages}").format(page=offset // page_size + 1, pages=pages)]
     return "\n".join(lines)
@@ -64,7 +74,9 @@ def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
     if delivery.kind != "new_referral":
         return None
     count = int(delivery.payload.get("referral_count") or 1)
-    name = escape(str(delivery.payload.get("referral_name") or "?"))
+    name = escape(
+        str(delivery.payload.get("referral_name") or i18n.gettext("a friend", locale=locale))
+    )
     text = i18n.gettext(
         "{name} joined with your code; you now have {count} referral.",
         "{name} joined with your code; you now have {count} referrals.",

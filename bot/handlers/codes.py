@@ -13,7 +13,7 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
-from bot.expiry import BadExpiry, ExpiryProblem, expiry_after_days, parse_expiry
+from bot.expiry import BadExpiry, ExpiryProblem, example_date, expiry_after_days, parse_expiry
 from bot.handlers.common import (
     answer_stale,
     drop_buttons,
@@ -35,10 +35,10 @@ class NewCode(StatesGroup):
 
 
 def expiry_hint() -> str:
+    example = example_date(clock.utcnow())
     return _(
-        "Send a number of days from 1 to 365, or a date such as 2026-12-31 or 31.12.2026. "
-        "/cancel stops."
-    )
+        "Send a number of days from 1 to 365, or a date such as {iso} or {dotted}. /cancel stops."
+    ).format(iso=example.strftime("%Y-%m-%d"), dotted=example.strftime("%d.%m.%Y"))
 
 
 def explain(problem: ExpiryProblem) -> str:
@@ -248,8 +248,15 @@ async def confirm_delete(
     )
 
 
-async def keep_code(callback: CallbackQuery, bot: Bot) -> None:
+async def keep_code(
+    callback: CallbackQuery, callback_data: CodeAction, bot: Bot, core: Core, account: User | None
+) -> None:
     await callback.answer()
+    if await _live_code(core, account, callback_data.code) is None:
+        # Deleted from another confirmation (or it ran out meanwhile): say what is true.
+        text = _("The code <code>{code}</code> no longer works, so there is nothing to keep.")
+        await _settle(callback, bot, text.format(code=escape(callback_data.code)))
+        return
     await _settle(callback, bot, _("OK, the code stays."))
 
 

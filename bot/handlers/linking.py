@@ -10,7 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards
+from bot import keyboards, render
 from core.container import Core
 from core.telegram.service import LINK_PREFIX, TelegramProfile
 
@@ -28,8 +28,8 @@ async def link_account(
     await message.answer(
         _(
             "Done: this chat is linked to your account {account}. "
-            "The chat and the API now manage the same code and referrals."
-        ).format(account=escape(user.email or user.display_name)),
+            "Your code and referrals are now the same here and wherever you sign in."
+        ).format(account=escape(user.email or render.name_of(user))),
         reply_markup=keyboards.main_menu(),
     )
 

@@ -10,7 +10,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards
+from bot import keyboards, render
 from bot.handlers.common import drop_buttons, ensure_account
 from bot.keyboards import StartAction
 from bot.outbox import OutboxPoller
@@ -38,7 +38,7 @@ async def start(
                 "You are already registered. A referrer is set only when an account is created."
             )
         else:
-            text = _("Welcome back, {name}!").format(name=escape(account.display_name))
+            text = _("Welcome back, {name}!").format(name=escape(render.name_of(account)))
         await message.answer(text, reply_markup=keyboards.main_menu())
         return
     # A bad code raises; the error router explains it and offers to continue without one.
@@ -51,11 +51,17 @@ async def start(
     )
     if claimed is not None:
         outbox.wake()
-        text = _("Welcome, {name}! You joined via {referrer}'s invitation.").format(
-            name=escape(user.display_name), referrer=escape(claimed.owner.display_name)
-        )
+        name = escape(render.name_of(user))
+        if claimed.owner.full_name:
+            text = _("Welcome, {name}! You joined via {referrer}'s invitation.").format(
+                name=name, referrer=escape(claimed.owner.full_name)
+            )
+        else:  # a referrer who gave no name is "a friend", never a piece of their email
+            text = _("Welcome, {name}! You joined via a friend's invitation.").format(name=name)
     else:
-        text = _("Welcome, {name}! Your account is ready.").format(name=escape(user.display_name))
+        text = _("Welcome, {name}! Your account is ready.").format(
+            name=escape(render.name_of(user))
+        )
     await message.answer(
         text + "\n\n" + _('Invite friends with a referral code of your own: press "Create".'),
         reply_markup=keyboards.main_menu(),
@@ -78,7 +84,7 @@ async def continue_without_code(
         text = _("Welcome back, {name}!")
     await bot.send_message(
         profile.telegram_id,
-        text.format(name=escape(account.display_name)),
+        text.format(name=escape(render.name_of(account))),
         reply_markup=keyboards.main_menu(),
     )
 

@@ -61,16 +61,6 @@ class User(ormar.Model):
     location: str | None = ormar.String(max_length=200, nullable=True)
     avatar_url: str | None = ormar.String(max_length=500, nullable=True)
 
-    @property
-    def display_name(self) -> str:
-        if self.full_name:
-            return self.full_name
-        if self.telegram_username:
-            return "@" + self.telegram_username
-        if self.email:
-            return self.email.split("@", 1)[0]
-        return f"user {self.id}"
-
 
 User.update_forward_refs()
 

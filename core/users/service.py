@@ -131,5 +131,6 @@ class UserService:
         await Notification.objects.create(
             recipient=claimed.owner.id,
             kind=NEW_REFERRAL,
-            payload={"referral_id": referral.id, "referral_name": referral.display_name},
+            # Only a name the person gave: never a piece of their email or their username.
+            payload={"referral_id": referral.id, "referral_name": referral.full_name},
         )

@@ -73,17 +73,16 @@ RU_MONTHS = "января февраля марта апреля мая июня
 
 
 async def test_expiry_in_the_users_language(harness: Harness) -> None:
-    day = (clock.utcnow() + dt.timedelta(days=100)).date()
-    end = day + dt.timedelta(days=1)  # a date means "through that day" (UTC)
+    day = (clock.utcnow() + dt.timedelta(days=100)).date()  # "through that day" (UTC)
     ru = await _member(harness, "ru")
     await ru.send(f"/newcode {day:%Y-%m-%d}")
     card = (await ru.send("/code")).last
-    assert f"{end.day} {RU_MONTHS.split()[end.month - 1]} {end.year}, 00:00 UTC" in card.text
+    assert f"{day.day} {RU_MONTHS.split()[day.month - 1]} {day.year}, 23:59 UTC" in card.text
     en = harness.person(202, "Bob", lang="en")
     await en.send("/start")
     await en.send(f"/newcode {day:%d.%m.%Y}")
     card = (await en.send("/code")).last
-    assert f"{end.day} {end:%B} {end.year}, 00:00 UTC" in card.text
+    assert f"{day.day} {day:%B} {day.year}, 23:59 UTC" in card.text
 
 
 @pytest.mark.parametrize(
@@ -141,11 +140,14 @@ async def test_bad_expiry_is_explained(
     await ann.send("/newcode")
     in_dialog = await ann.send(typed)
 
+    example = (clock.utcnow() + dt.timedelta(days=30)).date()
     for replies in (as_argument, in_dialog):
         assert replies.last.text == t(reason, lang) + " " + t(
-            "Send a number of days from 1 to 365, or a date such as 2026-12-31 or 31.12.2026. "
+            "Send a number of days from 1 to 365, or a date such as {iso} or {dotted}. "
             "/cancel stops.",
             lang,
+            iso=f"{example:%Y-%m-%d}",
+            dotted=f"{example:%d.%m.%Y}",
         )
     assert await _live_codes(ann) == []
     # still in the dialog: a good answer now works
@@ -161,18 +163,24 @@ async def test_typed_dates(harness: Harness, form: str) -> None:
     assert (await ann.send(day.strftime(form))).last.method == "sendPhoto"
 
     (code,) = await _live_codes(ann)
-    end_of_day = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=dt.UTC)
-    assert code.expires_at == end_of_day
+    last_minute = dt.datetime.combine(day, dt.time(23, 59), tzinfo=dt.UTC)
+    assert code.expires_at == last_minute
 
 
 async def test_today_and_the_last_allowed_day(harness: Harness, core: Core) -> None:
+    """Today would give less than the day the bot promises: refused, with the reason."""
     ann = await _member(harness)
     today = clock.utcnow().date()
-    assert (await ann.send(f"/newcode {today:%Y-%m-%d}")).last.method == "sendPhoto"
+    refused = await ann.send(f"/newcode {today:%Y-%m-%d}")
+    assert refused.last.text.startswith("A code must work for at least 1 day.")
+    assert await _live_codes(ann) == []
+    await ann.send("/cancel")
+    tomorrow = today + dt.timedelta(days=1)
+    assert (await ann.send(f"/newcode {tomorrow:%Y-%m-%d}")).last.method == "sendPhoto"
     (code,) = await _live_codes(ann)
-    assert code.expires_at.date() == today + dt.timedelta(days=1)  # through the end of today
-
+    assert code.expires_at == dt.datetime.combine(tomorrow, dt.time(23, 59), tzinfo=dt.UTC)
     await core.referrals.delete_active_code(owner=await ann.account())
+
     last = clock.utcnow() + dt.timedelta(days=365)
     assert (await ann.send(f"/newcode {last:%d.%m.%Y}")).last.method == "sendPhoto"
     (code,) = await _live_codes(ann)
@@ -286,3 +294,26 @@ async def test_a_code_made_through_the_api_shows_in_chat(harness: Harness, core:
     )
     card = (await ann.send("/code")).last
     assert "Uses: 0 / 5" in card.text
+
+
+async def test_keep_after_the_code_was_deleted_says_it_is_gone(harness: Harness, lang: str) -> None:
+    """Delete pressed twice: "Yes" on one question, then "No, keep it" on the other."""
+    ann = await _member(harness, lang)
+    card = (await ann.send("/newcode 7")).last
+    (code,) = await _live_codes(ann)
+    first = await ann.press(card, t("Delete", lang))
+    second = await ann.press(card, t("Delete", lang))
+    await ann.press(first.last, t("Yes, delete it", lang))
+
+    kept = await ann.press(second.last, t("No, keep it", lang))
+
+    assert t("OK, the code stays.", lang) not in kept.text
+    assert (
+        t(
+            "The code <code>{code}</code> no longer works, so there is nothing to keep.",
+            lang,
+            code=code.code,
+        )
+        in kept.text
+    )
+    assert await _live_codes(ann) == []

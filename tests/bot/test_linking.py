@@ -38,7 +38,7 @@ async def test_linking_says_so_in_the_users_language(harness: Harness, core, lan
 
     assert replies.last.text == t(
         "Done: this chat is linked to your account {account}. "
-        "The chat and the API now manage the same code and referrals.",
+        "Your code and referrals are now the same here and wherever you sign in.",
         lang,
         account="ann@example.com",
     )

@@ -242,3 +242,19 @@ async def test_names_from_telegram_lose_control_and_direction_characters(
     account = await eve.account()
     assert account is not None
     assert account.full_name == "Eve Lee Smith"
+
+
+async def test_a_referrer_without_a_name_is_a_friend_never_their_email(
+    harness: Harness, core: Core, lang: str
+) -> None:
+    owner = await core.users.register(email="john.smith.private@example.com", password="x" * 12)
+    code = await _code_of(core, owner)
+    ann = harness.person(101, "Ann", lang=lang)
+
+    replies = await ann.send(f"/start {code}")
+
+    assert (
+        t("Welcome, {name}! You joined via a friend's invitation.", lang, name="Ann")
+        in replies.last.text
+    )
+    assert "john" not in replies.text.lower()

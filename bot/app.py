@@ -14,7 +14,12 @@ from aiogram.types import BotCommand
 
 from bot.handlers import create_routers
 from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
-from bot.middlewares import AccountMiddleware, Throttle, ThrottlingMiddleware
+from bot.middlewares import (
+    AccountMiddleware,
+    Throttle,
+    ThrottlingMiddleware,
+    UpdateContextMiddleware,
+)
 from bot.outbox import OutboxPoller
 from bot.session import WaitOnRetryAfter
 from bot.storage import FallbackStorage
@@ -71,6 +76,7 @@ def create_dispatcher(
     dispatcher = Dispatcher(
         storage=storage, events_isolation=SimpleEventIsolation(), core=core, outbox=outbox
     )
+    dispatcher.update.outer_middleware(UpdateContextMiddleware())
     dispatcher.update.outer_middleware(ThrottlingMiddleware(throttle))
     dispatcher.update.outer_middleware(AccountMiddleware(core))
     LocaleMiddleware(get_i18n()).setup(dispatcher)

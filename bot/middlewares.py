@@ -12,7 +12,7 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import pick_locale, translate
-from core import clock, metrics
+from core import clock, logs, metrics
 from core.container import Core
 from core.ratelimit import Counters, Limit, Rate
 from core.telegram.service import TelegramProfile
@@ -73,6 +73,22 @@ class Throttle:
 
     async def close(self) -> None:
         await self.counters.close()
+
+
+class UpdateContextMiddleware(BaseMiddleware):
+    """Every log line written while an update is handled carries its id; each is counted."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        token = logs.update_id.set(event.update_id if isinstance(event, Update) else None)
+        try:
+            result = await handler(event, data)
+        except Exception:
+            metrics.bot_updates.labels("failed").inc()
+            raise
+        finally:
+            logs.update_id.reset(token)
+        metrics.bot_updates.labels("handled").inc()
+        return result
 
 
 class ThrottlingMiddleware(BaseMiddleware):

@@ -54,6 +54,7 @@ class WorkerStats:
     rescanned: int = 0  # due pending users found by a later scan (retries, others' leftovers)
     scans: int = 0  # looks at the database for due users, at start and since
     errors: int = 0  # our own failures (database), logged with a traceback
+    superseded: int = 0  # answers dropped: another process had claimed a later attempt
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -281,6 +282,8 @@ class EnrichmentWorker:
         if settled:
             counter = {DONE: "done", NOT_FOUND: "not_found", FAILED: "failed"}[status]
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
+        else:
+            self.stats.superseded += 1
         return settled
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import time
 
@@ -212,7 +211,8 @@ async def test_two_processes_do_not_both_store_one_lookup(start_app, clearbit):
     clearbit.release.set()
 
     await _settled("ada@engines.example")
-    await asyncio.sleep(0.1)  # let the first process's (stale) answer arrive too
+    # The first process's (stale) answer arrives too, and is dropped.
+    await eventually(lambda: first.core.integrations.enrichment.stats.superseded == 1)
     user = await User.objects.get(email="ada@engines.example")
     assert user.enrichment_status == "done"
     assert user.enrichment_attempts == 2
@@ -329,7 +329,13 @@ async def test_a_name_found_later_reaches_the_cached_public_view(start_app, clea
     )
     assert created.status_code == 201, created.text
     code = created.json()["code"]
-    await asyncio.sleep(0.1)
+
+    async def view_cached() -> bool:
+        """Once the creation's tombstone (0.05 s) is gone, a lookup fills the cache."""
+        await app.client.get(f"{API}/referral-codes/{code}")
+        return await app.core.cache.get(code_key(code)) is not None
+
+    await eventually(view_cached)
     before = await app.client.get(f"{API}/referral-codes/{code}")
     assert before.json()["referrer"]["full_name"] is None
     assert await app.core.cache.get(code_key(code)) is not None  # the view is cached

@@ -1,9 +1,8 @@
-# One image for the API, the bot and the migration step; installed by `make install`,
-# the same path a developer uses.
-FROM python:3.11-slim
+# One image for the API, the bot and the migration step, installed by `make install` from the
+# runtime lock file: the same path, and the same versions, a developer's machine uses.
+FROM python:3.11-slim AS build
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
@@ -12,19 +11,32 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
-COPY pyproject.toml README.md Makefile alembic.ini ./
+# Dependencies first: this layer is rebuilt only when a lock file or the Makefile changes.
+COPY Makefile requirements.lock requirements-dev.lock ./
+RUN make deps PYTHON=python3 LOCK=requirements.lock
+COPY pyproject.toml README.md alembic.ini ./
 COPY core ./core
 COPY api ./api
 COPY bot ./bot
 COPY migrations ./migrations
-RUN make install PYTHON=python3 INSTALL_TARGET=. \
-    && useradd --create-home --uid 10001 app \
-    && mkdir -p /app/data && chown app /app/data
+RUN make install PYTHON=python3 LOCK=requirements.lock INSTALL_TARGET=.
 
-USER app
-ENV PATH="/app/.venv/bin:$PATH" \
+
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH="/app/.venv/bin:$PATH" \
     ENVIRONMENT=production \
     HOST=0.0.0.0 \
     PORT=8000
+
+WORKDIR /app
+RUN useradd --create-home --uid 10001 app && mkdir -p /app/data && chown app /app/data
+COPY --from=build /app /app
+
+USER app
 EXPOSE 8000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health/live\", timeout=3)"]
 CMD ["sh", "-c", "exec uvicorn api.main:app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]

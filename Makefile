@@ -6,22 +6,38 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-# What `make install` installs: the service and its dev tools (the Dockerfile passes ".").
+# What `make install` installs: the versions in a lock file (the ones the tests ran with),
+# then the service itself. The Dockerfile passes the runtime lock and ".".
+LOCK           ?= requirements-dev.lock
 INSTALL_TARGET ?= .[dev]
 
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run bot migrate superuser test test-services lint format bench clean
+.PHONY: install deps lock run bot migrate superuser test test-services test-e2e lint format bench clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked dependencies alone (the Dockerfile caches this layer before copying the code).
+deps:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e "$(INSTALL_TARGET)"
+	$(BIN)/pip install --quiet -r $(LOCK)
+
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
+	$(MAKE) deps LOCK=$(LOCK)
+	$(BIN)/pip install --quiet --no-deps $(if $(filter .,$(INSTALL_TARGET)),,-e) "$(INSTALL_TARGET)"
 	$(BIN)/python -m bot.i18n_compile
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml's ranges in fresh environments and pin what they installed.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet . && .lock-venv/bin/pip freeze --exclude-editable \
+	  | grep -v '^referral-service' > requirements.lock
+	.lock-venv/bin/pip install --quiet -c requirements.lock ".[dev]" && .lock-venv/bin/pip freeze \
+	  --exclude-editable | grep -v '^referral-service' > requirements-dev.lock
+	rm -rf .lock-venv
 
 migrate: install
 	$(BIN)/alembic upgrade head
@@ -38,6 +54,10 @@ superuser: migrate
 
 test: install
 	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q
+
+# Only the tests that start real servers in subprocesses (also part of `make test`).
+test-e2e: install
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q -m e2e
 
 test-services: install
 	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=services \

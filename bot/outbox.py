@@ -15,7 +15,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
 )
 
-from bot import render
+from bot import heartbeat, render
 from bot.i18n import get_i18n, pick_locale
 from core.container import Core
 from core.telegram.service import Delivery
@@ -53,6 +53,7 @@ class OutboxPoller:
     async def run(self) -> None:
         self._stopping = False
         while not self._stopping:
+            heartbeat.beat()
             try:
                 await self.deliver_pending()
             except Exception:

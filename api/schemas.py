@@ -107,6 +107,9 @@ class UserRead(BaseModel):
     telegram_id: int | None = Field(examples=[None])
     created_at: dt.datetime = Field(examples=["2026-11-26T10:00:00Z"])
     is_superuser: bool = False
+    email_verified: bool = Field(
+        default=False, description="Confirmed through the link mailed at sign-up."
+    )
     company: str | None = None
     job_title: str | None = None
     location: str | None = None
@@ -125,6 +128,7 @@ class UserRead(BaseModel):
             telegram_id=user.telegram_id,
             created_at=user.created_at,
             is_superuser=user.is_superuser,
+            email_verified=user.email_verified,
             company=user.company,
             job_title=user.job_title,
             location=user.location,
@@ -145,6 +149,45 @@ class Token(BaseModel):
 
 class RefreshRequest(BaseModel):
     refresh_token: Text = Field(max_length=512)
+
+
+Password = Annotated[
+    str, AfterValidator(_storable), StringConstraints(min_length=8, max_length=128)
+]
+
+
+class LogoutRequest(BaseModel):
+    refresh_token: Text = Field(max_length=512)
+
+
+class PasswordChange(BaseModel):
+    current_password: Text = Field(max_length=128)
+    new_password: Password
+
+
+class ProfileUpdate(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"full_name": "Ada King"}]})
+
+    full_name: Name | None = Field(
+        min_length=1, max_length=100, description="The name others see; null removes it."
+    )
+
+
+class AccountErasure(BaseModel):
+    password: Text = Field(max_length=128)
+
+
+class PasswordResetRequest(BaseModel):
+    email: Text = Field(min_length=1, max_length=320)
+
+
+class PasswordResetConfirm(BaseModel):
+    token: Text = Field(max_length=512)
+    new_password: Password
+
+
+class EmailVerification(BaseModel):
+    token: Text = Field(max_length=512)
 
 
 class ReferralCodeCreate(BaseModel):

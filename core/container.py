@@ -11,6 +11,7 @@ from core import db
 from core.auth.service import AuthService
 from core.cache import CodeCache, build_cache
 from core.integrations.providers import Integrations, build_integrations
+from core.mail import build_postman
 from core.ratelimit import RateLimiter, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
@@ -43,6 +44,7 @@ class Core:
         self.integrations.start()
 
     async def stop(self) -> None:
+        await self.auth.postman.close()
         await self.integrations.stop()
         await self.cache.close()
         await self.limiter.close()
@@ -66,6 +68,7 @@ def build_core(settings: Settings) -> Core:
     cache = build_cache(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
     referrals = ReferralService(cache=cache, cache_ttl=settings.cache.ttl_seconds)
     integrations = build_integrations(settings.integrations, referrals=referrals)
+    postman = build_postman(settings.mail)
     return Core(
         settings=settings,
         cache=cache,
@@ -75,7 +78,9 @@ def build_core(settings: Settings) -> Core:
             verifier=integrations.verifier,
             enrichment=integrations.enrichment,
         ),
-        auth=AuthService(settings.auth),
+        auth=AuthService(
+            settings.auth, postman=postman, public_base_url=settings.mail.public_base_url
+        ),
         integrations=integrations,
         limiter=build_limiter(settings),
         telegram=TelegramService(

@@ -38,6 +38,7 @@ def secret_values(settings: Settings) -> list[str]:
         settings.telegram.webhook_secret,
         settings.integrations.hunter_api_key,
         settings.integrations.clearbit_api_key,
+        settings.mail.smtp_url,
     ]
     values = [secret.get_secret_value() for secret in candidates if secret is not None]
     return [value for value in values if len(value) >= 6]

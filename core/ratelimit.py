@@ -71,6 +71,7 @@ class Limits:
     login_account: Limit
     registration: Limit
     lookup: Limit
+    password_reset: Limit
 
     @classmethod
     def from_settings(cls, settings: RateLimitSettings) -> Limits:
@@ -82,6 +83,7 @@ class Limits:
             login_account=Limit("login_account", Rate.parse(settings.login_account)),
             registration=Limit("registration", Rate.parse(settings.registration)),
             lookup=Limit("lookup", Rate.parse(settings.lookup)),
+            password_reset=Limit("password_reset", Rate.parse(settings.password_reset)),
         )
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import re
 import secrets
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -53,14 +54,34 @@ async def verify_password(password: str, password_hash: str | None) -> bool:
             return False
 
 
-def create_access_token(*, user_id: int, secret: str, lifetime: dt.timedelta) -> str:
+def create_access_token(
+    *, user_id: int, secret: str, lifetime: dt.timedelta, version: int = 0
+) -> str:
     now = clock.utcnow()
-    claims = {"sub": str(user_id), "type": "access", "iat": now, "exp": now + lifetime}
+    claims = {
+        "sub": str(user_id),
+        "type": "access",
+        "ver": version,  # the user's token version: raising it ends every token issued before
+        "iat": now,
+        "exp": now + lifetime,
+    }
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: int
+    version: int
 
 
 def decode_access_token(token: str, *, secret: str) -> int | None:
     """The user id in a valid, unexpired access token; None for anything else."""
+    claims = decode_access_claims(token, secret=secret)
+    return claims.user_id if claims is not None else None
+
+
+def decode_access_claims(token: str, *, secret: str) -> AccessClaims | None:
+    """Who a valid, unexpired access token speaks for, and its token version."""
     try:
         # Time claims are checked below against the service clock (the one tests move), not
         # against this host's, so a token from a process whose clock runs ahead still works.
@@ -81,7 +102,10 @@ def decode_access_token(token: str, *, secret: str) -> int | None:
     # int() reads as 12).
     if not isinstance(sub, str) or _USER_ID.fullmatch(sub) is None:
         return None
-    return int(sub)
+    version = claims.get("ver", 0)
+    if type(version) is not int or version < 0:
+        return None
+    return AccessClaims(user_id=int(sub), version=version)
 
 
 def new_opaque_token(nbytes: int = 32) -> str:

@@ -81,6 +81,29 @@ class HttpSettings(BaseSettings):
         return origins
 
 
+class MailSettings(BaseSettings):
+    model_config = _ENV
+
+    # smtp://user:password@host:587 (STARTTLS when the server offers it), smtps://…:465 (TLS
+    # from the start), smtp://host:25?starttls=false. Unset: no mail is sent.
+    smtp_url: SecretStr | None = Field(None, validation_alias="SMTP_URL")
+    mail_from: str = Field("Referrals <noreply@localhost>", validation_alias="MAIL_FROM")
+    # The most one delivery may take (connect, TLS, the whole exchange).
+    smtp_timeout_seconds: float = Field(10.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
+    # The service's public address, used in the links mails carry.
+    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL")
+
+    @field_validator("smtp_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return _blank_is_none(value)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
 class CacheSettings(BaseSettings):
     model_config = SettingsConfigDict(**_ENV, env_prefix="CACHE_")
 
@@ -100,11 +123,20 @@ class RateLimitSettings(BaseSettings):
     # spread over many addresses, high enough that one address alone never reaches it.
     login_account: str = "100/3600"
     registration: str = "10/3600"
+    # Password-reset requests and confirmations per client address (each request may mail).
+    password_reset: str = "5/3600"  # noqa: S105 (a rate, not a password)
     lookup: str = "120/60"
     # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed: "10.0.0.1,10.1.0.0/16" or JSON.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
-    @field_validator("login", "login_account_address", "login_account", "registration", "lookup")
+    @field_validator(
+        "login",
+        "login_account_address",
+        "login_account",
+        "registration",
+        "password_reset",
+        "lookup",
+    )
     @classmethod
     def _check_rule(cls, value: str) -> str:
         count, _, seconds = value.partition("/")
@@ -190,6 +222,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
     cache: CacheSettings = Field(default_factory=CacheSettings)
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)

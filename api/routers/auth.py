@@ -8,7 +8,16 @@ from fastapi.security import OAuth2PasswordRequestForm
 from api.deps import CoreDep
 from api.errors import problem_responses
 from api.ratelimit import CountedRoute, LoginLimit, per_address
-from api.schemas import RefreshRequest, Token, UserCreate, UserRead
+from api.schemas import (
+    EmailVerification,
+    LogoutRequest,
+    PasswordResetConfirm,
+    PasswordResetRequest,
+    RefreshRequest,
+    Token,
+    UserCreate,
+    UserRead,
+)
 from core.auth.service import TokenPair
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=CountedRoute)
@@ -42,6 +51,7 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
         full_name=body.full_name,
         referral_code=body.referral_code,
     )
+    await core.auth.send_verification(user=user)  # mailed in the background, when configured
     return UserRead.of(user)
 
 
@@ -63,3 +73,40 @@ async def login(
 async def refresh(body: RefreshRequest, core: CoreDep, response: Response) -> Token:
     """Trade a refresh token for a new pair; the old refresh token stops working."""
     return _token(await core.auth.refresh(refresh_token=body.refresh_token), response)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(422))
+async def logout(body: LogoutRequest, core: CoreDep) -> Response:
+    """End this refresh token's family (an unknown token is answered the same)."""
+    await core.auth.logout(refresh_token=body.refresh_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/password-reset",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(422, 429),
+)
+@per_address(lambda limits: limits.password_reset)
+async def password_reset(body: PasswordResetRequest, core: CoreDep) -> Response:
+    """Mail a one-time reset link (30 minutes); the same answer whether the email is known."""
+    await core.auth.request_password_reset(email=body.email)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/password-reset/confirm",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(400, 422, 429),
+)
+@per_address(lambda limits: limits.password_reset)
+async def password_reset_confirm(body: PasswordResetConfirm, core: CoreDep) -> Response:
+    """Set a new password with the mailed token; every token of the account ends."""
+    await core.auth.confirm_password_reset(token=body.token, new_password=body.new_password)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/verify-email", response_model=UserRead, responses=problem_responses(400, 422))
+async def verify_email(body: EmailVerification, core: CoreDep) -> UserRead:
+    """Confirm the email address with the token mailed at sign-up."""
+    return UserRead.of(await core.auth.verify_email(token=body.token))

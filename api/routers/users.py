@@ -1,10 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Response, status
 
 from api.deps import CoreDep, CurrentUser, Pagination
 from api.errors import problem_responses
-from api.schemas import ReferralItem, ReferralPage, TelegramLink, UserRead
+from api.schemas import (
+    AccountErasure,
+    PasswordChange,
+    ProfileUpdate,
+    ReferralItem,
+    ReferralPage,
+    TelegramLink,
+    UserRead,
+)
 from core.auth.errors import NotAllowed
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -14,6 +22,35 @@ router = APIRouter(prefix="/users", tags=["users"])
 async def me(user: CurrentUser) -> UserRead:
     """The signed-in user."""
     return UserRead.of(user)
+
+
+@router.patch("/me", response_model=UserRead, responses=problem_responses(401, 422))
+async def update_me(body: ProfileUpdate, user: CurrentUser, core: CoreDep) -> UserRead:
+    """Change your name; the public views of your code show it at once."""
+    return UserRead.of(await core.users.update_profile(user=user, full_name=body.full_name))
+
+
+@router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 403, 422)
+)
+async def erase_me(body: AccountErasure, user: CurrentUser, core: CoreDep) -> Response:
+    """Erase your account (your password confirms it); referrals stay, anonymous."""
+    await core.auth.check_password(user=user, password=body.password)
+    await core.users.erase(user=user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 422),
+)
+async def change_password(body: PasswordChange, user: CurrentUser, core: CoreDep) -> Response:
+    """Change your password; every token of yours, access and refresh, stops working."""
+    await core.auth.change_password(
+        user=user, current_password=body.current_password, new_password=body.new_password
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(

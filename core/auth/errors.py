@@ -1,4 +1,4 @@
-from core.errors import Forbidden, Unauthorized
+from core.errors import BadRequest, Forbidden, Unauthorized
 
 
 class NotAuthenticated(Unauthorized):
@@ -19,3 +19,20 @@ class InvalidRefreshToken(Unauthorized):
 class NotAllowed(Forbidden):
     code = "forbidden"
     message = "You may not see this."
+
+
+class WrongPassword(Forbidden):
+    """The signed-in user's own password, asked again before a sensitive change, was wrong."""
+
+    code = "invalid_credentials"
+    message = "The password is wrong."
+
+
+class InvalidResetToken(BadRequest):
+    code = "invalid_reset_token"
+    message = "This password reset link is unknown, expired or already used."
+
+
+class InvalidVerificationToken(BadRequest):
+    code = "invalid_verification_token"
+    message = "This verification link is unknown, expired or already used."

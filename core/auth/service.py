@@ -5,19 +5,30 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from core import clock, security
-from core.auth.errors import InvalidCredentials, InvalidRefreshToken, NotAuthenticated
-from core.auth.models import RefreshToken
+from core.auth.errors import (
+    InvalidCredentials,
+    InvalidRefreshToken,
+    InvalidResetToken,
+    InvalidVerificationToken,
+    NotAuthenticated,
+    WrongPassword,
+)
+from core.auth.models import AccountToken, RefreshToken
 from core.db import database, is_valid_id
 from core.errors import InvalidInput
+from core.mail import Mail, Postman
 from core.settings import AuthSettings
 from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.models import User
 
 _tokens = RefreshToken.ormar_config.table
+_account_tokens = AccountToken.ormar_config.table
+_users = User.ormar_config.table
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +38,25 @@ class TokenPair:
     expires_in: int
 
 
+RESET_LIFETIME = dt.timedelta(minutes=30)
+VERIFICATION_LIFETIME = dt.timedelta(days=2)
+PASSWORD_RESET = "password_reset"  # noqa: S105 (a token purpose)
+EMAIL_VERIFICATION = "email_verification"
+
+
 class AuthService:
-    def __init__(self, settings: AuthSettings) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        *,
+        postman: Postman | None = None,
+        public_base_url: str = "http://127.0.0.1:8000",
+    ) -> None:
         self._secret = settings.secret_key.get_secret_value()
         self._access_lifetime = dt.timedelta(minutes=settings.access_token_minutes)
         self._refresh_lifetime = dt.timedelta(days=settings.refresh_token_days)
+        self.postman = postman or Postman(None)
+        self.public_base_url = public_base_url
 
     async def authenticate(self, *, email: str, password: str) -> User:
         # The spelling sign-up stored (an IDN domain is stored decoded), so an account signs in
@@ -52,7 +77,8 @@ class AuthService:
         refresh = security.new_opaque_token()
         async with database.transaction(), database.connection() as connection:
             await connection.execute(self._new_refresh_row(user_id, refresh, family))
-        return self._pair(user_id, refresh)
+            version = await _token_version(connection, user_id)
+        return self._pair(user_id, refresh, version)
 
     async def refresh(self, *, refresh_token: str) -> TokenPair:
         """Trade a refresh token for a new pair; each refresh token works once.
@@ -75,17 +101,19 @@ class AuthService:
             .returning(_tokens.c.user_id, _tokens.c.family)
         )
         refresh = security.new_opaque_token()
+        version = 0
         async with database.transaction(), database.connection() as connection:
             spent = (await connection.execute(spend)).first()
             if spent is not None:
                 await connection.execute(
                     self._new_refresh_row(spent.user_id, refresh, spent.family)
                 )
+                version = await _token_version(connection, spent.user_id)
             else:
                 await connection.execute(_revoke_family_of_used(digest, now))
         if spent is None:
             raise InvalidRefreshToken()
-        return self._pair(spent.user_id, refresh)
+        return self._pair(spent.user_id, refresh, version)
 
     def _new_refresh_row(self, user_id: int, refresh: str, family: str | None) -> sa.Insert:
         now = clock.utcnow()
@@ -97,9 +125,9 @@ class AuthService:
             expires_at=now + self._refresh_lifetime,
         )
 
-    def _pair(self, user_id: int, refresh: str) -> TokenPair:
+    def _pair(self, user_id: int, refresh: str, version: int) -> TokenPair:
         access = security.create_access_token(
-            user_id=user_id, secret=self._secret, lifetime=self._access_lifetime
+            user_id=user_id, secret=self._secret, lifetime=self._access_lifetime, version=version
         )
         return TokenPair(
             access_token=access,
@@ -108,12 +136,150 @@ class AuthService:
         )
 
     async def user_from_access_token(self, token: str) -> User:
-        user_id = security.decode_access_token(token, secret=self._secret)
-        known = user_id is not None and is_valid_id(user_id)
-        user = await User.objects.get_or_none(id=user_id) if known else None
-        if user is None:
+        claims = security.decode_access_claims(token, secret=self._secret)
+        known = claims is not None and is_valid_id(claims.user_id)
+        user = await User.objects.get_or_none(id=claims.user_id) if claims and known else None
+        # A token issued before the user's last password change, reset or erasure is over.
+        if user is None or claims is None or claims.version != user.token_version:
+            raise NotAuthenticated()
+        if user.erased_at is not None:
             raise NotAuthenticated()
         return user
+
+    # -- account basics -----------------------------------------------------------------
+
+    async def logout(self, *, refresh_token: str) -> None:
+        """End the family of this refresh token (an unknown token is no error)."""
+        digest = security.token_digest(refresh_token)
+        family = sa.select(_tokens.c.family).where(_tokens.c.token_hash == digest)
+        statement = (
+            sa.update(_tokens)
+            .where(_tokens.c.family == family.scalar_subquery(), _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=clock.utcnow())
+        )
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(statement)
+
+    async def change_password(
+        self, *, user: User, current_password: str, new_password: str
+    ) -> None:
+        """Every token of the user, access and refresh, stops working at once."""
+        if not await security.verify_password(current_password, user.password_hash):
+            raise WrongPassword()
+        await self._set_password(user.id, await security.hash_password(new_password))
+
+    async def check_password(self, *, user: User, password: str) -> None:
+        if not await security.verify_password(password, user.password_hash):
+            raise WrongPassword()
+
+    async def request_password_reset(self, *, email: str) -> None:
+        """Mail a one-time link to a known address; the same answer for an unknown one."""
+        try:
+            stored = normalize_email(email) if len(email) <= MAX_EMAIL_LENGTH else None
+        except InvalidInput:
+            stored = None
+        user = await User.objects.get_or_none(email=stored) if stored else None
+        if user is None or user.email is None or not self.postman.enabled:
+            return
+        token = await self._mail_token(user.id, PASSWORD_RESET, RESET_LIFETIME)
+        link = f"{self.public_base_url}/reset-password?token={token}"
+        self.postman.post(
+            Mail(
+                to=user.email,
+                subject="Reset your password",
+                body=(
+                    "Someone asked to reset the password of your account. If it was you, open\n\n"
+                    f"  {link}\n\nwithin 30 minutes, or send the token below with a new password "
+                    "to POST /api/v1/auth/password-reset/confirm:\n\n"
+                    f"  {token}\n\nIf it was not you, ignore this mail: nothing changes."
+                ),
+            ),
+            what="password reset",
+        )
+
+    async def confirm_password_reset(self, *, token: str, new_password: str) -> None:
+        user_id = await self._spend(token, PASSWORD_RESET)  # junk costs no password hashing
+        if user_id is None:
+            raise InvalidResetToken()
+        await self._set_password(user_id, await security.hash_password(new_password))
+
+    async def send_verification(self, *, user: User) -> None:
+        """Mail the sign-up's verification link (when mail is configured)."""
+        if user.email is None or not self.postman.enabled:
+            return
+        token = await self._mail_token(user.id, EMAIL_VERIFICATION, VERIFICATION_LIFETIME)
+        link = f"{self.public_base_url}/verify-email?token={token}"
+        self.postman.post(
+            Mail(
+                to=user.email,
+                subject="Confirm your email address",
+                body=(
+                    f"Welcome! Confirm this address by opening\n\n  {link}\n\n"
+                    "within two days, or send the token below to POST /api/v1/auth/verify-email:"
+                    f"\n\n  {token}\n"
+                ),
+            ),
+            what="verification",
+        )
+
+    async def verify_email(self, *, token: str) -> User:
+        user_id = await self._spend(token, EMAIL_VERIFICATION)
+        if user_id is None:
+            raise InvalidVerificationToken()
+        await User.objects.filter(id=user_id).update(email_verified=True)
+        return await User.objects.get(id=user_id)
+
+    async def end_sessions(self, connection: Any, user_id: int) -> None:
+        """Inside the caller's transaction: every access and refresh token of the user ends."""
+        await connection.execute(
+            sa.update(_users)
+            .where(_users.c.id == user_id)
+            .values(token_version=_users.c.token_version + 1)
+        )
+        await connection.execute(
+            sa.update(_tokens)
+            .where(_tokens.c.user_id == user_id, _tokens.c.revoked_at.is_(None))
+            .values(revoked_at=clock.utcnow())
+        )
+
+    async def _set_password(self, user_id: int, password_hash: str) -> None:
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(
+                sa.update(_users).where(_users.c.id == user_id).values(password_hash=password_hash)
+            )
+            await self.end_sessions(connection, user_id)
+
+    @staticmethod
+    async def _mail_token(user_id: int, purpose: str, lifetime: dt.timedelta) -> str:
+        token = security.new_opaque_token()
+        now = clock.utcnow()
+        await AccountToken.objects.create(
+            user=user_id,
+            purpose=purpose,
+            token_hash=security.token_digest(token),
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+        return token
+
+    @staticmethod
+    async def _spend(token: str, purpose: str) -> int | None:
+        """The user a one-time token was mailed to, once; None when unknown, used or expired."""
+        now = clock.utcnow()
+        statement = (
+            sa.update(_account_tokens)
+            .where(
+                _account_tokens.c.token_hash == security.token_digest(token),
+                _account_tokens.c.purpose == purpose,
+                _account_tokens.c.used_at.is_(None),
+                _account_tokens.c.expires_at > now,
+            )
+            .values(used_at=now)
+            .returning(_account_tokens.c.user_id)
+        )
+        async with database.transaction(), database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+        return row.user_id if row is not None else None
 
 
 def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:
@@ -128,3 +294,10 @@ def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:
         .where(_tokens.c.family == family_of_used, _tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+async def _token_version(connection: Any, user_id: int) -> int:
+    version = await connection.scalar(
+        sa.select(_users.c.token_version).where(_users.c.id == user_id)
+    )
+    return int(version or 0)

@@ -249,10 +249,13 @@ class ReferralService:
         if claimed.max_uses is not None and claimed.uses >= claimed.max_uses:
             await self._invalidate(claimed.owner, claimed.code)
 
-    async def forget_owner(self, owner: User) -> None:
-        """Drop the cached views that show this owner (e.g. after a name change)."""
-        live = await ReferralCode.objects.get_or_none(owner=owner.id, closed_at=None)
-        await self._invalidate(owner, live.code if live else None)
+    async def forget_owner(self, owner: User, *, code: str | None = None) -> None:
+        """Drop the cached views that show this owner (after a name change, an erasure:
+        `code` names a code closed meanwhile)."""
+        if code is None:
+            live = await ReferralCode.objects.get_or_none(owner=owner.id, closed_at=None)
+            code = live.code if live else None
+        await self._invalidate(owner, code)
 
     # -- referrals ----------------------------------------------------------------------
 

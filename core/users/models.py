@@ -46,6 +46,12 @@ class User(ormar.Model):
     telegram_username: str | None = ormar.String(max_length=64, nullable=True)
     language_code: str | None = ormar.String(max_length=16, nullable=True)
     is_superuser: bool = ormar.Boolean(default=False, server_default=sa.false(), nullable=False)
+    # Set by the link mailed at sign-up (when mail is configured).
+    email_verified: bool = ormar.Boolean(default=False, server_default=sa.false(), nullable=False)
+    # Carried by every access token; raised to end them all at once (password change, erasure).
+    token_version: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
+    # Erased at the user's request: the row stays (referrers' counts), everything personal goes.
+    erased_at: dt.datetime | None = UTCDateTime(nullable=True)
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
 
     # Email verification (Hunter): the verdict at registration, when a verifier is configured.

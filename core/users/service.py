@@ -4,20 +4,44 @@ from __future__ import annotations
 
 import logging
 
+import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import security
+from core import clock, security
+from core.auth.models import AccountToken, RefreshToken
 from core.db import database, is_valid_id
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
-from core.telegram.models import Notification
+from core.telegram.models import Notification, TelegramLinkToken
 from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import User
 from core.users.names import clean_name
 
 log = logging.getLogger(__name__)
+
+_users = User.ormar_config.table
+_codes = ReferralCode.ormar_config.table
+_refresh_tokens = RefreshToken.ormar_config.table
+_account_tokens = AccountToken.ormar_config.table
+_link_tokens = TelegramLinkToken.ormar_config.table
+# What erasure clears: every column that says who the person is.
+_ERASED = dict.fromkeys(
+    (
+        "email",
+        "password_hash",
+        "full_name",
+        "telegram_id",
+        "telegram_username",
+        "language_code",
+        "email_status",
+        "company",
+        "job_title",
+        "location",
+        "avatar_url",
+    )
+)
 
 NEW_REFERRAL = "new_referral"
 
@@ -114,6 +138,38 @@ class UserService:
         if claimed:
             await self.referrals.after_claim(claimed)
         return user, claimed
+
+    async def update_profile(self, *, user: User, full_name: str | None) -> User:
+        """Change the name others see; the public views of the user's code show it at once."""
+        updated = await user.update(full_name=full_name)
+        await self.referrals.forget_owner(updated)
+        return updated
+
+    async def erase(self, *, user: User) -> None:
+        """Erase the account: everything personal goes, tokens end, the code closes.
+
+        The row stays, anonymous, so the referral it was (and the referrals it brought) still
+        count for the people concerned. The caller checked the password.
+        """
+        now = clock.utcnow()
+        live = await ReferralCode.objects.get_or_none(owner=user.id, closed_at=None)
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(
+                sa.update(_codes)
+                .where(_codes.c.owner_id == user.id, _codes.c.closed_at.is_(None))
+                .values(closed_at=now)
+            )
+            await connection.execute(
+                sa.update(_users).where(_users.c.id == user.id).values(**_ERASED, erased_at=now)
+            )
+            for table in (_refresh_tokens, _account_tokens, _link_tokens):
+                await connection.execute(sa.delete(table).where(table.c.user_id == user.id))
+            await connection.execute(
+                sa.update(_users)
+                .where(_users.c.id == user.id)
+                .values(token_version=_users.c.token_version + 1)
+            )
+        await self.referrals.forget_owner(user, code=live.code if live else None)
 
     async def _verify_email(self, email: str) -> str | None:
         if self.verifier is None:

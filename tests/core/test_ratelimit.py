@@ -33,6 +33,7 @@ LIMITS = Limits(
     login_account=Limit("login_account", Rate(2, 300)),
     registration=Limit("registration", Rate(2, 3600)),
     lookup=Limit("lookup", Rate(5, 10)),
+    password_reset=Limit("password_reset", Rate(2, 3600)),
 )
 
 

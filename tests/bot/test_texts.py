@@ -74,3 +74,22 @@ def test_every_russian_text_is_translated_with_its_placeholders() -> None:
 def test_russian_plural_forms(count: int, word: str) -> None:
     text = tn("You have {total} referral.", "You have {total} referrals.", count, "ru", total=count)
     assert text == f"У вас {count} {word}."
+
+
+def test_russian_texts_read_as_russian() -> None:
+    """No semicolons copied from English, no "API" jargon, "по приглашению" without "от"."""
+    for message in _catalog("ru"):
+        if not message.id:
+            continue
+        texts = [message.string] if isinstance(message.string, str) else list(message.string)
+        for text in texts:
+            assert ";" not in text, (message.id, text)
+            assert "API" not in text, (message.id, text)
+            assert "приглашению от" not in text, (message.id, text)
+
+
+def test_user_texts_in_english_name_no_api() -> None:
+    for message in _catalog("en"):
+        ids = [message.id] if isinstance(message.id, str) else list(message.id)
+        for text in ids:
+            assert "API" not in text, text

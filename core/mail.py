@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -101,15 +102,19 @@ class Postman:
     def enabled(self) -> bool:
         return self.mailer is not None
 
-    def post(self, mail: Mail, *, what: str) -> None:
+    def post(self, compose: Callable[[], Awaitable[Mail]], *, what: str) -> None:
+        """Compose (it may write, e.g. the token a link carries) and send in the background."""
         if self.mailer is None:
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(self.mailer, mail, what))
+        task = asyncio.get_running_loop().create_task(self._deliver(self.mailer, compose, what))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, mailer: Mailer, mail: Mail, what: str) -> None:
+    async def _deliver(
+        self, mailer: Mailer, compose: Callable[[], Awaitable[Mail]], what: str
+    ) -> None:
         try:
+            mail = await compose()
             async with asyncio.timeout(self.timeout + 1):
                 await mailer.send(mail)
         except Exception as exc:  # logged without the address: it is personal data

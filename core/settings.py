@@ -28,6 +28,14 @@ def _blank_is_none(value: object) -> object:
     return None if isinstance(value, str) and not value.strip() else value
 
 
+def _split_list(value: object) -> object:
+    """A list setting written "a,b,c" or as a JSON list."""
+    if isinstance(value, str):
+        text = value.strip()
+        return json.loads(text) if text.startswith("[") else text.split(",")
+    return value
+
+
 class AuthSettings(BaseSettings):
     model_config = _ENV
 
@@ -63,13 +71,7 @@ class HttpSettings(BaseSettings):
     # database's own bounds).
     request_timeout_seconds: float = Field(10.0, gt=0, validation_alias="REQUEST_TIMEOUT_SECONDS")
 
-    @field_validator("cors_origins", mode="before")
-    @classmethod
-    def _split_origins(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else text.split(",")
-        return value
+    _split_origins = field_validator("cors_origins", mode="before")(_split_list)
 
     @field_validator("cors_origins")
     @classmethod
@@ -144,13 +146,7 @@ class RateLimitSettings(BaseSettings):
             raise ValueError("a rate limit is written '<count>/<seconds>', e.g. '10/60'")
         return value
 
-    @field_validator("trusted_proxies", mode="before")
-    @classmethod
-    def _split_proxies(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            return json.loads(text) if text.startswith("[") else text.split(",")
-        return value
+    _split_proxies = field_validator("trusted_proxies", mode="before")(_split_list)
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -51,7 +51,7 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
         full_name=body.full_name,
         referral_code=body.referral_code,
     )
-    await core.auth.send_verification(user=user)  # mailed in the background, when configured
+    core.auth.send_verification(user=user)  # mailed in the background, when configured
     return UserRead.of(user)
 
 

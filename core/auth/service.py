@@ -179,23 +179,20 @@ class AuthService:
         except InvalidInput:
             stored = None
         user = await User.objects.get_or_none(email=stored) if stored else None
-        if user is None or user.email is None or not self.postman.enabled:
-            return
-        token = await self._mail_token(user.id, PASSWORD_RESET, RESET_LIFETIME)
-        link = f"{self.public_base_url}/reset-password?token={token}"
-        self.postman.post(
-            Mail(
-                to=user.email,
+        if user is not None:
+            self._mail_link(
+                user,
+                purpose=PASSWORD_RESET,
+                lifetime=RESET_LIFETIME,
+                path="/reset-password",
                 subject="Reset your password",
                 body=(
-                    "Someone asked to reset the password of your account. If it was you, open\n\n"
-                    f"  {link}\n\nwithin 30 minutes, or send the token below with a new password "
-                    "to POST /api/v1/auth/password-reset/confirm:\n\n"
-                    f"  {token}\n\nIf it was not you, ignore this mail: nothing changes."
+                    "Someone asked to reset the password of your account. If it was you, open"
+                    "\n\n  {link}\n\nwithin 30 minutes, or send the token below with a new "
+                    "password to POST /api/v1/auth/password-reset/confirm:\n\n  {token}\n\n"
+                    "If it was not you, ignore this mail: nothing changes."
                 ),
-            ),
-            what="password reset",
-        )
+            )
 
     async def confirm_password_reset(self, *, token: str, new_password: str) -> None:
         user_id = await self._spend(token, PASSWORD_RESET)  # junk costs no password hashing
@@ -203,24 +200,43 @@ class AuthService:
             raise InvalidResetToken()
         await self._set_password(user_id, await security.hash_password(new_password))
 
-    async def send_verification(self, *, user: User) -> None:
+    def send_verification(self, *, user: User) -> None:
         """Mail the sign-up's verification link (when mail is configured)."""
-        if user.email is None or not self.postman.enabled:
-            return
-        token = await self._mail_token(user.id, EMAIL_VERIFICATION, VERIFICATION_LIFETIME)
-        link = f"{self.public_base_url}/verify-email?token={token}"
-        self.postman.post(
-            Mail(
-                to=user.email,
-                subject="Confirm your email address",
-                body=(
-                    f"Welcome! Confirm this address by opening\n\n  {link}\n\n"
-                    "within two days, or send the token below to POST /api/v1/auth/verify-email:"
-                    f"\n\n  {token}\n"
-                ),
+        self._mail_link(
+            user,
+            purpose=EMAIL_VERIFICATION,
+            lifetime=VERIFICATION_LIFETIME,
+            path="/verify-email",
+            subject="Confirm your email address",
+            body=(
+                "Welcome! Confirm this address by opening\n\n  {link}\n\nwithin two days, or "
+                "send the token below to POST /api/v1/auth/verify-email:\n\n  {token}\n"
             ),
-            what="verification",
         )
+
+    def _mail_link(
+        self,
+        user: User,
+        *,
+        purpose: str,
+        lifetime: dt.timedelta,
+        path: str,
+        subject: str,
+        body: str,
+    ) -> None:
+        """Mail a one-time link, token and all, in the background: the request pays neither
+        the token's write nor the delivery (so a reset for a known address answers as fast
+        as one for an unknown address)."""
+        address = user.email
+        if address is None or not self.postman.enabled:
+            return
+
+        async def compose() -> Mail:
+            token = await self._mail_token(user.id, purpose, lifetime)
+            link = f"{self.public_base_url}{path}?token={token}"
+            return Mail(to=address, subject=subject, body=body.format(link=link, token=token))
+
+        self.postman.post(compose, what=purpose.replace("_", " "))
 
     async def verify_email(self, *, token: str) -> User:
         user_id = await self._spend(token, EMAIL_VERIFICATION)

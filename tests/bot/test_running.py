@@ -52,20 +52,12 @@ def _update(update_id: int, user_id: int, text: str, lang: str = "en") -> dict:
 def test_a_missing_or_malformed_token_stops_with_one_line(
     token: str | None, complaint: str
 ) -> None:
-    env = {**os.environ, "ENV_FILE": "none"}
+    env = dict(os.environ)
     env.pop("TELEGRAM_BOT_TOKEN", None)
     if token is not None:
         env["TELEGRAM_BOT_TOKEN"] = token
 
-    done = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _run_bot(env)
 
     assert done.returncode != 0
     lines = done.stderr.strip().splitlines()
@@ -75,6 +67,19 @@ def test_a_missing_or_malformed_token_stops_with_one_line(
 
 
 REAL_LOOKING_TOKEN = "123456789:AAE" + "k" * 32
+
+
+def _run_bot(env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`python -m bot` with this environment (and no .env), to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "bot"],
+        cwd=ROOT,
+        env={**env, "ENV_FILE": "none"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
@@ -88,20 +93,8 @@ REAL_LOOKING_TOKEN = "123456789:AAE" + "k" * 32
     ],
 )
 def test_a_bad_api_url_stops_with_one_line_and_no_token(api_url: str) -> None:
-    env = {
-        **os.environ,
-        "ENV_FILE": "none",
-        "TELEGRAM_BOT_TOKEN": REAL_LOOKING_TOKEN,
-        "TELEGRAM_API_URL": api_url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = _run_bot(
+        {**os.environ, "TELEGRAM_BOT_TOKEN": REAL_LOOKING_TOKEN, "TELEGRAM_API_URL": api_url}
     )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
@@ -117,19 +110,10 @@ def test_an_unreachable_bot_api_is_one_line_without_the_token() -> None:
         closed = probe.getsockname()[1]
     env = {
         **os.environ,
-        "ENV_FILE": "none",
         "TELEGRAM_BOT_TOKEN": REAL_LOOKING_TOKEN,
         "TELEGRAM_API_URL": f"http://127.0.0.1:{closed}",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "bot"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run_bot(env, timeout=120)
     assert done.returncode == 2
     assert "cannot reach the Bot API" in done.stderr
     assert "Traceback" not in done.stderr

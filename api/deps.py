@@ -41,13 +41,20 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 class Page:
     limit: int
     offset: int
+    cursor: str | None = None
 
 
 async def get_page(
     limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, description="Items to skip (older clients; prefer cursor).")
+    ] = 0,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=100, description="`next_cursor` of the previous page; wins over offset."),
+    ] = None,
 ) -> Page:
-    return Page(limit=limit, offset=offset)
+    return Page(limit=limit, offset=offset, cursor=cursor or None)
 
 
 Pagination = Annotated[Page, Depends(get_page)]

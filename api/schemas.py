@@ -227,6 +227,11 @@ class ReferralPage(BaseModel):
     total: int = Field(description="All referrals, across pages.", examples=[1])
     limit: int = Field(examples=[50])
     offset: int = Field(examples=[0])
+    next_cursor: str | None = Field(
+        default=None,
+        description="Pass as `cursor` for the next page; null on the last page.",
+        examples=[None],
+    )
 
 
 class TelegramLink(BaseModel):

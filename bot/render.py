@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from html import escape
+from typing import Protocol
 
 import segno
 from aiogram.utils.i18n import I18n, ngettext
@@ -14,7 +15,6 @@ from babel.dates import format_date, format_datetime
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralPage
 from core.telegram.service import Delivery
-from core.users.models import User
 
 # One style in every language: "1 December 2026", "1 декабря 2026".
 DATE_PATTERN = "d MMMM y"
@@ -32,7 +32,12 @@ def when(moment: dt.datetime, *, locale: str | None = None) -> str:
     )
 
 
-def name_of(user: User) -> str:
+class Named(Protocol):
+    @property
+    def full_name(self) -> str | None: ...
+
+
+def name_of(user: Named) -> str:
     """How a person is shown: the name they gave (Telegram's first and last name for chat
     accounts), else "a friend"; never a piece of their email."""
     return user.full_name or _("a friend")

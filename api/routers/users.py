@@ -67,7 +67,7 @@ async def referrals(
             raise NotAllowed()
         await core.users.get(user_id)
     found = await core.referrals.referrals(
-        referrer_id=user_id, limit=page.limit, offset=page.offset
+        referrer_id=user_id, limit=page.limit, offset=page.offset, cursor=page.cursor
     )
     return ReferralPage(
         items=[
@@ -83,6 +83,7 @@ async def referrals(
         total=found.total,
         limit=page.limit,
         offset=page.offset,
+        next_cursor=found.next_cursor,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 import secrets
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from core import clock, metrics
 from core.cache import CodeCache
 from core.db import database
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.referrals.errors import (
     ActiveCodeExists,
     CodeTaken,
@@ -84,9 +85,50 @@ def _refusal(code: ReferralCode | None, now: dt.datetime) -> DomainError:
 
 
 @dataclass(frozen=True, slots=True)
+class Referral:
+    """One person who joined with a referrer's code, as the list shows them."""
+
+    id: int
+    email: str | None
+    full_name: str | None
+    created_at: dt.datetime
+    referral_code: str | None
+
+
+_REFERRAL_COLUMNS = (
+    _users.c.id,
+    _users.c.email,
+    _users.c.full_name,
+    _users.c.created_at,
+    _users.c.referral_code,
+)
+
+
+@dataclass(frozen=True, slots=True)
 class ReferralPage:
-    items: list[User]
+    items: list[Referral]
     total: int
+    next_cursor: str | None = None
+
+
+def encode_cursor(created_at: dt.datetime, user_id: int) -> str:
+    """Opaque to clients: the position after which the next page starts."""
+    raw = f"{created_at.astimezone(dt.UTC).isoformat()}|{user_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        if len(cursor) > 100:
+            raise ValueError("too long")
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        moment, _, user_id = raw.partition("|")
+        created_at = dt.datetime.fromisoformat(moment)
+        if created_at.tzinfo is None or not user_id.isascii() or not user_id.isdigit():
+            raise ValueError("not a cursor")
+        return created_at, int(user_id)
+    except ValueError:
+        raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
 
 
 class ReferralService:
@@ -226,10 +268,16 @@ class ReferralService:
             sa.update(_codes)
             .where(_codes.c.code == code, *self._active_clauses(now))
             .values(uses=_codes.c.uses + 1)
-            .returning(_codes.c.id)
+            .returning(_codes.c.id, _codes.c.owner_id)
         )
         async with database.connection() as connection:
             row = (await connection.execute(statement)).first()
+            if row is not None:  # the referrer's total, in the same transaction as the use
+                await connection.execute(
+                    sa.update(_users)
+                    .where(_users.c.id == row.owner_id)
+                    .values(referral_count=_users.c.referral_count + 1)
+                )
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
         raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
@@ -259,19 +307,38 @@ class ReferralService:
 
     # -- referrals ----------------------------------------------------------------------
 
-    async def referrals(self, *, referrer_id: int, limit: int, offset: int) -> ReferralPage:
-        """A page of the people who joined with this referrer's codes, newest first."""
-        total = await self.referral_count(referrer_id=referrer_id)
-        items = (
-            await User.objects.filter(referrer=referrer_id)
-            .order_by(["-created_at", "-id"])
-            .limit(limit)
-            .offset(offset)
-            .all()
-            if total > offset
-            else []
+    async def referrals(
+        self, *, referrer_id: int, limit: int, offset: int = 0, cursor: str | None = None
+    ) -> ReferralPage:
+        """A page of the people who joined with this referrer's codes, newest first.
+
+        By `cursor` (what the previous page's `next_cursor` said) a page costs the same at
+        any depth: a range of the (referrer, created_at, id) index. `offset` is still
+        accepted for older clients. `total` is the referrer's counter, not a count.
+        """
+        after = decode_cursor(cursor) if cursor else None
+        statement = (
+            sa.select(*_REFERRAL_COLUMNS)
+            .where(_users.c.referrer_id == referrer_id)
+            .order_by(_users.c.created_at.desc(), _users.c.id.desc())
+            .limit(limit + 1)  # one more tells whether another page follows
         )
-        return ReferralPage(items=items, total=total)
+        if after is not None:
+            statement = statement.where(
+                sa.tuple_(_users.c.created_at, _users.c.id)
+                < sa.tuple_(sa.literal(after[0], _users.c.created_at.type), after[1])
+            )
+        elif offset:
+            statement = statement.offset(offset)
+        total = sa.select(_users.c.referral_count).where(_users.c.id == referrer_id)
+        async with database.connection() as connection:
+            counted = int(await connection.scalar(total) or 0)
+            past_the_end = after is None and offset >= counted
+            rows = [] if past_the_end else (await connection.execute(statement)).all()
+        items = [Referral(**row._mapping) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        return ReferralPage(items=items, total=counted, next_cursor=next_cursor)
 
     @staticmethod
     async def referral_count(*, referrer_id: int, up_to_user_id: int | None = None) -> int:

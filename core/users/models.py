@@ -18,7 +18,8 @@ class User(ormar.Model):
     ormar_config = base_config.copy(
         tablename="users",
         constraints=[
-            ormar.IndexColumns("referrer_id", "created_at", name="ix_users_referrer_created"),
+            # Keyset pages of one referrer's referrals, newest first.
+            ormar.IndexColumns("referrer_id", "created_at", "id", name="ix_users_referrer_created"),
             # Workers look for the pending users whose next lookup is due.
             ormar.IndexColumns(
                 "enrichment_retry_at",
@@ -50,6 +51,8 @@ class User(ormar.Model):
     email_verified: bool = ormar.Boolean(default=False, server_default=sa.false(), nullable=False)
     # Carried by every access token; raised to end them all at once (password change, erasure).
     token_version: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
+    # How many joined with this user's codes: kept by each sign-up's own transaction.
+    referral_count: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
     # Erased at the user's request: the row stays (referrers' counts), everything personal goes.
     erased_at: dt.datetime | None = UTCDateTime(nullable=True)
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)

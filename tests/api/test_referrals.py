@@ -95,7 +95,13 @@ async def test_no_referrals_yet(client, user):
     ann, headers = await user("ann@example.com")
     response = await _referrals(client, ann["id"], headers)
     assert response.status_code == 200
-    assert response.json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    assert response.json() == {
+        "items": [],
+        "total": 0,
+        "limit": 50,
+        "offset": 0,
+        "next_cursor": None,
+    }
 
 
 async def test_pagination_validation(client, user):
@@ -154,3 +160,23 @@ async def test_non_numeric_user_id(client, user):
     for user_id in ("abc", "1.5", "1e3", "%00", "me"):
         response = await client.get(f"{API}/users/{user_id}/referrals", headers=headers)
         assert_validation_error(response, "user_id")
+
+
+async def test_referrals_by_cursor(client, referrer):
+    ann, headers, joined = referrer
+    first = (await _referrals(client, ann["id"], headers, limit=2)).json()
+    assert first["total"] == 3
+    assert first["next_cursor"]
+    second = await _referrals(client, ann["id"], headers, limit=2, cursor=first["next_cursor"])
+    body = second.json()
+    assert body["total"] == 3
+    assert body["next_cursor"] is None
+    ids = [item["id"] for item in first["items"] + body["items"]]
+    assert ids == [person["id"] for person in reversed(joined)]
+
+
+@pytest.mark.parametrize("cursor", ["junk", "%%%", "x" * 101, "MjAyNi0xMi0wMXwx="])
+async def test_a_malformed_cursor_is_422(client, referrer, cursor):
+    ann, headers, _ = referrer
+    response = await _referrals(client, ann["id"], headers, cursor=cursor)
+    assert_validation_error(response, "cursor")

@@ -8,6 +8,7 @@ import pytest
 
 from core import clock
 from core.db import database
+from core.errors import InvalidInput
 from core.referrals import service as referrals
 from core.referrals.errors import (
     ReferralCodeExhausted,
@@ -106,14 +107,58 @@ async def test_a_new_code_retires_the_ended_one(core, owner):
     assert new.closed_at is None
 
 
-async def test_referrals_page(core, owner):
-    for index in range(3):
+async def _sign_ups(core, owner, count: int) -> list[str]:
+    """`count` chat sign-ups with the owner's code, a second apart; their names, oldest first."""
+    code = await core.referrals.create_code(
+        owner=owner, expires_at=clock.utcnow() + dt.timedelta(days=30)
+    )
+    names = []
+    for index in range(count):
         with clock.shift(dt.timedelta(seconds=index)):
-            await User.objects.create(email=f"r{index}@example.com", referrer=owner.id)
+            await core.users.register_telegram(
+                telegram_id=5000 + index,
+                full_name=f"r{index}",
+                username=None,
+                language_code=None,
+                referral_code=code.code,
+            )
+        names.append(f"r{index}")
+    return names
+
+
+async def test_referrals_page(core, owner):
+    await _sign_ups(core, owner, 3)
     await User.objects.create(email="loner@example.com")
     page = await core.referrals.referrals(referrer_id=owner.id, limit=2, offset=0)
     assert page.total == 3
-    assert [user.email for user in page.items] == ["r2@example.com", "r1@example.com"]
+    assert [user.full_name for user in page.items] == ["r2", "r1"]
     rest = await core.referrals.referrals(referrer_id=owner.id, limit=2, offset=2)
-    assert [user.email for user in rest.items] == ["r0@example.com"]
+    assert [user.full_name for user in rest.items] == ["r0"]
     assert await core.referrals.referral_count(referrer_id=owner.id) == 3
+
+
+async def test_referrals_by_cursor_walk_every_row_once(core, owner):
+    names = await _sign_ups(core, owner, 7)
+    seen, cursor = [], None
+    while True:
+        page = await core.referrals.referrals(referrer_id=owner.id, limit=3, cursor=cursor)
+        assert page.total == 7
+        seen += [item.full_name for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert seen == list(reversed(names))
+
+
+async def test_a_malformed_cursor_is_invalid_input(core, owner):
+    for junk in ("junk", "!!!", "a" * 200, "MjAyNnwx", ""):
+        if not junk:
+            continue
+        with pytest.raises(InvalidInput):
+            await core.referrals.referrals(referrer_id=owner.id, limit=3, cursor=junk)
+
+
+async def test_the_total_is_the_counter_kept_by_sign_ups(core, owner):
+    await _sign_ups(core, owner, 2)
+    stored = await User.objects.get(id=owner.id)
+    assert stored.referral_count == 2

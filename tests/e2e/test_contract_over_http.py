@@ -927,7 +927,7 @@ async def test_referral_listing(http: httpx.AsyncClient, accounts: list[Account]
     assert [item["id"] for item in rest["items"]] == [joined[0]["id"]]
     assert (rest["total"], rest["limit"], rest["offset"]) == (3, 2, 2)
     beyond = (await http.get(url, params={"offset": 10, "limit": 100}, headers=headers)).json()
-    assert beyond == {"items": [], "total": 3, "limit": 100, "offset": 10}
+    assert beyond == {"items": [], "total": 3, "limit": 100, "offset": 10, "next_cursor": None}
 
     for params in (
         {"limit": 0},

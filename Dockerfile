@@ -39,4 +39,4 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health/live\", timeout=3)"]
-CMD ["sh", "-c", "exec uvicorn api.main:app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]
+CMD ["sh", "-c", "exec uvicorn --factory api.main:create_app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]

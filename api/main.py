@@ -1,4 +1,4 @@
-"""The FastAPI application: `uvicorn api.main:app`."""
+"""The FastAPI application, made by a factory: `uvicorn --factory api.main:create_app`."""
 
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ Sign in with **Authorize** (OAuth2 password flow: your email as `username`). Eve
 
 
 def create_app(settings: Settings | None = None, *, core: Core | None = None) -> FastAPI:
-    settings = settings or get_settings()
+    """The app for these settings (the environment's when none are given), on its own core
+    unless one is handed in. Nothing is built at import."""
+    if settings is None:
+        settings = get_settings()
+        configure_logging(settings)  # the process's own app: it owns the logging set-up
     core = core or build_core(settings)
 
     @asynccontextmanager
@@ -102,7 +106,3 @@ def _add_problem_schema(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-configure_logging(get_settings())
-app = create_app()

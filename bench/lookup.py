@@ -53,6 +53,7 @@ def serve(app: str, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
             PYTHON,
             "-m",
             "uvicorn",
+            *(["--factory"] if app.endswith(":create_app") else []),
             app,
             "--host",
             "127.0.0.1",
@@ -145,7 +146,7 @@ def main() -> int:
     targets = {
         "baseline (Starlette + 1 Redis GET)": ("bench.baseline:app", f"/lookup?email={EMAIL}"),
         "service GET /api/v1/referral-codes?email=": (
-            "api.main:app",
+            "api.main:create_app",
             f"/api/v1/referral-codes?email={EMAIL}",
         ),
     }

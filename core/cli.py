@@ -12,12 +12,15 @@ import sys
 
 from core import db, security
 from core.errors import DomainError
+from core.settings import get_settings
 from core.users.emails import normalize_email
 from core.users.models import User
 
 
 async def make_superuser(email: str, password: str | None) -> str:
     email = normalize_email(email)
+    settings = get_settings()
+    db.database.configure(settings.database_url, settings.database)
     await db.database.connect()
     try:
         user = await User.objects.get_or_none(email=email)

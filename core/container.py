@@ -65,6 +65,7 @@ class Core:
 
 
 def build_core(settings: Settings) -> Core:
+    db.database.configure(settings.database_url, settings.database)
     cache = build_cache(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
     referrals = ReferralService(cache=cache, cache_ttl=settings.cache.ttl_seconds)
     integrations = build_integrations(settings.integrations, referrals=referrals)

@@ -10,7 +10,7 @@ import ormar
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from core.settings import DatabaseSettings, get_settings
+from core.settings import DatabaseSettings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -73,13 +73,43 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
-DATABASE_URL = async_url(get_settings().database_url)
-ensure_sqlite_directory(DATABASE_URL)
+class Database(ormar.DatabaseConnection):  # type: ignore[misc]
+    """The process's connection, configured from the `Settings` handed to `build_core`.
+
+    ormar binds every model to one connection object when the model class is defined, so the
+    object exists from import on; its engine, though, is made only by `connect()`, and what it
+    connects to is set by `configure` before that, never read from the environment here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("sqlite+aiosqlite:///unconfigured.db")
+        self._configured = False
+
+    def configure(self, url: str, bounds: DatabaseSettings) -> None:
+        url = async_url(url)
+        if self.is_connected:
+            if url == self._url:
+                return  # another core of this process on the same database (the tests' apps)
+            raise RuntimeError("the database is connected: disconnect before reconfiguring")
+        self._url = url
+        self._options = _engine_options(self._url, bounds)
+        self._configured = True
+
+    @property
+    def url(self) -> str:
+        if not self._configured:
+            raise RuntimeError("the database is not configured: build the core first")
+        return str(self._url)
+
+    async def connect(self) -> None:
+        if not self._configured:
+            raise RuntimeError("the database is not configured: build the core first")
+        ensure_sqlite_directory(self._url)
+        await super().connect()
+
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-database = ormar.DatabaseConnection(
-    DATABASE_URL, **_engine_options(DATABASE_URL, get_settings().database)
-)
+database = Database()
 base_config = ormar.OrmarConfig(metadata=metadata, database=database)
 
 
@@ -121,7 +151,7 @@ def is_outage(exc: BaseException) -> bool:
 
 
 def is_sqlite() -> bool:
-    return make_url(DATABASE_URL).get_backend_name() == "sqlite"
+    return make_url(database.url).get_backend_name() == "sqlite"
 
 
 class UTCDateTimeType(sa.types.TypeDecorator[dt.datetime]):

@@ -7,7 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from core.db import DATABASE_URL, async_url
+from core.db import async_url
+from core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +21,6 @@ def upgrade_to_head(database_url: str | None = None) -> None:
         raise FileNotFoundError(f"{ini} not found: run from the project checkout")
     config = Config(str(ini))
     config.set_main_option("script_location", str(ROOT / "migrations"))
-    config.attributes["database_url"] = async_url(database_url) if database_url else DATABASE_URL
+    config.attributes["database_url"] = async_url(database_url or get_settings().database_url)
     config.attributes["configure_logger"] = False  # keep the caller's logging set-up
     command.upgrade(config, "head")

@@ -11,7 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import core.models  # noqa: F401  (fills the metadata)
-from core.db import DATABASE_URL, metadata
+from core.db import async_url, ensure_sqlite_directory, metadata
+from core.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):
@@ -21,7 +22,7 @@ target_metadata = metadata
 
 
 def database_url() -> str:
-    return config.attributes.get("database_url") or DATABASE_URL
+    return config.attributes.get("database_url") or async_url(get_settings().database_url)
 
 
 def run_migrations_offline() -> None:
@@ -49,7 +50,9 @@ def do_run_migrations(connection: Connection) -> None:
 
 
 async def run_async_migrations() -> None:
-    engine = create_async_engine(database_url(), poolclass=pool.NullPool)
+    url = database_url()
+    ensure_sqlite_directory(url)  # `make run` on a fresh clone: ./data does not exist yet
+    engine = create_async_engine(url, poolclass=pool.NullPool)
     async with engine.connect() as connection:
         await connection.run_sync(do_run_migrations)
     await engine.dispose()

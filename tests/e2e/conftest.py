@@ -38,7 +38,8 @@ def _free_port() -> int:
 
 
 class Server:
-    """`uvicorn api.main:app` in a subprocess; `wait()` returns once /health/live answers."""
+    """`uvicorn --factory api.main:create_app` in a subprocess; `wait()` returns once
+    /health/live answers."""
 
     def __init__(self, **env_overrides: str | None) -> None:
         env = dict(os.environ)
@@ -53,7 +54,8 @@ class Server:
             sys.executable,
             "-m",
             "uvicorn",
-            "api.main:app",
+            "--factory",
+            "api.main:create_app",
             "--host",
             "127.0.0.1",
             "--port",

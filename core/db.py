@@ -56,7 +56,11 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
         **common,
         "pool_size": 10,
         "max_overflow": 10,
-        "pool_pre_ping": True,
+        # No ping before each checkout (a round trip per query). A connection the server
+        # dropped fails its one request with a 503, and SQLAlchemy then drops every pooled
+        # connection older than that failure; recycling retires idle ones before a proxy or
+        # firewall would cut them.
+        "pool_recycle": 1800,
         "connect_args": {
             "timeout": bounds.connect_timeout_seconds,
             # The server ends a statement (lock waits included) after this; the client gives

@@ -68,9 +68,13 @@ class AuthService:
             stored = None
         user = await User.objects.get_or_none(email=stored) if stored else None
         # Verify even for an unknown email, so timing does not tell which emails exist.
-        valid = await security.verify_password(password, user.password_hash if user else None)
+        valid, rehashed = await security.verify_and_update(
+            password, user.password_hash if user else None
+        )
         if user is None or not valid:
             raise InvalidCredentials()
+        if rehashed is not None:  # stored with older parameters: keep it current
+            await User.objects.filter(id=user.id).update(password_hash=rehashed)
         return user
 
     async def issue_tokens(self, *, user_id: int, family: str | None = None) -> TokenPair:

@@ -76,3 +76,25 @@ def test_opaque_tokens_and_their_digest():
     assert len(digest) == 64
     assert security.token_digest(token) == digest
     assert security.token_digest(token + "x") != digest
+
+
+async def test_a_hash_with_older_parameters_is_renewed_at_login(client, core, register):
+    """Stored hashes keep verifying whatever their parameters; a login re-hashes them."""
+    from pwdlib import PasswordHash
+    from pwdlib.hashers.argon2 import Argon2Hasher
+
+    from core.users.models import User
+    from tests.conftest import API, PASSWORD
+
+    user = await register("old.hash@example.com")
+    old = PasswordHash((Argon2Hasher(memory_cost=8 * 1024, time_cost=3, parallelism=2),))
+    old_hash = old.hash(PASSWORD)
+    await User.objects.filter(id=user["id"]).update(password_hash=old_hash)
+
+    response = await client.post(
+        f"{API}/auth/token", data={"username": "old.hash@example.com", "password": PASSWORD}
+    )
+    assert response.status_code == 200
+    renewed = (await User.objects.get(id=user["id"])).password_hash
+    assert renewed != old_hash
+    assert await security.verify_password(PASSWORD, renewed)

@@ -12,7 +12,6 @@ from starlette.middleware.cors import CORSMiddleware
 
 from api import docs, errors
 from api.bodylimit import BodyLimit
-from api.fastpath import CachedLookup
 from api.front import Front
 from api.routers import auth, health, referral_codes, users
 from api.schemas import Problem
@@ -71,7 +70,6 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(CachedLookup, core=core)
     if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -9,16 +9,14 @@ a client cannot pick its own address to dodge a limit.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
-from fastapi import Depends, Request, Response
-from fastapi.routing import APIRoute
+from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from core.container import Core
-from core.ratelimit import IPNetwork, Limit, Limits, RateLimiter, account_key
+from core.ratelimit import IPNetwork, RateLimiter, account_key
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -74,7 +72,7 @@ def _limiter(request: Request) -> RateLimiter:
     return limiter
 
 
-# Set on a request whose lookup limit was already checked (by `api.fastpath`): count it once.
+# Set on a request whose limit was already counted (by `api.routing`'s cached reads): once.
 LOOKUP_COUNTED = "referral.lookup_counted"
 
 
@@ -82,7 +80,7 @@ async def core_for_lookup(request: Request) -> Core:
     """The core, once a public lookup is counted against its client address.
 
     An enabled limit costs one Redis round trip and a disabled one an attribute check. A
-    lookup by email was already counted by `api.fastpath`, which marks it.
+    lookup that missed the cache was already counted by the cached read, which marks it.
     """
     core: Core = request.app.state.core
     limiter = core.limiter
@@ -90,46 +88,6 @@ async def core_for_lookup(request: Request) -> Core:
         address = client_address(request, limiter.trusted_proxies)
         await limiter.check((limiter.limits.lookup, address))
     return core
-
-
-# -- limits counted before the body is read --------------------------------------------------
-
-PickLimit = Callable[[Limits], Limit]
-_PER_ADDRESS = "__rate_limit_per_address__"
-Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
-
-
-def per_address(pick: PickLimit) -> Callable[[Endpoint], Endpoint]:
-    """Mark an endpoint of a `CountedRoute` router as limited per client address."""
-
-    def mark(endpoint: Endpoint) -> Endpoint:
-        setattr(endpoint, _PER_ADDRESS, pick)
-        return endpoint
-
-    return mark
-
-
-class CountedRoute(APIRoute):
-    """A route whose per-address limit is counted before FastAPI reads the body.
-
-    FastAPI parses the body before it solves any dependency, so a limit written as a
-    dependency never counts a malformed body: a client could send junk for free.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-        pick: PickLimit | None = getattr(self.endpoint, _PER_ADDRESS, None)
-        if pick is None:
-            return handler
-
-        async def counted(request: Request) -> Response:
-            limiter = _limiter(request)
-            if limiter.enabled:
-                address = client_address(request, limiter.trusted_proxies)
-                await limiter.check((pick(limiter.limits), address))
-            return await handler(request)
-
-        return counted
 
 
 # -- logins ----------------------------------------------------------------------------------

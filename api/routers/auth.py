@@ -7,7 +7,8 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CoreDep
 from api.errors import problem_responses
-from api.ratelimit import CountedRoute, LoginLimit, per_address
+from api.ratelimit import LoginLimit
+from api.routing import ServiceRoute, per_address
 from api.schemas import (
     EmailVerification,
     LogoutRequest,
@@ -20,7 +21,7 @@ from api.schemas import (
 )
 from core.auth.service import TokenPair
 
-router = APIRouter(prefix="/auth", tags=["auth"], route_class=CountedRoute)
+router = APIRouter(prefix="/auth", tags=["auth"], route_class=ServiceRoute)
 
 
 # RFC 6749 §5.1: a response carrying tokens must not be stored by any cache.

@@ -7,13 +7,14 @@ from fastapi import APIRouter, Query, Response, status
 from api.deps import CoreDep, CurrentUser
 from api.errors import problem_responses
 from api.ratelimit import LookupCore
+from api.routing import ServiceRoute, cached_read
 from api.schemas import ReferralCodeCreate, ReferralCodeRead
 from core.container import Core
 from core.referrals.errors import NoActiveCode
 from core.referrals.models import ReferralCode
 from core.referrals.schemas import PublicCode, PublicCodeWithReferrer
 
-router = APIRouter(prefix="/referral-codes", tags=["referral codes"])
+router = APIRouter(prefix="/referral-codes", tags=["referral codes"], route_class=ServiceRoute)
 
 
 def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
@@ -60,6 +61,10 @@ async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
 
 
 @router.get("", response_model=PublicCode, responses=problem_responses(404, 422, 429))
+@cached_read(
+    lambda core, request: core.referrals.email_cache_key(request.query_params.get("email", "")),
+    limit=lambda limits: limits.lookup,
+)
 async def code_by_email(
     email: Annotated[str, Query(min_length=1, max_length=320, description="The referrer's email.")],
     core: LookupCore,
@@ -70,6 +75,10 @@ async def code_by_email(
 
 
 @router.get("/{code}", response_model=PublicCodeWithReferrer, responses=problem_responses(404, 429))
+@cached_read(
+    lambda core, request: core.referrals.code_cache_key(request.path_params["code"]),
+    limit=lambda limits: limits.lookup,
+)
 async def code_details(code: str, core: LookupCore) -> Response:
     """An active code and who it belongs to."""
     return Response(await core.referrals.public_by_code(code), media_type="application/json")

@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, metrics
-from core.cache import CodeCache
+from core.cache import CodeCache, RedisCache
 from core.db import database
 from core.errors import DomainError, InvalidInput
+from core.ratelimit import Hit, RateLimiter
 from core.referrals.errors import (
     ActiveCodeExists,
     CodeTaken,
@@ -198,7 +199,31 @@ class ReferralService:
     @staticmethod
     def email_cache_key(email: str) -> str | None:
         """The cache key `public_by_email` uses for this email (None: never cached)."""
-        return email_key(email.strip().lower()) if len(email) <= MAX_EMAIL_LENGTH else None
+        if not email or len(email) > MAX_EMAIL_LENGTH:
+            return None
+        return email_key(email.strip().lower())
+
+    @staticmethod
+    def code_cache_key(code: str) -> str | None:
+        """The cache key `public_by_code` uses for this code (None: never cached)."""
+        return code_key(code) if is_valid_code(code) else None
+
+    async def cached_view(self, key: str, *, limiter: RateLimiter, hit: Hit | None) -> bytes | None:
+        """The JSON of a cached public view, or None on a miss; counts `hit` against its
+        limit first (raising `RateLimited`), in the same Redis round trip as the read when the
+        counters and the cache share Redis. Hits run no SQL."""
+        prefetch = None
+        if hit is not None and limiter.enabled:
+            prefetch = await limiter.check_and_get(hit, redis_key=key)
+        cache = self.cache
+        if prefetch is not None and isinstance(cache, RedisCache):
+            entry = (await cache.lookup_prefetched(prefetch.value)).value
+        else:
+            entry = await cache.get(key)
+        body = read_cache_entry(entry) if entry is not None else None
+        if body is not None:
+            CACHE_HITS.inc()
+        return body
 
     async def public_by_email(self, email: str) -> bytes:
         """JSON of the active code of the user with this email; the hot path."""

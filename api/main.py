@@ -14,10 +14,14 @@ from api import docs, errors
 from api.bodylimit import BodyLimit
 from api.front import Front
 from api.routers import auth, health, referral_codes, users
+from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
 from core.container import Core, build_core
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+V1_ROUTERS = (auth.router, users.router, referral_codes.router)
 
 # The largest request body is a sign-up of a few hundred bytes: refuse megabytes up front.
 MAX_BODY_BYTES = 64 * 1024
@@ -70,6 +74,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(CachedReads, core=core, routes=cached_routes(API_PREFIX, V1_ROUTERS))
     if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -82,10 +87,9 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     # Added last: the outermost, so every answer (a preflight, a cache hit) passes it.
     app.add_middleware(Front, request_timeout=settings.http.request_timeout_seconds)
 
-    v1 = APIRouter(prefix="/api/v1")
-    v1.include_router(auth.router)
-    v1.include_router(users.router)
-    v1.include_router(referral_codes.router)
+    v1 = APIRouter(prefix=API_PREFIX)
+    for router in V1_ROUTERS:
+        v1.include_router(router)
     app.include_router(v1)
     app.include_router(health.router)
     app.include_router(health.metrics_router)

@@ -4,19 +4,25 @@ reads the body or solves a dependency.
 - `per_address(pick)`: a per-client-address limit counted before the body is read. FastAPI
   parses the body before it solves any dependency, so a limit written as a dependency never
   counts a malformed body: a client could send junk for free.
-- `cached_read(key)`: a public read answered from the core's cache of its finished JSON. A hit
-  runs no SQL, no validation, no dependency solving and no serialisation; its rate limit and
-  the cache read are one Redis round trip when both live in Redis. A miss goes on to the
-  route, which is the one documented implementation and fills the cache.
+- `cached_read(key)`: a public read answered from the core's cache of its finished JSON, by
+  `CachedReads` before FastAPI routes the request. A hit runs no SQL, no validation, no
+  dependency solving and no serialisation; its rate limit and the cache read are one Redis
+  round trip when both live in Redis. A miss goes on to the route, which is the one
+  documented implementation and fills the cache.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import re
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import domain_error_handler
 from api.ratelimit import LOOKUP_COUNTED, client_address
@@ -61,9 +67,6 @@ class ServiceRoute(APIRoute):
         pick: PickLimit | None = getattr(self.endpoint, _PER_ADDRESS, None)
         if pick is not None:
             handler = _counted(handler, pick)
-        cached = getattr(self.endpoint, _CACHED_READ, None)
-        if cached is not None:
-            handler = _from_cache(handler, *cached)
         return handler
 
 
@@ -78,28 +81,78 @@ def _counted(handler: Handler, pick: PickLimit) -> Handler:
     return counted
 
 
-_JSON = "application/json"
+@dataclass(frozen=True, slots=True)
+class _CachedRoute:
+    route: APIRoute
+    pattern: re.Pattern[str]
+    convertors: dict[str, Convertor[Any]]
+    key_of: CacheKey
+    pick: PickLimit | None
 
 
-def _from_cache(handler: Handler, key_of: CacheKey, pick: PickLimit | None) -> Handler:
-    async def from_cache(request: Request) -> Response:
-        core: Core = request.app.state.core
-        key = key_of(core, request)
+def cached_routes(prefix: str, routers: Iterable[APIRouter]) -> list[_CachedRoute]:
+    """The GET routes marked `cached_read` among these routers, mounted under `prefix`."""
+    found = []
+    for router in routers:
+        for route in router.routes:
+            marked = getattr(getattr(route, "endpoint", None), _CACHED_READ, None)
+            if isinstance(route, APIRoute) and marked and "GET" in (route.methods or ()):
+                pattern, _, convertors = compile_path(prefix + route.path)
+                found.append(_CachedRoute(route, pattern, convertors, *marked))
+    return found
+
+
+class CachedReads:
+    """Serves the hits of every `cached_read` route before FastAPI's routing.
+
+    Routing through nested routers costs more than the cache read (it tries every route of
+    every router in turn), so the marked routes' paths are matched here, from a table made of
+    the routes' own declarations: no path is written twice, and a route added with the mark
+    tomorrow is served the same way. A miss, or anything not a marked GET, goes on to FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp, *, core: Core, routes: list[_CachedRoute]) -> None:
+        self.app = app
+        self.core = core
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            for cached in self.routes:
+                found = cached.pattern.match(scope["path"])
+                if found is not None:
+                    if await self._answer(cached, found, scope, receive, send):
+                        return
+                    break
+        await self.app(scope, receive, send)
+
+    async def _answer(
+        self, cached: _CachedRoute, found: re.Match[str], scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """Answer a hit (or a refusal by the limit); False: let the route answer."""
+        scope["path_params"] = {
+            name: cached.convertors[name].convert(value)
+            for name, value in found.groupdict().items()
+        }
+        scope["route"] = cached.route  # metrics name the route template, hit or not
+        request = Request(scope)
+        core = self.core
+        key = cached.key_of(core, request)
         limiter = core.limiter
         hit = None
-        if pick is not None and limiter.enabled:
-            hit = (pick(limiter.limits), client_address(request, limiter.trusted_proxies))
-            request.scope[LOOKUP_COUNTED] = True  # the route does not count it again
-        if key is None:
-            if hit is not None:
-                await limiter.check(hit)
-            return await handler(request)
+        if cached.pick is not None and limiter.enabled:
+            hit = (cached.pick(limiter.limits), client_address(request, limiter.trusted_proxies))
+            scope[LOOKUP_COUNTED] = True  # the route does not count it again
         try:
+            if key is None:
+                if hit is not None:
+                    await limiter.check(hit)
+                return False
             body = await core.referrals.cached_view(key, limiter=limiter, hit=hit)
-        except RateLimited as exc:  # raised outside the route: answered here, the same way
-            return await domain_error_handler(request, exc)
+        except RateLimited as exc:
+            await (await domain_error_handler(request, exc))(scope, receive, send)
+            return True
         if body is None:
-            return await handler(request)
-        return Response(body, media_type=_JSON)
-
-    return from_cache
+            return False
+        await Response(body, media_type="application/json")(scope, receive, send)
+        return True

@@ -8,9 +8,9 @@ request, and these four all wrap the same `send`.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,7 +42,7 @@ class Front:
             elif name in _CREDENTIALS:
                 credentials = True
         if not request_id:
-            request_id = uuid.uuid4().hex.encode()
+            request_id = os.urandom(16).hex().encode()
         token = logs.request_id.set(request_id.decode())
         status = 500
         started = False
@@ -76,14 +76,30 @@ class Front:
             )
             await response(scope, receive, send_with_headers)
         finally:
-            route = _route_label(scope)
-            method = scope["method"]
-            metrics.http_requests.labels(method, route, str(status)).inc()
-            metrics.http_latency.labels(method, route).observe(time.perf_counter() - begun)
+            method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+            count, latency = _series(method, _route_label(scope), status)
+            count.inc()
+            latency.observe(time.perf_counter() - begun)
             logs.request_id.reset(token)
 
 
 _labels: dict[int, str] = {}
+# Methods are labels: what a client invents must not add series.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    """The metric children of one (method, route, status): looked up once, not per request
+    (labels() takes a lock and builds a key each time)."""
+    found = _children.get((method, route, status))
+    if found is None:
+        found = (
+            metrics.http_requests.labels(method, route, str(status)),
+            metrics.http_latency.labels(method, route),
+        )
+        _children[(method, route, status)] = found
+    return found
 
 
 def _route_label(scope: Scope) -> str:

@@ -168,8 +168,7 @@ class AuthService:
         self, *, user: User, current_password: str, new_password: str
     ) -> None:
         """Every token of the user, access and refresh, stops working at once."""
-        if not await security.verify_password(current_password, user.password_hash):
-            raise WrongPassword()
+        await self.check_password(user=user, password=current_password)
         await self._set_password(user.id, await security.hash_password(new_password))
 
     async def check_password(self, *, user: User, password: str) -> None:

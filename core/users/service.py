@@ -160,15 +160,13 @@ class UserService:
                 .values(closed_at=now)
             )
             await connection.execute(
-                sa.update(_users).where(_users.c.id == user.id).values(**_ERASED, erased_at=now)
+                sa.update(_users)
+                .where(_users.c.id == user.id)
+                # A new token version ends every access token already handed out.
+                .values(**_ERASED, erased_at=now, token_version=_users.c.token_version + 1)
             )
             for table in (_refresh_tokens, _account_tokens, _link_tokens):
                 await connection.execute(sa.delete(table).where(table.c.user_id == user.id))
-            await connection.execute(
-                sa.update(_users)
-                .where(_users.c.id == user.id)
-                .values(token_version=_users.c.token_version + 1)
-            )
         await self.referrals.forget_owner(user, code=live.code if live else None)
 
     async def _verify_email(self, email: str) -> str | None:

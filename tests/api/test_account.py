@@ -8,6 +8,7 @@ import datetime as dt
 import email
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from email.message import Message
 
 import httpx
@@ -78,16 +79,15 @@ async def inbox() -> AsyncIterator[Inbox]:
         controller.stop()
 
 
-@pytest.fixture
-async def mailing(
-    core: Core, settings: Settings, inbox: Inbox
+@asynccontextmanager
+async def _app_mailing_to(
+    settings: Settings, smtp_port: int
 ) -> AsyncIterator[tuple[httpx.AsyncClient, Core]]:
-    """The API with SMTP configured (its own core on the shared database)."""
+    """The API with SMTP at this port (its own core on the shared database)."""
     from core.container import build_core
 
-    port = inbox.port
     mail = settings.mail.model_copy(
-        update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{port}?starttls=false")}
+        update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{smtp_port}?starttls=false")}
     )
     own = build_core(settings.model_copy(update={"mail": mail}))
     app = create_app(own.settings, core=own)
@@ -95,6 +95,14 @@ async def mailing(
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             yield http, own
+
+
+@pytest.fixture
+async def mailing(
+    core: Core, settings: Settings, inbox: Inbox
+) -> AsyncIterator[tuple[httpx.AsyncClient, Core]]:
+    async with _app_mailing_to(settings, inbox.port) as running:
+        yield running
 
 
 async def _sign_in(http: httpx.AsyncClient, email_address: str, password: str = PASSWORD) -> dict:
@@ -367,23 +375,14 @@ async def test_sign_up_mails_a_verification_link(
 async def test_an_smtp_server_that_is_down_never_fails_a_request(
     core: Core, settings: Settings
 ) -> None:
-    from core.container import build_core
-
-    mail = settings.mail.model_copy(
-        update={"smtp_url": SecretStr(f"smtp://127.0.0.1:{free_port()}?starttls=false")}
-    )
-    own = build_core(settings.model_copy(update={"mail": mail}))
-    app = create_app(own.settings, core=own)
-    async with LifespanManager(app) as manager:
-        transport = httpx.ASGITransport(app=manager.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            created = await http.post(
-                f"{API}/auth/register", json={"email": "dan@example.com", "password": PASSWORD}
-            )
-            assert created.status_code == 201
-            asked = await http.post(f"{API}/auth/password-reset", json={"email": "dan@example.com"})
-            assert asked.status_code == 202
-            await own.auth.postman.drain()
+    async with _app_mailing_to(settings, free_port()) as (http, own):
+        created = await http.post(
+            f"{API}/auth/register", json={"email": "dan@example.com", "password": PASSWORD}
+        )
+        assert created.status_code == 201
+        asked = await http.post(f"{API}/auth/password-reset", json={"email": "dan@example.com"})
+        assert asked.status_code == 202
+        await own.auth.postman.drain()
 
 
 async def test_without_smtp_nothing_is_sent(client: httpx.AsyncClient, core: Core) -> None:

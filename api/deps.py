@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordBearer
 
 from core.auth.errors import NotAuthenticated
 from core.container import Core
-from core.users.models import User
+from core.users.models import Account
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a URL, not a secret)
 
@@ -27,14 +27,17 @@ CoreDep = Annotated[Core, Depends(get_core)]
 
 
 async def get_current_user(
-    core: CoreDep, token: Annotated[str | None, Depends(oauth2_scheme)]
-) -> User:
+    request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]
+) -> Account:
+    # The core straight from the app, not as a sub-dependency: each one is solved (and
+    # cached) per request, and this dependency runs on every authenticated request.
     if not token:
         raise NotAuthenticated()
+    core: Core = request.app.state.core
     return await core.auth.user_from_access_token(token)
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[Account, Depends(get_current_user)]
 
 
 @dataclass(frozen=True, slots=True)

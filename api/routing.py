@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.errors import domain_error_handler
 from api.ratelimit import LOOKUP_COUNTED, client_address
+from core.cache import Lookup
 from core.container import Core
 from core.errors import RateLimited
 from core.ratelimit import Limit, Limits
@@ -36,6 +37,8 @@ CacheKey = Callable[[Core, Request], str | None]
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 
+# Where a miss leaves what the cache said, for the route (see `seen_by_cache`).
+SEEN = "cached_read.seen"
 _PER_ADDRESS = "__rate_limit_per_address__"
 _CACHED_READ = "__cached_read__"
 
@@ -59,6 +62,13 @@ def cached_read(key: CacheKey, *, limit: PickLimit | None = None) -> Callable[[E
         return endpoint
 
     return mark
+
+
+def seen_by_cache(request: Request) -> Lookup | None:
+    """What `CachedReads` read of this request's cache key before the route ran (a miss), or
+    None when it did not read it."""
+    seen: Lookup | None = request.scope.get(SEEN)
+    return seen
 
 
 class ServiceRoute(APIRoute):
@@ -148,11 +158,12 @@ class CachedReads:
                 if hit is not None:
                     await limiter.check(hit)
                 return False
-            body = await core.referrals.cached_view(key, limiter=limiter, hit=hit)
+            seen = await core.referrals.cached_view(key, limiter=limiter, hit=hit)
         except RateLimited as exc:
             await (await domain_error_handler(request, exc))(scope, receive, send)
             return True
-        if body is None:
+        if seen.value is None:
+            scope[SEEN] = seen  # the route reads the database without asking the cache again
             return False
-        await Response(body, media_type="application/json")(scope, receive, send)
+        await Response(seen.value, media_type="application/json")(scope, receive, send)
         return True

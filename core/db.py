@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import ormar
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.settings import DatabaseSettings
 
@@ -54,8 +57,8 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
     statement_ms = int(bounds.statement_timeout_seconds * 1000)
     return {
         **common,
-        "pool_size": 10,
-        "max_overflow": 10,
+        "pool_size": bounds.pool_size,
+        "max_overflow": 0,
         # No ping before each checkout (a round trip per query). A connection the server
         # dropped fails its one request with a 503, and SQLAlchemy then drops every pooled
         # connection older than that failure; recycling retires idle ones before a proxy or
@@ -110,6 +113,84 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
             raise RuntimeError("the database is not configured: build the core first")
         ensure_sqlite_directory(self._url)
         await super().connect()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return bool(self.engine.dialect.name == "sqlite")
+
+    @asynccontextmanager
+    async def autocommit_connection(self) -> AsyncIterator[AsyncConnection]:
+        engine = self._autocommit_engine
+        if engine is None:
+            raise RuntimeError("the database is not connected")
+        async with engine.connect() as connection:
+            yield connection
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection]:
+        """The connection of the transaction under way, else a pooled one in autocommit mode.
+
+        ormar's own would begin a transaction on first use outside one and roll it back at
+        the end: BEGIN and ROLLBACK, two more round trips around every read. Outside a
+        transaction each statement stands alone; what must be atomic runs in `transaction()`.
+        """
+        ongoing = self.get_transaction_connection()
+        if ongoing is not None:
+            yield ongoing
+            return
+        async with self.autocommit_connection() as connection:
+            yield connection
+
+
+class DatabaseUnavailable(ConnectionError):
+    """The database did not answer a hot read (down, timed out, out of connections): the
+    driver's own error, as the OSError every front already treats as an outage."""
+
+
+class Read:
+    """A read on a hot path: a Core statement over ormar's tables, with named bind parameters.
+
+    On PostgreSQL it is compiled once and run on the pooled asyncpg connection itself, so
+    asyncpg's own prepared statement answers it and SQLAlchemy's execution layer (cache key,
+    execution context, result adaptation: more than the round trip costs) is skipped. Rows
+    come back as tuples of the selected columns, in order. Inside a transaction, and on
+    SQLite, it runs through SQLAlchemy like any statement.
+    """
+
+    def __init__(self, statement: sa.Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, tuple[str, ...]] | None = None
+
+    async def all(self, **params: Any) -> Sequence[Sequence[Any]]:
+        ongoing = database.get_transaction_connection()
+        if ongoing is not None or database.is_sqlite:
+            async with database.connection() as connection:
+                return (await connection.execute(self.statement, params)).all()
+        sql, names = self._compiled or self._compile()
+        async with database.autocommit_connection() as connection:
+            driver: Any = (await connection.get_raw_connection()).driver_connection
+            values = [params[name] for name in names]
+            traced = connection.sync_connection
+            if traced is not None and traced.dispatch.before_cursor_execute:
+                # Whoever traces SQL through SQLAlchemy's events sees these reads too.
+                traced.dispatch.before_cursor_execute(traced, None, sql, values, None, False)
+            try:
+                return await driver.fetch(sql, *values)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if driver.is_closed():  # what SQLAlchemy does with a connection that died
+                    await connection.invalidate(exc)
+                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+    async def first(self, **params: Any) -> Sequence[Any] | None:
+        rows = await self.all(**params)
+        return rows[0] if rows else None
+
+    def _compile(self) -> tuple[str, tuple[str, ...]]:
+        compiled = self.statement.compile(dialect=database.engine.dialect)
+        self._compiled = (compiled.string, tuple(compiled.positiontup or ()))
+        return self._compiled
 
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)

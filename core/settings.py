@@ -53,6 +53,11 @@ class DatabaseSettings(BaseSettings):
 
     # Longest one statement may run (lock waits included); SQLite's busy timeout too.
     statement_timeout_seconds: float = Field(5.0, gt=0)
+    # Connections each process keeps open to PostgreSQL, and never more: a request beyond
+    # them waits for one (bounded by the pool timeout) rather than opening and closing its
+    # own, which cost more than the query. Processes x pool size stays below the server's
+    # max_connections.
+    pool_size: int = Field(10, ge=1, le=200)
     # Longest a request waits for a free pooled connection.
     pool_timeout_seconds: float = Field(3.0, gt=0)
     connect_timeout_seconds: float = Field(5.0, gt=0)

@@ -20,6 +20,7 @@ from api.schemas import (
     UserRead,
 )
 from core.auth.service import TokenPair
+from core.users.models import Account
 
 router = APIRouter(prefix="/auth", tags=["auth"], route_class=ServiceRoute)
 
@@ -53,7 +54,7 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
         referral_code=body.referral_code,
     )
     core.auth.send_verification(user=user)  # mailed in the background, when configured
-    return UserRead.of(user)
+    return UserRead.of(Account.of(user))
 
 
 @router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))

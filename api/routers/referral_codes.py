@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from api.deps import CoreDep, CurrentUser
 from api.errors import problem_responses
 from api.ratelimit import LookupCore
-from api.routing import ServiceRoute, cached_read
+from api.routing import ServiceRoute, cached_read, seen_by_cache
 from api.schemas import ReferralCodeCreate, ReferralCodeRead
 from core.container import Core
 from core.referrals.errors import NoActiveCode
@@ -68,10 +68,12 @@ async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
 async def code_by_email(
     email: Annotated[str, Query(min_length=1, max_length=320, description="The referrer's email.")],
     core: LookupCore,
+    request: Request,
 ) -> Response:
     """The active code of the user with this email."""
     # Served as cached JSON bytes: a hit does no validation, serialisation or SQL.
-    return Response(await core.referrals.public_by_email(email), media_type="application/json")
+    body = await core.referrals.public_by_email(email, seen=seen_by_cache(request))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/{code}", response_model=PublicCodeWithReferrer, responses=problem_responses(404, 429))
@@ -79,6 +81,7 @@ async def code_by_email(
     lambda core, request: core.referrals.code_cache_key(request.path_params["code"]),
     limit=lambda limits: limits.lookup,
 )
-async def code_details(code: str, core: LookupCore) -> Response:
+async def code_details(code: str, core: LookupCore, request: Request) -> Response:
     """An active code and who it belongs to."""
-    return Response(await core.referrals.public_by_code(code), media_type="application/json")
+    body = await core.referrals.public_by_code(code, seen=seen_by_cache(request))
+    return Response(body, media_type="application/json")

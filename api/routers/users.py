@@ -8,10 +8,10 @@ from api.schemas import (
     AccountErasure,
     PasswordChange,
     ProfileUpdate,
-    ReferralItem,
     ReferralPage,
     TelegramLink,
     UserRead,
+    json_answer,
 )
 from core.auth.errors import NotAllowed
 
@@ -19,9 +19,9 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me", response_model=UserRead, responses=problem_responses(401))
-async def me(user: CurrentUser) -> UserRead:
+async def me(user: CurrentUser) -> Response:
     """The signed-in user."""
-    return UserRead.of(user)
+    return json_answer(UserRead.of(user))
 
 
 @router.patch("/me", response_model=UserRead, responses=problem_responses(401, 422))
@@ -58,9 +58,7 @@ async def change_password(body: PasswordChange, user: CurrentUser, core: CoreDep
     response_model=ReferralPage,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def referrals(
-    user_id: int, user: CurrentUser, page: Pagination, core: CoreDep
-) -> ReferralPage:
+async def referrals(user_id: int, user: CurrentUser, page: Pagination, core: CoreDep) -> Response:
     """People who joined with this user's codes, newest first (the user or a superuser)."""
     if user.id != user_id:
         if not user.is_superuser:
@@ -69,22 +67,14 @@ async def referrals(
     found = await core.referrals.referrals(
         referrer_id=user_id, limit=page.limit, offset=page.offset, cursor=page.cursor
     )
-    return ReferralPage(
-        items=[
-            ReferralItem(
-                id=item.id,
-                email=item.email,
-                full_name=item.full_name,
-                created_at=item.created_at,
-                referral_code=item.referral_code,
-            )
-            for item in found.items
-        ],
-        total=found.total,
-        limit=page.limit,
-        offset=page.offset,
-        next_cursor=found.next_cursor,
-    )
+    answer = {
+        "items": found.items,  # core's rows, read by attribute
+        "total": found.total,
+        "limit": page.limit,
+        "offset": page.offset,
+        "next_cursor": found.next_cursor,
+    }
+    return json_answer(ReferralPage.model_validate(answer, from_attributes=True))
 
 
 @router.post(

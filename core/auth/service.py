@@ -19,16 +19,18 @@ from core.auth.errors import (
     WrongPassword,
 )
 from core.auth.models import AccountToken, RefreshToken
-from core.db import database, is_valid_id
+from core.db import Read, database, is_valid_id
 from core.errors import InvalidInput
 from core.mail import Mail, Postman
 from core.settings import AuthSettings
 from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
-from core.users.models import User
+from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
 _tokens = RefreshToken.ormar_config.table
 _account_tokens = AccountToken.ormar_config.table
 _users = User.ormar_config.table
+# The one query of an authenticated request.
+_ACCOUNT_BY_ID = Read(sa.select(*ACCOUNT_COLUMNS).where(_users.c.id == sa.bindparam("user_id")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class AuthService:
         public_base_url: str = "http://127.0.0.1:8000",
     ) -> None:
         self._secret = settings.secret_key.get_secret_value()
+        self._access_tokens = security.AccessTokens(self._secret)
         self._access_lifetime = dt.timedelta(minutes=settings.access_token_minutes)
         self._refresh_lifetime = dt.timedelta(days=settings.refresh_token_days)
         self.postman = postman or Postman(None)
@@ -139,16 +142,18 @@ class AuthService:
             expires_in=int(self._access_lifetime.total_seconds()),
         )
 
-    async def user_from_access_token(self, token: str) -> User:
-        claims = security.decode_access_claims(token, secret=self._secret)
-        known = claims is not None and is_valid_id(claims.user_id)
-        user = await User.objects.get_or_none(id=claims.user_id) if claims and known else None
+    async def user_from_access_token(self, token: str) -> Account:
+        claims = self._access_tokens.claims(token)
+        if claims is None or not is_valid_id(claims.user_id):
+            raise NotAuthenticated()
+        row = await _ACCOUNT_BY_ID.first(user_id=claims.user_id)
+        account = Account(*row) if row is not None else None
         # A token issued before the user's last password change, reset or erasure is over.
-        if user is None or claims is None or claims.version != user.token_version:
+        if account is None or claims.version != account.token_version:
             raise NotAuthenticated()
-        if user.erased_at is not None:
+        if account.erased_at is not None:
             raise NotAuthenticated()
-        return user
+        return account
 
     # -- account basics -----------------------------------------------------------------
 
@@ -165,13 +170,13 @@ class AuthService:
             await connection.execute(statement)
 
     async def change_password(
-        self, *, user: User, current_password: str, new_password: str
+        self, *, user: Person, current_password: str, new_password: str
     ) -> None:
         """Every token of the user, access and refresh, stops working at once."""
         await self.check_password(user=user, password=current_password)
         await self._set_password(user.id, await security.hash_password(new_password))
 
-    async def check_password(self, *, user: User, password: str) -> None:
+    async def check_password(self, *, user: Person, password: str) -> None:
         if not await security.verify_password(password, user.password_hash):
             raise WrongPassword()
 
@@ -203,7 +208,7 @@ class AuthService:
             raise InvalidResetToken()
         await self._set_password(user_id, await security.hash_password(new_password))
 
-    def send_verification(self, *, user: User) -> None:
+    def send_verification(self, *, user: Person) -> None:
         """Mail the sign-up's verification link (when mail is configured)."""
         self._mail_link(
             user,
@@ -219,7 +224,7 @@ class AuthService:
 
     def _mail_link(
         self,
-        user: User,
+        user: Person,
         *,
         purpose: str,
         lifetime: dt.timedelta,
@@ -241,12 +246,18 @@ class AuthService:
 
         self.postman.post(compose, what=purpose.replace("_", " "))
 
-    async def verify_email(self, *, token: str) -> User:
+    async def verify_email(self, *, token: str) -> Account:
         user_id = await self._spend(token, EMAIL_VERIFICATION)
         if user_id is None:
             raise InvalidVerificationToken()
-        await User.objects.filter(id=user_id).update(email_verified=True)
-        return await User.objects.get(id=user_id)
+        verified = (
+            sa.update(_users)
+            .where(_users.c.id == user_id)
+            .values(email_verified=True)
+            .returning(*ACCOUNT_COLUMNS)
+        )
+        async with database.transaction(), database.connection() as connection:
+            return Account(*(await connection.execute(verified)).one())
 
     async def end_sessions(self, connection: Any, user_id: int) -> None:
         """Inside the caller's transaction: every access and refresh token of the user ends."""

@@ -7,13 +7,14 @@ import datetime as dt
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, metrics
-from core.cache import CodeCache, RedisCache
-from core.db import database
+from core.cache import NO_FILL, CodeCache, Lookup, RedisCache
+from core.db import MAX_ID, Read, database, is_valid_id
 from core.errors import DomainError, InvalidInput
 from core.ratelimit import Hit, RateLimiter
 from core.referrals.errors import (
@@ -30,7 +31,7 @@ from core.referrals.errors import (
 from core.referrals.models import ReferralCode
 from core.referrals.schemas import PublicCode, PublicCodeWithReferrer, Referrer
 from core.users.emails import normalize_email
-from core.users.models import User
+from core.users.models import Person, User
 
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{4,32}")
 RESERVED_PREFIX = "link_"  # the bot's account-linking payload
@@ -41,6 +42,35 @@ _codes = ReferralCode.ormar_config.table
 _users = User.ormar_config.table
 CACHE_HITS = metrics.cache_reads.labels("hit")
 CACHE_MISSES = metrics.cache_reads.labels("miss")
+
+
+def _active_clauses(
+    now: sa.ColumnElement[dt.datetime] | dt.datetime,
+) -> tuple[sa.ColumnElement[bool], ...]:
+    return (
+        _codes.c.closed_at.is_(None),
+        _codes.c.expires_at > now,
+        sa.or_(_codes.c.max_uses.is_(None), _codes.c.uses < _codes.c.max_uses),
+    )
+
+
+# The uncached lookups, built once: they run on every miss.
+_LIVE_CODE = Read(
+    sa.select(_codes.c.expires_at, _users.c.id, _users.c.full_name)
+    .select_from(_codes.join(_users, _codes.c.owner_id == _users.c.id))
+    .where(
+        _codes.c.code == sa.bindparam("code"),
+        *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
+    )
+)
+_LIVE_CODE_BY_EMAIL = Read(
+    sa.select(_codes.c.code, _codes.c.expires_at)
+    .select_from(_users.join(_codes, _codes.c.owner_id == _users.c.id))
+    .where(
+        _users.c.email == sa.bindparam("email"),
+        *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
+    )
+)
 
 
 def is_valid_code(value: str) -> bool:
@@ -105,6 +135,35 @@ _REFERRAL_COLUMNS = (
 )
 
 
+def _page_of_referrals(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    """Newest first, one more than the page (it tells whether another page follows), and
+    the referrer's counter in each row: one round trip, served by ix_users_referrer_created."""
+    owner = _users.alias("owner")
+    total = sa.select(owner.c.referral_count).where(owner.c.id == sa.bindparam("referrer"))
+    return (
+        sa.select(*_REFERRAL_COLUMNS, total.scalar_subquery().label("total"))
+        .where(_users.c.referrer_id == sa.bindparam("referrer"), *where)
+        .order_by(_users.c.created_at.desc(), _users.c.id.desc())
+        .limit(sa.bindparam("limit"))
+    )
+
+
+_FIRST_PAGE = Read(_page_of_referrals())
+_PAGE_AFTER = Read(  # by cursor: the same index range at any depth
+    _page_of_referrals(
+        sa.tuple_(_users.c.created_at, _users.c.id)
+        < sa.tuple_(
+            sa.bindparam("after_at", type_=_users.c.created_at.type),
+            sa.bindparam("after_id", type_=sa.Integer()),
+        )
+    )
+)
+_PAGE_AT = Read(_page_of_referrals().offset(sa.bindparam("offset")))  # older clients
+_REFERRAL_TOTAL = Read(
+    sa.select(_users.c.referral_count).where(_users.c.id == sa.bindparam("referrer"))
+)
+
+
 @dataclass(frozen=True, slots=True)
 class ReferralPage:
     items: list[Referral]
@@ -127,6 +186,8 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
         created_at = dt.datetime.fromisoformat(moment)
         if created_at.tzinfo is None or not user_id.isascii() or not user_id.isdigit():
             raise ValueError("not a cursor")
+        if not is_valid_id(int(user_id)):
+            raise ValueError("no such id")
         return created_at, int(user_id)
     except ValueError:
         raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
@@ -142,7 +203,7 @@ class ReferralService:
     async def create_code(
         self,
         *,
-        owner: User,
+        owner: Person,
         expires_at: dt.datetime,
         code: str | None = None,
         max_uses: int | None = None,
@@ -177,7 +238,7 @@ class ReferralService:
         live = await ReferralCode.objects.get_or_none(owner=owner_id, closed_at=None)
         return live if live is not None and live.is_active(clock.utcnow()) else None
 
-    async def delete_active_code(self, *, owner: User) -> ReferralCode:
+    async def delete_active_code(self, *, owner: Person) -> ReferralCode:
         """Close the owner's active code; it stops working at once, cache included."""
         now = clock.utcnow()
         statement = (
@@ -208,30 +269,37 @@ class ReferralService:
         """The cache key `public_by_code` uses for this code (None: never cached)."""
         return code_key(code) if is_valid_code(code) else None
 
-    async def cached_view(self, key: str, *, limiter: RateLimiter, hit: Hit | None) -> bytes | None:
-        """The JSON of a cached public view, or None on a miss; counts `hit` against its
-        limit first (raising `RateLimited`), in the same Redis round trip as the read when the
-        counters and the cache share Redis. Hits run no SQL."""
+    async def cached_view(self, key: str, *, limiter: RateLimiter, hit: Hit | None) -> Lookup:
+        """The cached public view under `key`: its JSON on a hit; on a miss, the lease that
+        `public_by_email` / `public_by_code` take as `seen`, so the read is not repeated.
+        Counts `hit` against its limit first (raising `RateLimited`), in the same Redis round
+        trip as the read when the counters and the cache share Redis. Hits run no SQL."""
         prefetch = None
         if hit is not None and limiter.enabled:
             prefetch = await limiter.check_and_get(hit, redis_key=key)
         cache = self.cache
         if prefetch is not None and isinstance(cache, RedisCache):
-            entry = (await cache.lookup_prefetched(prefetch.value)).value
+            seen = await cache.lookup_prefetched(prefetch.value)
         else:
-            entry = await cache.get(key)
-        body = read_cache_entry(entry) if entry is not None else None
-        if body is not None:
-            CACHE_HITS.inc()
-        return body
+            seen = await cache.lookup(key)
+        if seen.value is None:
+            return seen
+        body = read_cache_entry(seen.value)
+        if body is None:  # its code expired: read from the database, nothing to fill
+            return NO_FILL
+        CACHE_HITS.inc()
+        return Lookup(body)
 
-    async def public_by_email(self, email: str) -> bytes:
-        """JSON of the active code of the user with this email; the hot path."""
+    async def public_by_email(self, email: str, *, seen: Lookup | None = None) -> bytes:
+        """JSON of the active code of the user with this email; the hot path. `seen`: what
+        `cached_view` already read of its cache key (a miss), so the cache is not asked twice.
+        """
         email = email.strip().lower()
         if len(email) > MAX_EMAIL_LENGTH:
             raise ReferralCodeNotFound()
         key = email_key(email)
-        seen = await self.cache.lookup(key)
+        if seen is None:
+            seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
             CACHE_HITS.inc()
             return body
@@ -239,43 +307,40 @@ class ReferralService:
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         # One statement whether or not the email is registered: an unknown email and a known
         # one without a code cost the same, so timing does not tell which emails exist.
-        live = (
-            sa.select(_codes.c.code, _codes.c.expires_at)
-            .select_from(_users.join(_codes, _codes.c.owner_id == _users.c.id))
-            .where(_users.c.email == normalized, *self._active_clauses(clock.utcnow()))
-        )
-        async with database.connection() as connection:
-            row = (await connection.execute(live)).first()
+        row = await _LIVE_CODE_BY_EMAIL.first(email=normalized, now=clock.utcnow())
         if row is None:
             raise ReferralCodeNotFound()
-        body = PublicCode(code=row.code, expires_at=row.expires_at).model_dump_json().encode()
+        code, expires_at = row
+        body = PublicCode(code=code, expires_at=expires_at).model_dump_json().encode()
         if normalized == email:  # cache only under the key that invalidation will name
-            await self._fill(key, seen.lease, row.expires_at, body)
+            await self._fill(key, seen.lease, expires_at, body)
         return body
 
-    async def public_by_code(self, code: str) -> bytes:
-        """JSON of an active code with its referrer."""
+    async def public_by_code(self, code: str, *, seen: Lookup | None = None) -> bytes:
+        """JSON of an active code with its referrer (`seen` as for `public_by_email`)."""
         if not is_valid_code(code):
             raise ReferralCodeNotFound()
         key = code_key(code)
-        seen = await self.cache.lookup(key)
+        if seen is None:
+            seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
             CACHE_HITS.inc()
             return body
         CACHE_MISSES.inc()
-        row = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
-        if row is None or not row.is_active(clock.utcnow()):
+        row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
+        if row is None:
             raise ReferralCodeNotFound()
+        expires_at, owner_id, owner_name = row
         body = (
             PublicCodeWithReferrer(
-                code=row.code,
-                expires_at=row.expires_at,
-                referrer=Referrer(id=row.owner.id, full_name=row.owner.full_name),
+                code=code,
+                expires_at=expires_at,
+                referrer=Referrer(id=owner_id, full_name=owner_name),
             )
             .model_dump_json()
             .encode()
         )
-        await self._fill(key, seen.lease, row.expires_at, body)
+        await self._fill(key, seen.lease, expires_at, body)
         return body
 
     # -- sign-up ------------------------------------------------------------------------
@@ -322,7 +387,7 @@ class ReferralService:
         if claimed.max_uses is not None and claimed.uses >= claimed.max_uses:
             await self._invalidate(claimed.owner, claimed.code)
 
-    async def forget_owner(self, owner: User, *, code: str | None = None) -> None:
+    async def forget_owner(self, owner: Person, *, code: str | None = None) -> None:
         """Drop the cached views that show this owner (after a name change, an erasure:
         `code` names a code closed meanwhile)."""
         if code is None:
@@ -342,28 +407,23 @@ class ReferralService:
         accepted for older clients. `total` is the referrer's counter, not a count.
         """
         after = decode_cursor(cursor) if cursor else None
-        statement = (
-            sa.select(*_REFERRAL_COLUMNS)
-            .where(_users.c.referrer_id == referrer_id)
-            .order_by(_users.c.created_at.desc(), _users.c.id.desc())
-            .limit(limit + 1)  # one more tells whether another page follows
-        )
         if after is not None:
-            statement = statement.where(
-                sa.tuple_(_users.c.created_at, _users.c.id)
-                < sa.tuple_(sa.literal(after[0], _users.c.created_at.type), after[1])
+            rows = await _PAGE_AFTER.all(
+                referrer=referrer_id, limit=limit + 1, after_at=after[0], after_id=after[1]
             )
+        elif offset > MAX_ID:  # past any referrer's end (and past what the drivers bind)
+            rows = []
         elif offset:
-            statement = statement.offset(offset)
-        total = sa.select(_users.c.referral_count).where(_users.c.id == referrer_id)
-        async with database.connection() as connection:
-            counted = int(await connection.scalar(total) or 0)
-            past_the_end = after is None and offset >= counted
-            rows = [] if past_the_end else (await connection.execute(statement)).all()
-        items = [Referral(**row._mapping) for row in rows[:limit]]
+            rows = await _PAGE_AT.all(referrer=referrer_id, limit=limit + 1, offset=offset)
+        else:
+            rows = await _FIRST_PAGE.all(referrer=referrer_id, limit=limit + 1)
+        # Each row carries the total; a page past the end has no row to carry it.
+        counted = rows[0] if rows else await _REFERRAL_TOTAL.first(referrer=referrer_id)
+        items = [Referral(*row[:-1]) for row in rows[:limit]]
         more = len(rows) > limit
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
-        return ReferralPage(items=items, total=counted, next_cursor=next_cursor)
+        total = int(counted[-1]) if counted is not None else 0
+        return ReferralPage(items=items, total=total, next_cursor=next_cursor)
 
     @staticmethod
     async def referral_count(*, referrer_id: int, up_to_user_id: int | None = None) -> int:
@@ -378,11 +438,7 @@ class ReferralService:
 
     @staticmethod
     def _active_clauses(now: dt.datetime) -> tuple[sa.ColumnElement[bool], ...]:
-        return (
-            _codes.c.closed_at.is_(None),
-            _codes.c.expires_at > now,
-            sa.or_(_codes.c.max_uses.is_(None), _codes.c.uses < _codes.c.max_uses),
-        )
+        return _active_clauses(now)
 
     @staticmethod
     async def _retire_ended_codes(*, owner_id: int, now: dt.datetime) -> None:
@@ -432,7 +488,7 @@ class ReferralService:
         ttl = min(self.cache_ttl, expires_at.timestamp() - clock.timestamp())
         await self.cache.fill(key, _cache_entry(expires_at, body), ttl, lease=lease)
 
-    async def _invalidate(self, owner: User, code: str | None) -> None:
+    async def _invalidate(self, owner: Person, code: str | None) -> None:
         keys = [code_key(code)] if code else []
         if owner.email:
             keys.append(email_key(owner.email))

@@ -23,7 +23,7 @@ from core.telegram.errors import (
     TelegramAlreadyLinked,
 )
 from core.telegram.models import Notification, TelegramLinkToken
-from core.users.models import User
+from core.users.models import Person, User
 from core.users.names import clean_name
 
 LINK_PREFIX = "link_"
@@ -82,7 +82,7 @@ class TelegramService:
 
     # -- account linking ----------------------------------------------------------------
 
-    async def create_link(self, *, user: User) -> LinkInvite:
+    async def create_link(self, *, user: Person) -> LinkInvite:
         """A one-time `t.me/<bot>?start=link_<token>` that attaches a chat to this account."""
         if not self.bot_username:
             raise BotNotConfigured()

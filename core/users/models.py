@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import ForwardRef
+from dataclasses import dataclass, fields
+from typing import ForwardRef, Protocol
 
 import ormar
 import sqlalchemy as sa
@@ -75,3 +76,52 @@ User.update_forward_refs()
 
 # Case-insensitive uniqueness as a database invariant, whatever a caller forgets to lower-case.
 sa.Index("uq_users_email_lower", sa.func.lower(User.ormar_config.table.c.email), unique=True)
+
+
+class Person(Protocol):
+    """What the services read of a user they are handed: an `Account` (the API) or the ORM
+    `User` (the bot) alike."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def telegram_id(self) -> int | None: ...
+    @property
+    def password_hash(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user's row as one SELECT of `ACCOUNT_COLUMNS` gives it, in that order.
+
+    What every authenticated request starts from: building the ORM model (relations, field
+    validation) cost more than the query itself.
+    """
+
+    id: int
+    email: str | None
+    password_hash: str | None
+    full_name: str | None
+    referrer_id: int | None
+    telegram_id: int | None
+    created_at: dt.datetime
+    is_superuser: bool
+    email_verified: bool
+    token_version: int
+    erased_at: dt.datetime | None
+    company: str | None
+    job_title: str | None
+    location: str | None
+    avatar_url: str | None
+    enrichment_status: str | None
+
+    @classmethod
+    def of(cls, user: User) -> Account:
+        """The account of an ORM user (one just created or updated through ormar)."""
+        values = {f.name: getattr(user, f.name) for f in fields(cls) if f.name != "referrer_id"}
+        return cls(**values, referrer_id=user.referrer.id if user.referrer else None)
+
+
+ACCOUNT_COLUMNS = tuple(User.ormar_config.table.c[f.name] for f in fields(Account))

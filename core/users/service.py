@@ -16,7 +16,7 @@ from core.referrals.service import ReferralService
 from core.telegram.models import Notification, TelegramLinkToken
 from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
-from core.users.models import User
+from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 from core.users.names import clean_name
 
 log = logging.getLogger(__name__)
@@ -139,13 +139,20 @@ class UserService:
             await self.referrals.after_claim(claimed)
         return user, claimed
 
-    async def update_profile(self, *, user: User, full_name: str | None) -> User:
+    async def update_profile(self, *, user: Person, full_name: str | None) -> Account:
         """Change the name others see; the public views of the user's code show it at once."""
-        updated = await user.update(full_name=full_name)
+        statement = (
+            sa.update(_users)
+            .where(_users.c.id == user.id)
+            .values(full_name=full_name)
+            .returning(*ACCOUNT_COLUMNS)
+        )
+        async with database.transaction(), database.connection() as connection:
+            updated = Account(*(await connection.execute(statement)).one())
         await self.referrals.forget_owner(updated)
         return updated
 
-    async def erase(self, *, user: User) -> None:
+    async def erase(self, *, user: Person) -> None:
         """Erase the account: everything personal goes, tokens end, the code closes.
 
         The row stays, anonymous, so the referral it was (and the referrals it brought) still

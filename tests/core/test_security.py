@@ -66,6 +66,48 @@ def test_access_tokens_that_are_refused():
     assert security.decode_access_token(jwt.encode(good, SECRET, "HS256"), secret=SECRET) == 42
 
 
+def test_access_tokens_verify_each_signature_once(monkeypatch):
+    verified: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token, *args, **kwargs):
+        verified.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    tokens = security.AccessTokens(SECRET, max_kept=2)
+    token = security.create_access_token(
+        user_id=42, secret=SECRET, lifetime=dt.timedelta(minutes=15), version=3
+    )
+    for _ in range(5):
+        assert tokens.claims(token) == security.AccessClaims(user_id=42, version=3)
+    assert verified == [token]
+    # Expiry is checked on every use, kept or not.
+    with clock.shift(dt.timedelta(minutes=15)):
+        assert tokens.claims(token) is None
+    assert tokens.claims(token) is not None
+    assert verified == [token]
+
+
+def test_access_tokens_keep_no_refused_token_and_stay_bounded():
+    tokens = security.AccessTokens(SECRET, max_kept=3)
+    forged = jwt.encode(
+        {"sub": "42", "type": "access", "exp": clock.utcnow() + dt.timedelta(minutes=5)},
+        "another-secret-that-is-long-enough-too-0123",
+        algorithm="HS256",
+    )
+    for _ in range(3):
+        assert tokens.claims(forged) is None
+    assert tokens._kept == {}
+    issued = [
+        security.create_access_token(user_id=n, secret=SECRET, lifetime=dt.timedelta(minutes=5))
+        for n in range(1, 11)
+    ]
+    for n, token in enumerate(issued, start=1):
+        assert tokens.claims(token) == security.AccessClaims(user_id=n, version=0)
+        assert len(tokens._kept) <= 3
+
+
 def test_opaque_tokens_and_their_digest():
     tokens = {security.new_opaque_token() for _ in range(100)}
     assert len(tokens) == 100

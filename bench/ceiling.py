@@ -1,0 +1,111 @@
+"""The ceilings: each measured path's I/O done by a bare Starlette app, with no framework.
+
+Every endpoint here does what the service's matching endpoint must do to answer, and nothing
+else: the same Redis commands or the same SQL (through asyncpg directly), the same JWT check,
+JSON out. No middleware, no headers, no metrics, no request ids, no validation beyond what
+the I/O needs: the service's ratio to these includes what all of that costs.
+
+    uvicorn bench.ceiling:app    # BENCH_DATABASE_URL, BENCH_REDIS_URL, SECRET_KEY
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+import jwt
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+DATABASE_URL = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+SECRET = os.environ.get("SECRET_KEY", "")
+
+# The statements the service runs (the service builds them with SQLAlchemy; same plans).
+ME = """SELECT id, email, full_name, referrer_id, telegram_id, created_at, is_superuser,
+  email_verified, company, job_title, location, avatar_url, enrichment_status,
+  token_version, erased_at FROM users WHERE id = $1"""
+LIVE_CODE = """SELECT c.code, c.expires_at FROM users u JOIN referral_codes c ON c.owner_id = u.id
+  WHERE u.email = $1 AND c.closed_at IS NULL AND c.expires_at > now()
+  AND (c.max_uses IS NULL OR c.uses < c.max_uses)"""
+PAGE = """SELECT id, email, full_name, created_at, referral_code,
+  (SELECT referral_count FROM users WHERE id = $1) AS total
+  FROM users WHERE referrer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"""
+
+state: dict[str, object] = {}
+
+
+def _json(value: object, status: int = 200) -> Response:
+    return Response(json.dumps(value, default=str), status, media_type="application/json")
+
+
+def _user_id(request: Request) -> int:
+    token = request.headers["authorization"].removeprefix("Bearer ")
+    return int(jwt.decode(token, SECRET, algorithms=["HS256"])["sub"])
+
+
+async def cached(request: Request) -> Response:
+    """Both cached lookups: one Redis GET of the finished JSON."""
+    redis: Redis = state["redis"]  # type: ignore[assignment]
+    return Response(await redis.get(request.query_params["key"]), media_type="application/json")
+
+
+async def me(request: Request) -> Response:
+    """PyJWT decode + one query by primary key."""
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    row = await pool.fetchrow(ME, _user_id(request))
+    return _json(dict(row))
+
+
+async def uncached(request: Request) -> Response:
+    """The lookup of an email whose user has no code: a cache miss, then one query."""
+    redis: Redis = state["redis"]  # type: ignore[assignment]
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    email = request.query_params["email"]
+    if await redis.get("rc:e:" + email) is None:
+        row = await pool.fetchrow(LIVE_CODE, email)
+        if row is None:
+            return _json({"code": "referral_code_not_found"}, 404)
+    return _json({})
+
+
+async def referrals(request: Request) -> Response:
+    """PyJWT decode + one keyset query (its total read by the same statement)."""
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    _user_id(request)
+    referrer = int(request.path_params["user_id"])
+    limit = int(request.query_params.get("limit", 50))
+    rows = await pool.fetch(PAGE, referrer, limit + 1)
+    items = [
+        {k: row[k] for k in ("id", "email", "full_name", "created_at", "referral_code")}
+        for row in rows[:limit]
+    ]
+    total = rows[0]["total"] if rows else 0
+    return _json({"items": items, "total": total, "limit": limit, "next_cursor": None})
+
+
+@asynccontextmanager
+async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    state["redis"] = Redis.from_url(REDIS_URL, protocol=2)
+    # The service's pool: 10 connections (plus overflow it does not reach at 32 clients).
+    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=10, max_size=10)
+    yield
+    await state["pool"].close()  # type: ignore[attr-defined]
+    await state["redis"].aclose()  # type: ignore[attr-defined]
+
+
+app = Starlette(
+    routes=[
+        Route("/cached", cached),
+        Route("/me", me),
+        Route("/uncached", uncached),
+        Route("/users/{user_id}/referrals", referrals),
+    ],
+    lifespan=lifespan,
+)

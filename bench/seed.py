@@ -1,0 +1,168 @@
+"""Seed the benchmark database: 1M users, a referrer with 100 000 referrals, in about a minute.
+
+    .venv/bin/python -m bench.seed [--users 1000000] [--force]
+
+The database (BENCH_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/referral_bench)
+is dropped and made again by the project's migrations, then filled by COPY. A database seeded
+with the same parameters and the current migrations is left alone (unless --force).
+
+Who is who (the benchmark reads these ids):
+- 1 `bench@example.com`, with the live code `bench-code`: both cached lookups;
+- 2 `nocode@example.com`, no code: the uncached lookup;
+- 3 `big@example.com`: 100 000 referrals (the deep pages);
+- 4 `small@example.com`: 200 referrals (the page every referrer sees);
+- everyone else, half of them referred by one of a thousand ordinary referrers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import os
+import random
+import time
+
+import asyncpg
+
+from core import security
+from core.migrate import upgrade_to_head
+
+DATABASE_URL = os.environ.get(
+    "BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/referral_bench"
+)
+PASSWORD = "bench-password"
+CODE = "bench-code"
+LOOKUP_USER, NO_CODE_USER, BIG, SMALL = 1, 2, 3, 4
+BIG_REFERRALS, SMALL_REFERRALS = 100_000, 200
+SEED_VERSION = 1  # raise when what is seeded changes
+
+COLUMNS = (
+    "id",
+    "email",
+    "password_hash",
+    "full_name",
+    "referrer_id",
+    "referral_code",
+    "created_at",
+)
+
+
+def _server_url(url: str) -> tuple[str, str]:
+    """The URL of the server's maintenance database, and the benchmark database's name."""
+    base, _, name = url.rpartition("/")
+    return base + "/postgres", name
+
+
+def _users(total: int, password_hash: str) -> list[tuple[object, ...]]:
+    rng = random.Random(8)  # the same data every time
+    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    named = {
+        LOOKUP_USER: "bench@example.com",
+        NO_CODE_USER: "nocode@example.com",
+        BIG: "big@example.com",
+        SMALL: "small@example.com",
+    }
+    big = range(SMALL + 1, SMALL + 1 + BIG_REFERRALS)
+    small = range(big.stop, big.stop + SMALL_REFERRALS)
+    ordinary_referrers = range(small.stop, small.stop + 1000)
+    rows = []
+    for user_id in range(1, total + 1):
+        referrer, code = None, None
+        if user_id in big:
+            referrer, code = BIG, "big-code"
+        elif user_id in small:
+            referrer, code = SMALL, "small-code"
+        elif user_id >= ordinary_referrers.stop and user_id % 2 == 0:
+            referrer = rng.choice(ordinary_referrers)
+        email = named.get(user_id, f"user{user_id}@example.com")
+        created = start + dt.timedelta(seconds=20 * user_id)  # sign-ups in id order
+        rows.append((user_id, email, password_hash, f"User {user_id}", referrer, code, created))
+    return rows
+
+
+async def seed(users: int, *, force: bool = False) -> None:
+    maintenance, name = _server_url(DATABASE_URL)
+    wanted = f"{SEED_VERSION}:{users}"
+    if not force and await _seeded(wanted):
+        print(f"bench: {name} already holds {users:,} users (--force seeds again)")
+        return
+    began = time.monotonic()
+    server = await asyncpg.connect(maintenance)
+    try:
+        await server.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await server.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await server.close()
+    await asyncio.to_thread(upgrade_to_head, DATABASE_URL)
+    # Hashed with the service's own parameters: the login load verifies real hashes.
+    password_hash = await security.hash_password(PASSWORD)
+    connection = await asyncpg.connect(DATABASE_URL)
+    try:
+        async with connection.transaction():
+            await connection.copy_records_to_table(
+                "users", records=_users(users, password_hash), columns=COLUMNS
+            )
+            await connection.execute(
+                "SELECT setval(pg_get_serial_sequence('users', 'id'), $1)", users
+            )
+            await connection.execute(
+                """UPDATE users SET referral_count = counted.n
+                   FROM (SELECT referrer_id, count(*) AS n FROM users
+                         WHERE referrer_id IS NOT NULL GROUP BY referrer_id) AS counted
+                   WHERE users.id = counted.referrer_id"""
+            )
+            now = dt.datetime.now(dt.UTC)
+            await connection.executemany(
+                """INSERT INTO referral_codes (code, owner_id, created_at, expires_at, uses,
+                   closed_at) VALUES ($1, $2, $3, $4, $5, $6)""",
+                [
+                    (CODE, LOOKUP_USER, now, now + dt.timedelta(days=300), 0, None),
+                    ("big-code", BIG, now, now + dt.timedelta(days=300), BIG_REFERRALS, None),
+                    ("small-code", SMALL, now, now + dt.timedelta(days=300), SMALL_REFERRALS, None),
+                ],
+            )
+            await connection.execute("CREATE TABLE bench_seed (seeded text NOT NULL)")
+            await connection.execute("INSERT INTO bench_seed VALUES ($1)", wanted)
+        await connection.execute("VACUUM ANALYZE")
+    finally:
+        await connection.close()
+    print(f"bench: seeded {users:,} users into {name} in {time.monotonic() - began:.0f} s")
+
+
+async def _seeded(wanted: str) -> bool:
+    try:
+        connection = await asyncpg.connect(DATABASE_URL)
+    except (OSError, asyncpg.PostgresError):
+        return False
+    try:
+        marker = await connection.fetchval("SELECT seeded FROM bench_seed")
+        head = await connection.fetchval("SELECT version_num FROM alembic_version")
+    except asyncpg.PostgresError:
+        return False
+    finally:
+        await connection.close()
+    return bool(marker == wanted and head == _head_revision())
+
+
+def _head_revision() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from core.migrate import ROOT
+
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return str(ScriptDirectory.from_config(config).get_current_head())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(seed(args.users, force=args.force))
+
+
+if __name__ == "__main__":
+    main()

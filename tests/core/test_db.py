@@ -1,0 +1,63 @@
+"""The hot reads (`core.db.Read`) and the connections statements run on."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from core import clock
+from core.db import DatabaseUnavailable, Read, database, is_outage
+from core.users.models import ACCOUNT_COLUMNS, Account, User
+
+_users = User.ormar_config.table
+BY_EMAIL = Read(sa.select(*ACCOUNT_COLUMNS).where(_users.c.email == sa.bindparam("email")))
+CREATED_SINCE = Read(
+    sa.select(_users.c.id)
+    .where(_users.c.created_at >= sa.bindparam("since", type_=_users.c.created_at.type))
+    .order_by(_users.c.id)
+)
+
+
+async def test_a_read_gives_tuples_in_column_order_with_utc_datetimes(core):
+    created = await User.objects.create(email="reader@example.com", full_name="Reader")
+    row = await BY_EMAIL.first(email="reader@example.com")
+    assert row is not None
+    account = Account(*row)
+    assert (account.id, account.email, account.full_name) == (
+        created.id,
+        "reader@example.com",
+        "Reader",
+    )
+    assert account.created_at.utcoffset() == dt.timedelta(0)
+    assert abs(account.created_at - created.created_at) < dt.timedelta(seconds=1)
+    assert await BY_EMAIL.first(email="nobody@example.com") is None
+
+
+async def test_a_read_binds_datetimes_on_both_databases(core):
+    before = clock.utcnow() - dt.timedelta(seconds=1)
+    first = await User.objects.create(email="early@example.com")
+    assert [row[0] for row in await CREATED_SINCE.all(since=before)] == [first.id]
+    assert await CREATED_SINCE.all(since=clock.utcnow() + dt.timedelta(hours=1)) == []
+
+
+async def test_a_read_inside_a_transaction_sees_its_writes(core):
+    """In a transaction the read runs on that transaction's connection, not a pooled one."""
+    seen = []
+
+    async def write_read_and_fail() -> None:
+        async with database.transaction():
+            await User.objects.create(email="uncommitted@example.com")
+            seen.append(await BY_EMAIL.first(email="uncommitted@example.com"))
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        await write_read_and_fail()
+    assert seen[0] is not None
+    assert await BY_EMAIL.first(email="uncommitted@example.com") is None
+
+
+def test_an_unavailable_database_is_an_outage():
+    assert isinstance(DatabaseUnavailable("QueryCanceledError: timeout"), OSError)
+    assert is_outage(DatabaseUnavailable("gone"))

@@ -29,7 +29,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PATH="/app/.venv/bin:$PATH" \
     ENVIRONMENT=production \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    WEB_CONCURRENCY=1 \
+    PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 
 WORKDIR /app
 RUN useradd --create-home --uid 10001 app && mkdir -p /app/data && chown app /app/data
@@ -39,4 +41,5 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health/live\", timeout=3)"]
-CMD ["sh", "-c", "exec uvicorn --factory api.main:create_app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]
+# uvicorn starts WEB_CONCURRENCY workers; their metrics meet in an emptied shared directory.
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec uvicorn --factory api.main:create_app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]

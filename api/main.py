@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     unless one is handed in. Nothing is built at import."""
     if settings is None:
         settings = get_settings()
+        check_workers(settings)
         configure_logging(settings)  # the process's own app: it owns the logging set-up
     core = core or build_core(settings)
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         # sight, so full collections under load no longer walk it (they set the p99).
         gc.collect()
         gc.freeze()
+        gc.set_threshold(*settings.http.gc_thresholds)
         try:
             yield
         finally:
@@ -96,6 +99,17 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
 
     _add_problem_schema(app)
     return app
+
+
+def check_workers(settings: Settings) -> None:
+    """Several workers (uvicorn --workers reads WEB_CONCURRENCY) must share one cache and
+    one set of rate-limit counters: Redis. In-process ones would each see a part."""
+    workers = os.environ.get("WEB_CONCURRENCY", "1")
+    if workers.isdigit() and int(workers) > 1 and not settings.redis_url:
+        raise RuntimeError(
+            f"WEB_CONCURRENCY={workers} needs REDIS_URL: without Redis every worker keeps its "
+            "own cache and rate limits (run one worker, or set REDIS_URL)"
+        )
 
 
 def _add_problem_schema(app: FastAPI) -> None:

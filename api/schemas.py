@@ -16,12 +16,23 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
+    TypeAdapter,
 )
 
 from core.users.models import Account
 from core.users.names import check_name
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
+
+
+_AS_JSON: TypeAdapter[Any] = TypeAdapter(Any)
+
+
+def json_of(value: object) -> Response:
+    """Plain values (dicts, lists, dataclasses, datetimes) as JSON, by pydantic's core, with
+    no validation: for a hot read whose values the core already typed, the shape the route's
+    `response_model` documents (the contract tests hold the two together)."""
+    return Response(_AS_JSON.dump_json(value), media_type="application/json")
 
 
 def json_answer(model: BaseModel, status_code: int = 200) -> Response:

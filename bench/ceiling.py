@@ -93,8 +93,9 @@ async def referrals(request: Request) -> Response:
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state["redis"] = Redis.from_url(REDIS_URL, protocol=2)
-    # The service's pool: 10 connections (plus overflow it does not reach at 32 clients).
-    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=10, max_size=10)
+    # As many connections as the service's pool holds (DATABASE_POOL_SIZE, default 20).
+    size = int(os.environ.get("DATABASE_POOL_SIZE", "20"))
+    state["pool"] = await asyncpg.create_pool(DATABASE_URL, min_size=size, max_size=size)
     yield
     await state["pool"].close()  # type: ignore[attr-defined]
     await state["redis"].aclose()  # type: ignore[attr-defined]

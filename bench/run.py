@@ -14,7 +14,8 @@ too high to refuse; the ceilings (bench/ceiling.py) run on the same uvicorn. Wha
 2. depth: a referrer's page 1, the page 90 000 deep by cursor, and by offset (1M users);
 3. logins: the cached lookup alone, then while 8 connections sign in without pause;
 4. memory: the service's RSS while it answers 100 000+ requests of every measured path;
-5. workers: the cached lookup and /users/me with 1 and with 2 worker processes.
+5. workers: the cached lookup and /users/me with 1 and with 2 worker processes;
+6. gc: /users/me under Python's default collector thresholds and under the service's.
 
 The report (Markdown, with every target and whether it held) is printed and written to
 bench/results/latest.md; bench/RESULTS.md is the copy of a run that is kept with the code.
@@ -467,6 +468,37 @@ def measure_workers(
     return {name: {w: median(runs) for w, runs in by.items()} for name, by in found.items()}
 
 
+def full_collections(server: Server) -> int:
+    """How many full (generation 2) collections the server's process has run."""
+    with urllib.request.urlopen(server.base + "/metrics", timeout=5) as response:
+        text = response.read().decode()
+    match = re.search(r'^python_gc_collections_total\{generation="2"\} ([\d.e+]+)$', text, re.M)
+    return int(float(match.group(1))) if match else -1
+
+
+def measure_gc(
+    env: dict[str, str], tokens: dict[int, str], args: argparse.Namespace
+) -> dict[str, tuple[Run, int]]:
+    """/users/me under Python's default thresholds and under the service's."""
+    url, token = "/api/v1/users/me", tokens[seed.LOOKUP_USER]
+    found: dict[str, list[tuple[Run, int]]] = {
+        "700,10,10 (Python's)": [],
+        "the service's default": [],
+    }
+    for _ in range(args.rounds):
+        for name in found:
+            extra = {"GC_THRESHOLDS": "700,10,10"} if name.startswith("700") else {}
+            with serving("api.main:create_app", {**env, **extra}) as server:
+                wrk(server.base + url, seconds=1, token=token)
+                before = full_collections(server)
+                run = wrk(server.base + url, seconds=args.seconds, token=token)
+                found[name].append((run, full_collections(server) - before))
+    return {
+        name: (median([run for run, _ in runs]), int(statistics.median(n for _, n in runs)))
+        for name, runs in found.items()
+    }
+
+
 # -- the report ----------------------------------------------------------------------------
 
 
@@ -482,6 +514,7 @@ def report(
     logins: dict[str, Run] | None,
     memory: list[tuple[int, float]] | None,
     workers: dict[str, dict[int, Run]] | None,
+    collector: dict[str, tuple[Run, int]] | None = None,
 ) -> tuple[str, bool]:
     now = dt.datetime.now(dt.UTC)
     cpu = next(
@@ -587,11 +620,23 @@ def report(
             ),
             "",
         ]
+    if collector:
+        lines += [
+            f"## Garbage collector: GET /users/me, {args.seconds} s",
+            "",
+            "| thresholds | req/s | p50 ms | p99 ms | full collections |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {name} | {run.rps:,.0f} | {run.p50:.2f} | {run.p99:.2f} | {count} |"
+                for name, (run, count) in collector.items()
+            ),
+            "",
+        ]
     lines.append(f"Every target {'held' if ok else 'did not hold'}.")
     return "\n".join(lines) + "\n", ok
 
 
-PARTS = ("paths", "depth", "logins", "memory", "workers")
+PARTS = ("paths", "depth", "logins", "memory", "workers", "gc")
 
 
 def main() -> int:
@@ -636,7 +681,10 @@ def main() -> int:
             memory = measure_memory(fresh, cases(), access, args.memory_requests)
     if "workers" in parts:
         workers = measure_workers(env, access, args)
-    text, ok = report(args, chosen if "paths" in parts else [], rss, depth, logins, memory, workers)
+    collector = measure_gc(env, access, args) if "gc" in parts else None
+    text, ok = report(
+        args, chosen if "paths" in parts else [], rss, depth, logins, memory, workers, collector
+    )
     print(text)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.md").write_text(text)

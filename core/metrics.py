@@ -6,12 +6,15 @@ names; outcome words), so the number of series never grows with traffic.
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from prometheus_client import (
     gc_collector as _gc,
@@ -23,10 +26,18 @@ from prometheus_client import (
     process_collector as _process,
 )
 
+# Several worker processes (uvicorn --workers / WEB_CONCURRENCY) share their counts through
+# files in this directory (prometheus_client's multiprocess mode, chosen when the variable is
+# set before this module is imported); /metrics then sums every worker's. It must be an empty
+# directory when the workers start (the container's entrypoint empties it).
+MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
 registry = CollectorRegistry(auto_describe=True)
-_process.ProcessCollector(registry=registry)
-_platform.PlatformCollector(registry=registry)
-_gc.GCCollector(registry=registry)
+if MULTIPROCESS_DIR is None:
+    # Per-process facts; in multiprocess mode they would describe only the scraped worker.
+    _process.ProcessCollector(registry=registry)
+    _platform.PlatformCollector(registry=registry)
+    _gc.GCCollector(registry=registry)
 
 http_requests = Counter(
     "http_requests_total",
@@ -68,5 +79,10 @@ bot_updates = Counter(
 
 
 def exposition() -> tuple[bytes, str]:
-    """The registry in Prometheus's text format, and its content type."""
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    """Every metric in Prometheus's text format (all workers' in multiprocess mode), and
+    its content type."""
+    if MULTIPROCESS_DIR is None:
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined, path=MULTIPROCESS_DIR)
+    return generate_latest(combined), CONTENT_TYPE_LATEST

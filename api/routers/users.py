@@ -12,6 +12,7 @@ from api.schemas import (
     TelegramLink,
     UserRead,
     json_answer,
+    json_of,
 )
 from core.auth.errors import NotAllowed
 
@@ -67,14 +68,15 @@ async def referrals(user_id: int, user: CurrentUser, page: Pagination, core: Cor
     found = await core.referrals.referrals(
         referrer_id=user_id, limit=page.limit, offset=page.offset, cursor=page.cursor
     )
-    answer = {
-        "items": found.items,  # core's rows, read by attribute
-        "total": found.total,
-        "limit": page.limit,
-        "offset": page.offset,
-        "next_cursor": found.next_cursor,
-    }
-    return json_answer(ReferralPage.model_validate(answer, from_attributes=True))
+    return json_of(
+        {
+            "items": found.items,  # core's rows: the fields of ReferralItem, already typed
+            "total": found.total,
+            "limit": page.limit,
+            "offset": page.offset,
+            "next_cursor": found.next_cursor,
+        }
+    )
 
 
 @router.post(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 
+import asyncpg
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from core import clock
 from core.db import DatabaseUnavailable, Read, database, is_outage
 from core.users.models import ACCOUNT_COLUMNS, Account, User
+from tests.conftest import BACKEND
 
 _users = User.ormar_config.table
 BY_EMAIL = Read(sa.select(*ACCOUNT_COLUMNS).where(_users.c.email == sa.bindparam("email")))
@@ -56,6 +60,28 @@ async def test_a_read_inside_a_transaction_sees_its_writes(core):
         await write_read_and_fail()
     assert seen[0] is not None
     assert await BY_EMAIL.first(email="uncommitted@example.com") is None
+
+
+@pytest.mark.skipif(BACKEND != "services", reason="PostgreSQL: server-side connection ends")
+async def test_a_read_survives_connections_the_server_closed(core):
+    """A restart or an idle cut closes pooled connections: the read reconnects, no ping."""
+    await User.objects.create(email="survivor@example.com")
+    for _ in range(3):  # several pooled connections, all opened before the cut
+        assert await BY_EMAIL.first(email="survivor@example.com") is not None
+    url = make_url(os.environ["DATABASE_URL"])
+    admin = await asyncpg.connect(
+        host=url.host, port=url.port, user=url.username, database=url.database
+    )
+    try:
+        ended = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await admin.close()
+    assert ended >= 1
+    for _ in range(3):
+        assert await BY_EMAIL.first(email="survivor@example.com") is not None
 
 
 def test_an_unavailable_database_is_an_outage():

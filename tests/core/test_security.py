@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
+import threading
 
 import jwt
 
@@ -140,3 +142,12 @@ async def test_a_hash_with_older_parameters_is_renewed_at_login(client, core, re
     renewed = (await User.objects.get(id=user["id"])).password_hash
     assert renewed != old_hash
     assert await security.verify_password(PASSWORD, renewed)
+
+
+async def test_passwords_are_hashed_below_the_event_loops_priority():
+    """A login's hashing yields the cores to answering requests when both want them."""
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    hashing = await security._hashing(
+        lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    )
+    assert hashing >= security.HASHING_NICENESS > own

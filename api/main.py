@@ -22,7 +22,9 @@ from core.logs import configure_logging
 from core.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
-V1_ROUTERS = (auth.router, users.router, referral_codes.router)
+# Matched in this order, each router's routes in turn: the public lookups, the busiest, first
+# (the prefixes do not overlap, so the order changes nothing else). OpenAPI sorts by tag.
+V1_ROUTERS = (referral_codes.router, users.router, auth.router)
 
 # The largest request body is a sign-up of a few hundred bytes: refuse megabytes up front.
 MAX_BODY_BYTES = 64 * 1024
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         description=DESCRIPTION,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        # The docs' order (signing in first), whatever order the routers are matched in.
+        openapi_tags=[{"name": tag} for tag in ("auth", "users", "referral codes", "health")],
         # FastAPI's native OpenTelemetry looks up the global providers on every request, and
         # this service exports no traces or metrics: off, it costs nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},

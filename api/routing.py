@@ -165,5 +165,8 @@ class CachedReads:
         if seen.value is None:
             scope[SEEN] = seen  # the route reads the database without asking the cache again
             return False
-        await Response(seen.value, media_type="application/json")(scope, receive, send)
+        body = seen.value
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
         return True

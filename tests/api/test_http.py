@@ -3,12 +3,19 @@ bodies, 405s, trailing slashes, CORS, request ids and metrics."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
+from api.front import Front
 from api.main import create_app
 from core.container import Core
 from core.settings import HttpSettings, Settings
@@ -125,3 +132,49 @@ async def test_cors_allows_only_configured_origins(cors_client: httpx.AsyncClien
 async def test_no_cors_by_default(client: httpx.AsyncClient) -> None:
     response = await client.get("/health/live", headers={"Origin": "https://app.example.com"})
     assert "access-control-allow-origin" not in response.headers
+
+
+async def test_a_request_past_its_deadline_is_answered_503() -> None:
+    """The backstop: a request still running at its deadline gets a 503 to retry, soon after
+    the deadline; the other requests, quick ones, are not touched."""
+
+    cleaned_up = asyncio.Event()
+
+    async def stuck(request: Request) -> JSONResponse:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned_up.set()
+        return JSONResponse({})
+
+    async def quick(request: Request) -> JSONResponse:
+        await asyncio.sleep(0.05)
+        return JSONResponse({"ok": True})
+
+    front = Front(
+        Starlette(routes=[Route("/stuck", stuck), Route("/quick", quick)]), request_timeout=0.3
+    )
+    transport = httpx.ASGITransport(app=front)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        began = time.monotonic()
+        slow, *fast = await asyncio.gather(
+            http.get("/stuck"), *(http.get("/quick") for _ in range(5))
+        )
+        took = time.monotonic() - began
+    assert slow.status_code == 503
+    assert slow.json()["code"] == "service_unavailable"
+    assert slow.headers["retry-after"] == "5"
+    assert cleaned_up.is_set()  # the handler was cancelled, its cleanup ran
+    assert 0.3 <= took < 0.3 + front.deadlines.tick + 0.5
+    assert [r.status_code for r in fast] == [200] * 5
+    assert not front.deadlines._running  # every request left the watch
+
+
+async def test_a_cancelled_request_is_not_mistaken_for_a_deadline() -> None:
+    async def app(scope, receive, send):
+        raise asyncio.CancelledError
+
+    front = Front(app, request_timeout=5)
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": []}
+    with pytest.raises(asyncio.CancelledError):
+        await front(scope, None, None)

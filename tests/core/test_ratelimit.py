@@ -25,6 +25,7 @@ from core.ratelimit import (
     account_key,
 )
 from tests.conftest import REDIS_URL
+from tests.redis_server import RedisServer
 
 BACKENDS = ["memory", "redis"] if REDIS_URL else ["memory"]
 LIMITS = Limits(
@@ -264,3 +265,22 @@ async def test_a_check_is_one_redis_round_trip(monkeypatch: pytest.MonkeyPatch) 
         assert commands == ["EVALSHA"]
     finally:
         await limiter.close()
+
+
+async def test_redis_counters_load_their_script_where_it_is_missing():
+    """A new or restarted Redis knows no script: the first check loads it, and so does the
+    first check after the server forgot it."""
+    server = RedisServer()
+    await server.start()
+    counters = RedisCounters(server.url)
+    try:
+        limiter = RateLimiter(counters, limits=LIMITS)
+        await limiter.check((LIMITS.lookup, "203.0.113.9"))  # the script is loaded here
+        await counters.client.script_flush()  # a private server: nobody else's scripts
+        for _ in range(4):  # the lookup allows 5 in 10 s: the 6th refusal proves the count
+            await limiter.check((LIMITS.lookup, "203.0.113.9"))
+        with pytest.raises(RateLimited):
+            await limiter.check((LIMITS.lookup, "203.0.113.9"))
+    finally:
+        await counters.close()
+        await server.stop()

@@ -8,12 +8,15 @@ Content-Security-Policy of `script-src 'self'`, which they are sent with.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import fastapi_offline
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 
-STATIC = "/static-offline-docs"  # where fastapi-offline serves its bundled files
+STATIC = "/static-offline-docs"  # where the files bundled by fastapi-offline are served
 # ReDoc styles itself at run time and starts a web worker from a blob.
 POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
@@ -56,8 +59,11 @@ _REDOC = """<!DOCTYPE html>
 
 
 def install(app: FastAPI) -> None:
-    """Serve /docs, its start-up script, its OAuth2 redirect page, and /redoc."""
+    """Serve /docs, its start-up script, its OAuth2 redirect page, /redoc, and the bundled
+    files they load."""
     openapi_url = app.openapi_url or "/openapi.json"
+    bundled = Path(fastapi_offline.__file__).parent / "static"
+    app.mount(STATIC, StaticFiles(directory=bundled), name="static-offline-docs")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger_ui(request: Request) -> HTMLResponse:

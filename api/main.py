@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
 from api import docs, errors
 from api.bodylimit import BodyLimit
@@ -59,8 +59,8 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         finally:
             await core.stop()
 
-    app = FastAPIOffline(
-        # The docs pages are our own (api/docs.py); fastapi-offline serves their files.
+    app = ServiceApp(
+        # The docs pages are our own (api/docs.py), on files bundled by fastapi-offline.
         docs_url=None,
         redoc_url=None,
         title="Referral service",
@@ -81,18 +81,24 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     errors.install(app)
     docs.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
-    app.add_middleware(CachedReads, core=core, routes=cached_routes(API_PREFIX, V1_ROUTERS))
-    if settings.http.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.http.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
-            expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
-            max_age=600,
-        )
-    # Added last: the outermost, so every answer (a preflight, a cache hit) passes it.
-    app.add_middleware(Front, request_timeout=settings.http.request_timeout_seconds)
+    cached = cached_routes(API_PREFIX, V1_ROUTERS)
+    origins = settings.http.cors_origins
+
+    def front(stack: ASGIApp) -> ASGIApp:
+        # Outermost, so every answer (a preflight, a cache hit, a 500) passes them.
+        layer: ASGIApp = CachedReads(stack, core=core, routes=cached)
+        if origins:
+            layer = CORSMiddleware(
+                layer,
+                allow_origins=origins,
+                allow_methods=["GET", "POST", "PATCH", "DELETE"],
+                allow_headers=["Authorization", "Content-Type", "X-API-Key", "X-Request-ID"],
+                expose_headers=["Retry-After", "X-Request-ID", "WWW-Authenticate"],
+                max_age=600,
+            )
+        return Front(layer, request_timeout=settings.http.request_timeout_seconds)
+
+    app.front = front
 
     # Each router straight under the app: every level of nesting is one more walk through
     # candidate routes on each request.
@@ -103,6 +109,22 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
 
     _add_problem_schema(app)
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with the service's front layers (`front`) outside FastAPI's own middleware.
+
+    FastAPI wraps every request in three layers of its own (error page, telemetry, body
+    limit) before any user middleware; a cache hit needs none of them, and on the cheapest
+    answer they cost about a tenth of the time. `Front` never raises on its own, and
+    `CachedReads` hands anything it did not expect to the app inside.
+    """
+
+    front: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return self.front(stack) if self.front is not None else stack
 
 
 def check_workers(settings: Settings) -> None:

@@ -13,6 +13,7 @@ reads the body or solves a dependency.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.convertors import Convertor
 from starlette.routing import compile_path
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import domain_error_handler
 from api.ratelimit import LOOKUP_COUNTED, client_address
@@ -30,6 +31,8 @@ from core.cache import Lookup
 from core.container import Core
 from core.errors import RateLimited
 from core.ratelimit import Limit, Limits
+
+log = logging.getLogger(__name__)
 
 PickLimit = Callable[[Limits], Limit]
 # (core, request) -> the cache key of what this request reads, or None: not cacheable.
@@ -131,10 +134,29 @@ class CachedReads:
             for cached in self.routes:
                 found = cached.pattern.match(scope["path"])
                 if found is not None:
-                    if await self._answer(cached, found, scope, receive, send):
+                    if await self._guarded(cached, found, scope, receive, send):
                         return
                     break
         await self.app(scope, receive, send)
+
+    async def _guarded(
+        self, cached: _CachedRoute, found: re.Match[str], scope: Scope, receive: Receive, send: Send
+    ) -> bool:
+        """`_answer`, outside FastAPI's error handling (see api.main.ServiceApp): what this
+        shortcut did not expect, before it sent anything, is the route's to answer."""
+        sent: list[Message] = []
+
+        async def sending(message: Message) -> None:
+            sent.append(message)
+            await send(message)
+
+        try:
+            return await self._answer(cached, found, scope, receive, sending)
+        except Exception:
+            if sent:
+                raise
+            log.exception("cached read of %s failed; the route answers", cached.route.path)
+            return False
 
     async def _answer(
         self, cached: _CachedRoute, found: re.Match[str], scope: Scope, receive: Receive, send: Send

@@ -59,3 +59,26 @@ async def test_misses_and_uncacheable_requests_go_through_the_route(
     assert (await client.get(f"{API}/referral-codes/x")).status_code == 404  # never cached
     assert (await client.get(f"{API}/referral-codes")).status_code == 422  # no email at all
     assert len(solved) == 3
+
+
+async def test_a_failing_shortcut_leaves_the_answer_to_the_route(
+    client: httpx.AsyncClient, user, core, monkeypatch: pytest.MonkeyPatch, caplog, solved
+) -> None:
+    """The shortcut runs outside FastAPI's error handling: what it did not expect must not
+    become an error page, the route answers instead."""
+    _, headers = await user("bo@example.com", full_name="Bo")
+    created = await client.post(
+        f"{API}/referral-codes", json={"expires_at": ahead(days=7)}, headers=headers
+    )
+    code = created.json()["code"]
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("an unexpected failure")
+
+    monkeypatch.setattr(core.referrals, "cached_view", broken)
+    solved.clear()
+    answer = await client.get(f"{API}/referral-codes/{code}")
+    assert answer.status_code == 200
+    assert answer.json()["code"] == code
+    assert solved == [f"{API}/referral-codes/{code}"]  # the route answered
+    assert "cached read of /referral-codes/{code} failed" in caplog.text

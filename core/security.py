@@ -46,10 +46,11 @@ def set_hash_cost(*, time_cost: int, memory_cost: int, parallelism: int) -> None
 # logins queue among themselves instead of starving every other request.
 HASHING_SLOTS = max(1, (os.cpu_count() or 2) - 1)
 _hashing_slots = asyncio.Semaphore(HASHING_SLOTS)
-# The hashing threads run at a lower priority (nice 10) than the event loop's thread: when
-# the cores are busy, answering requests goes first and logins wait for the spare time.
-# Measured with 8 logins running: without it, the cached lookup's p99 doubled.
-HASHING_NICENESS = 10
+# The hashing threads run at the lowest priority (nice 19), the event loop's thread at the
+# process's: when the cores are busy, answering requests goes first and logins take the
+# spare time. With 8 logins running, the cached lookup's p99 rose 2.2x at the default
+# priority, 1.6-2.8x at nice 10 and 1.7x at nice 19 (bench/RESULTS.md, "Logins").
+HASHING_NICENESS = 19
 
 
 def _lower_priority() -> None:

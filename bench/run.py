@@ -632,7 +632,7 @@ def report(
             ),
             "",
         ]
-    lines.append(f"Every target {'held' if ok else 'did not hold'}.")
+    lines.append("Every target held." if ok else "Not every target held (**MISSED** above).")
     return "\n".join(lines) + "\n", ok
 
 

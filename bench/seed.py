@@ -11,7 +11,9 @@ Who is who (the benchmark reads these ids):
 - 2 `nocode@example.com`, no code: the uncached lookup;
 - 3 `big@example.com`: 100 000 referrals (the deep pages);
 - 4 `small@example.com`: 200 referrals (the page every referrer sees);
-- everyone else, half of them referred by one of a thousand ordinary referrers.
+- everyone else, half of them referred by one of a thousand ordinary referrers;
+- 200 000 more codes (of users 5 onwards, every other one closed), so the lookups' plans are
+  those of a table at scale.
 """
 
 from __future__ import annotations
@@ -35,7 +37,8 @@ PASSWORD = "bench-password"
 CODE = "bench-code"
 LOOKUP_USER, NO_CODE_USER, BIG, SMALL = 1, 2, 3, 4
 BIG_REFERRALS, SMALL_REFERRALS = 100_000, 200
-SEED_VERSION = 1  # raise when what is seeded changes
+SEED_VERSION = 2  # raise when what is seeded changes
+OTHER_CODES = 200_000  # codes of other users (half closed): the lookups' plans at scale
 
 COLUMNS = (
     "id",
@@ -121,6 +124,21 @@ async def seed(users: int, *, force: bool = False) -> None:
                     ("big-code", BIG, now, now + dt.timedelta(days=300), BIG_REFERRALS, None),
                     ("small-code", SMALL, now, now + dt.timedelta(days=300), SMALL_REFERRALS, None),
                 ],
+            )
+            await connection.copy_records_to_table(
+                "referral_codes",
+                records=[
+                    (
+                        f"code-{owner}",
+                        owner,
+                        now,
+                        now + dt.timedelta(days=300),
+                        0,
+                        now if owner % 2 else None,
+                    )
+                    for owner in range(SMALL + 1, SMALL + 1 + min(OTHER_CODES, users - SMALL))
+                ],
+                columns=("code", "owner_id", "created_at", "expires_at", "uses", "closed_at"),
             )
             await connection.execute("CREATE TABLE bench_seed (seeded text NOT NULL)")
             await connection.execute("INSERT INTO bench_seed VALUES ($1)", wanted)

@@ -119,14 +119,6 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
         return bool(self.engine.dialect.name == "sqlite")
 
     @asynccontextmanager
-    async def autocommit_connection(self) -> AsyncIterator[AsyncConnection]:
-        engine = self._autocommit_engine
-        if engine is None:
-            raise RuntimeError("the database is not connected")
-        async with engine.connect() as connection:
-            yield connection
-
-    @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:
         """The connection of the transaction under way, else a pooled one in autocommit mode.
 
@@ -138,7 +130,10 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
         if ongoing is not None:
             yield ongoing
             return
-        async with self.autocommit_connection() as connection:
+        engine = self._autocommit_engine
+        if engine is None:
+            raise RuntimeError("the database is not connected")
+        async with engine.connect() as connection:
             yield connection
 
 

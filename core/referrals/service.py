@@ -243,7 +243,7 @@ class ReferralService:
         now = clock.utcnow()
         statement = (
             sa.update(_codes)
-            .where(_codes.c.owner_id == owner.id, *self._active_clauses(now))
+            .where(_codes.c.owner_id == owner.id, *_active_clauses(now))
             .values(closed_at=now)
             .returning(_codes.c.id)
         )
@@ -356,7 +356,7 @@ class ReferralService:
         now = clock.utcnow()
         statement = (
             sa.update(_codes)
-            .where(_codes.c.code == code, *self._active_clauses(now))
+            .where(_codes.c.code == code, *_active_clauses(now))
             .values(uses=_codes.c.uses + 1)
             .returning(_codes.c.id, _codes.c.owner_id)
         )
@@ -435,10 +435,6 @@ class ReferralService:
             return int((await connection.execute(statement)).scalar_one())
 
     # -- internals ----------------------------------------------------------------------
-
-    @staticmethod
-    def _active_clauses(now: dt.datetime) -> tuple[sa.ColumnElement[bool], ...]:
-        return _active_clauses(now)
 
     @staticmethod
     async def _retire_ended_codes(*, owner_id: int, now: dt.datetime) -> None:

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import OAuth2PasswordBearer
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
 from core.auth.errors import NotAuthenticated
 from core.container import Core
+from core.operators.service import Operator, operator_of
 from core.users.models import Account
 
 TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 (a URL, not a secret)
@@ -39,6 +40,31 @@ async def get_current_user(
 
 CurrentUser = Annotated[Account, Depends(get_current_user)]
 
+# The second security scheme of the operator endpoints: Swagger's Authorize offers both.
+api_key_scheme = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="APIKey",
+    description="An operator's API key (`rk_…`), for server-to-server callers.",
+    auto_error=False,
+)
+
+
+async def get_operator(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Operator:
+    """A superuser's bearer token or an API key; a non-superuser's token is a 403."""
+    core: Core = request.app.state.core
+    if api_key:
+        return await core.operators.operator_of_key(api_key)
+    if token:
+        return operator_of(await core.auth.user_from_access_token(token))
+    raise NotAuthenticated()
+
+
+CurrentOperator = Annotated[Operator, Depends(get_operator)]
+
 
 @dataclass(frozen=True, slots=True)
 class Page:
@@ -61,3 +87,21 @@ async def get_page(
 
 
 Pagination = Annotated[Page, Depends(get_page)]
+
+
+@dataclass(frozen=True, slots=True)
+class CursorPage:
+    limit: int
+    cursor: str | None = None
+
+
+async def get_cursor_page(
+    limit: Annotated[int, Query(ge=1, le=100, description="Items per page.")] = 50,
+    cursor: Annotated[
+        str | None, Query(max_length=100, description="`next_cursor` of the previous page.")
+    ] = None,
+) -> CursorPage:
+    return CursorPage(limit=limit, cursor=cursor or None)
+
+
+Cursor = Annotated[CursorPage, Depends(get_cursor_page)]

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from api import docs, errors
 from api.bodylimit import BodyLimit
 from api.front import Front
-from api.routers import auth, health, referral_codes, users
+from api.routers import auth, health, operators, referral_codes, users, webhooks
 from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
 from core.container import Core, build_core
@@ -24,7 +24,13 @@ from core.settings import Settings, get_settings
 API_PREFIX = "/api/v1"
 # Matched in this order, each router's routes in turn: the public lookups, the busiest, first
 # (the prefixes do not overlap, so the order changes nothing else). OpenAPI sorts by tag.
-V1_ROUTERS = (referral_codes.router, users.router, auth.router)
+V1_ROUTERS = (
+    referral_codes.router,
+    users.router,
+    auth.router,
+    webhooks.router,
+    operators.router,
+)
 
 # The largest request body is a sign-up of a few hundred bytes: refuse megabytes up front.
 MAX_BODY_BYTES = 64 * 1024
@@ -49,6 +55,11 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await core.start()
+        # The embedded default runs its jobs here (one command from a fresh clone); with
+        # PostgreSQL, `make worker` replicas do. Chat messages are never sent from here.
+        worker = core.worker() if runs_jobs(settings) else None
+        if worker is not None:
+            worker.start()
         # What start-up built lives as long as the process: moved out of the collector's
         # sight, so full collections under load no longer walk it (they set the p99).
         gc.collect()
@@ -57,6 +68,8 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         try:
             yield
         finally:
+            if worker is not None:
+                await worker.stop()
             await core.stop()
 
     app = ServiceApp(
@@ -69,7 +82,17 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
         # The docs' order (signing in first), whatever order the routers are matched in.
-        openapi_tags=[{"name": tag} for tag in ("auth", "users", "referral codes", "health")],
+        openapi_tags=[
+            {"name": tag}
+            for tag in (
+                "auth",
+                "users",
+                "referral codes",
+                "webhooks",
+                "operators",
+                "health",
+            )
+        ],
         # FastAPI's native OpenTelemetry looks up the global providers on every request, and
         # this service exports no traces or metrics: off, it costs nothing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
@@ -125,6 +148,14 @@ class ServiceApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
         return self.front(stack) if self.front is not None else stack
+
+
+def runs_jobs(settings: Settings) -> bool:
+    """Whether this API process runs a job worker of its own (JOBS_IN_PROCESS)."""
+    choice = settings.jobs.in_process
+    if choice == "auto":
+        return settings.database_url.startswith("sqlite")
+    return choice == "true"
 
 
 def check_workers(settings: Settings) -> None:

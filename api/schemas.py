@@ -272,3 +272,119 @@ class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unavailable"]
     cache: Literal["ok", "degraded"]
+
+
+# -- operators -------------------------------------------------------------------------
+
+
+class ApiKeyCreate(BaseModel):
+    name: Text = Field(min_length=1, max_length=100, examples=["billing backend"])
+
+
+class ApiKeyRead(BaseModel):
+    id: int
+    name: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+
+
+class ApiKeyCreated(BaseModel):
+    id: int
+    name: str
+    key: str = Field(description="Shown only here; stored as a digest.", examples=["rk_…"])
+    created_at: dt.datetime
+
+
+class ApiKeyList(BaseModel):
+    items: list[ApiKeyRead]
+
+
+class Actor(BaseModel):
+    user_id: int | None
+    api_key_id: int | None
+
+
+class AuditItem(BaseModel):
+    id: int
+    actor: Actor
+    action: str = Field(examples=["webhook.created"])
+    target: str = Field(examples=["webhook:1"])
+    created_at: dt.datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    next_cursor: str | None
+
+
+# -- webhooks --------------------------------------------------------------------------
+
+WebhookUrl = Annotated[Text, StringConstraints(min_length=1, max_length=2000)]
+EventName = Annotated[Text, StringConstraints(min_length=1, max_length=64)]
+
+
+class WebhookCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks/referrals",
+                    "events": ["referral.created", "user.created"],
+                    "description": "CRM sync",
+                }
+            ]
+        }
+    )
+
+    url: WebhookUrl = Field(description="http:// or https://")
+    events: list[EventName] = Field(
+        min_length=1, max_length=20, description='Event types, or ["*"] for all.'
+    )
+    description: Text | None = Field(default=None, max_length=500)
+
+
+class WebhookUpdate(BaseModel):
+    url: WebhookUrl | None = None
+    events: list[EventName] | None = Field(default=None, min_length=1, max_length=20)
+    description: Text | None = Field(default=None, max_length=500)
+    enabled: bool | None = Field(default=None, strict=True)
+
+
+class WebhookRead(BaseModel):
+    id: int
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    secret: str = Field(description="whsec_<base64>: verify signatures with it.")
+    created_at: dt.datetime
+
+
+class WebhookList(BaseModel):
+    items: list[WebhookRead]
+
+
+class DeliveryRead(BaseModel):
+    id: int
+    message_id: str = Field(description="The webhook-id header, the same on every attempt.")
+    event_type: str
+    attempt: int = Field(description="Attempts so far.")
+    status: Literal["pending", "succeeded", "failed"]
+    response_status: int | None
+    error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+
+
+class DeliveryPage(BaseModel):
+    items: list[DeliveryRead]
+    next_cursor: str | None
+
+
+class AdminDeliveryRead(DeliveryRead):
+    endpoint_id: int
+
+
+class AdminDeliveryPage(BaseModel):
+    items: list[AdminDeliveryRead]
+    next_cursor: str | None

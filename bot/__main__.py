@@ -74,9 +74,11 @@ def check_api_url(url: str) -> None:
 async def run(settings: Settings, token: str, *, handle_signals: bool = True) -> None:
     from aiogram.exceptions import TelegramNetworkError, TelegramUnauthorizedError
 
+    from bot import heartbeat
     from bot.app import create_bot, create_dispatcher, register_commands
-    from bot.outbox import OutboxPoller
+    from bot.notifier import Notifier
     from core.container import build_core
+    from core.telegram.service import TELEGRAM_MESSAGE
 
     core = build_core(settings)
     bot = create_bot(token, api_url=settings.telegram.api_url)
@@ -100,18 +102,17 @@ async def run(settings: Settings, token: str, *, handle_signals: bool = True) ->
                 me.username,
             )
 
-        outbox = OutboxPoller(bot=bot, core=core)
-        dispatcher = create_dispatcher(core, outbox=outbox, redis_url=settings.redis_url)
-        tasks: set[asyncio.Task[None]] = set()
+        # Chat messages are the bot's jobs: no other process holds the token to send them.
+        notifier = core.worker({TELEGRAM_MESSAGE: Notifier(bot=bot, core=core).send})
+        notifier.beat = heartbeat.beat
+        dispatcher = create_dispatcher(core, redis_url=settings.redis_url)
 
         async def on_startup() -> None:
             await register_commands(bot)
-            tasks.add(asyncio.create_task(outbox.run(), name="outbox"))
+            notifier.start()
 
         async def on_shutdown() -> None:
-            outbox.stop()
-            if tasks:
-                await asyncio.wait(tasks, timeout=10)
+            await notifier.stop()
 
         dispatcher.startup.register(on_startup)
         dispatcher.shutdown.register(on_shutdown)

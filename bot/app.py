@@ -20,7 +20,6 @@ from bot.middlewares import (
     ThrottlingMiddleware,
     UpdateContextMiddleware,
 )
-from bot.outbox import OutboxPoller
 from bot.session import WaitOnRetryAfter
 from bot.storage import FallbackStorage
 from core.cache import connect_redis
@@ -54,7 +53,6 @@ def create_bot(token: str, *, api_url: str) -> Bot:
 def create_dispatcher(
     core: Core,
     *,
-    outbox: OutboxPoller,
     rate: Rate = DEFAULT_RATE,
     redis_url: str | None = None,
 ) -> Dispatcher:
@@ -73,9 +71,7 @@ def create_dispatcher(
     # Updates from one user are handled one at a time, a double press seeing the first's
     # result. The lock is this process's: long polling is one process, and Redis must not be
     # able to stop the bot from answering.
-    dispatcher = Dispatcher(
-        storage=storage, events_isolation=SimpleEventIsolation(), core=core, outbox=outbox
-    )
+    dispatcher = Dispatcher(storage=storage, events_isolation=SimpleEventIsolation(), core=core)
     dispatcher.update.outer_middleware(UpdateContextMiddleware())
     dispatcher.update.outer_middleware(ThrottlingMiddleware(throttle))
     dispatcher.update.outer_middleware(AccountMiddleware(core))

@@ -75,7 +75,7 @@ def referral_page(page: ReferralPage, *, offset: int, page_size: int) -> str:
 
 
 def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
-    """The chat message for an outbox row, or None for a kind this bot does not know."""
+    """The chat message for a queued notification, or None for one this bot does not know."""
     if delivery.kind != "new_referral":
         return None
     count = int(delivery.payload.get("referral_count") or 1)

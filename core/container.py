@@ -1,22 +1,33 @@
-"""The core, assembled once per process and handed to a front (API app, bot dispatcher)."""
+"""The core, assembled once per process and handed to a front (API app, bot dispatcher).
+
+Building it starts nothing: background work runs in the process that owns it (`worker`), the
+API's in-process worker, `make worker` replicas, or the bot for chat messages.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core import db
 from core.auth.service import AuthService
 from core.cache import CodeCache, build_cache
+from core.integrations.enrichment import ENRICHMENT, enrichment_schedule
 from core.integrations.providers import Integrations, build_integrations
-from core.mail import build_postman
+from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
+from core.jobs.worker import GiveUp, Handler, Worker
+from core.mail import MAIL, build_mailer
+from core.operators.service import OperatorService
 from core.ratelimit import RateLimiter, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
-from core.telegram.service import TelegramService
+from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
 from core.users.service import UserService
+from core.webhooks.sender import Sender
+from core.webhooks.service import WEBHOOK_DELIVERY, WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +36,13 @@ log = logging.getLogger(__name__)
 class Core:
     settings: Settings
     cache: CodeCache
+    jobs: JobQueue
     referrals: ReferralService
     users: UserService
     auth: AuthService
     telegram: TelegramService
+    operators: OperatorService
+    webhooks: WebhookService
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
     integrations: Integrations = field(default_factory=Integrations)
     _connected: bool = field(default=False, repr=False)
@@ -41,10 +55,9 @@ class Core:
                 # Readers do not wait for writers, so the API and the bot share a file well.
                 async with db.database.connection() as connection:
                     await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
-        self.integrations.start()
 
     async def stop(self) -> None:
-        await self.auth.postman.close()
+        await self.webhooks.sender.close()
         await self.integrations.stop()
         await self.cache.close()
         await self.limiter.close()
@@ -63,29 +76,105 @@ class Core:
             return False
         return True
 
+    def handlers(self) -> dict[str, Handler]:
+        """The job kinds any worker of the core runs: all but chat messages, which only a
+        process holding the bot token sends."""
+        enrichment = self.integrations.enrichment
+        return {
+            MAIL: self.auth.send_mail,
+            ENRICHMENT: enrichment.run if enrichment is not None else _switched_off("Clearbit"),
+            WEBHOOK_DELIVERY: self.webhooks.deliver,
+        }
+
+    def worker(self, handlers: Mapping[str, Handler] | None = None) -> Worker:
+        """A worker of these kinds (the core's own by default), with the settings' bounds; it
+        also removes finished jobs and deliveries past their retention."""
+        jobs = self.settings.jobs
+        retention = dt.timedelta(days=jobs.retention_days)
+        return Worker(
+            queue=self.jobs,
+            handlers=handlers if handlers is not None else self.handlers(),
+            concurrency=jobs.concurrency,
+            poll_seconds=jobs.poll_seconds,
+            lease_seconds=jobs.lease_seconds,
+            grace_seconds=jobs.grace_seconds,
+            housekeeping=(
+                lambda: self.jobs.purge(older_than=retention),
+                lambda: self.webhooks.purge(older_than=retention),
+            ),
+        )
+
+
+def _switched_off(what: str) -> Handler:
+    async def handler(job: ClaimedJob) -> None:
+        raise GiveUp(f"{what} is not configured in this process")
+
+    return handler
+
+
+def build_jobs(settings: Settings) -> JobQueue:
+    integrations = settings.integrations
+    return JobQueue(
+        default_schedule=RetrySchedule.parse(settings.jobs.retry_schedule),
+        schedules={
+            WEBHOOK_DELIVERY: RetrySchedule.parse(settings.webhooks.retry_schedule),
+            ENRICHMENT: enrichment_schedule(
+                retry_seconds=integrations.enrichment_retry_seconds,
+                max_attempts=integrations.enrichment_max_attempts,
+            ),
+            TELEGRAM_MESSAGE: RetrySchedule.parse(settings.jobs.retry_schedule),
+        },
+    )
+
 
 def build_core(settings: Settings) -> Core:
     db.database.configure(settings.database_url, settings.database)
     cache = build_cache(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
-    referrals = ReferralService(cache=cache, cache_ttl=settings.cache.ttl_seconds)
-    integrations = build_integrations(settings.integrations, referrals=referrals)
-    postman = build_postman(settings.mail)
+    jobs = build_jobs(settings)
+    telegram = TelegramService(
+        bot_username=settings.telegram.bot_username,
+        link_lifetime=dt.timedelta(minutes=settings.telegram.link_minutes),
+    )
+    operators = OperatorService()
+    webhooks = WebhookService(
+        jobs=jobs,
+        operators=operators,
+        sender=Sender(
+            timeout=settings.webhooks.timeout_seconds,
+            allow_private_networks=settings.webhooks.allow_private_networks,
+        ),
+    )
+    referrals = ReferralService(
+        cache=cache,
+        cache_ttl=settings.cache.ttl_seconds,
+        events=webhooks,
+        deep_link=telegram.deep_link,
+    )
+    integrations = build_integrations(settings.integrations, referrals=referrals, jobs=jobs)
+    auth = AuthService(
+        settings.auth,
+        jobs=jobs,
+        mailer=build_mailer(settings.mail),
+        mail_timeout=settings.mail.smtp_timeout_seconds,
+        public_base_url=settings.mail.public_base_url,
+    )
     return Core(
         settings=settings,
         cache=cache,
+        jobs=jobs,
         referrals=referrals,
         users=UserService(
             referrals=referrals,
+            jobs=jobs,
+            events=webhooks,
             verifier=integrations.verifier,
             enrichment=integrations.enrichment,
+            welcome=auth.send_verification,
         ),
-        auth=AuthService(
-            settings.auth, postman=postman, public_base_url=settings.mail.public_base_url
-        ),
+        auth=auth,
         integrations=integrations,
         limiter=build_limiter(settings),
-        telegram=TelegramService(
-            bot_username=settings.telegram.bot_username,
-            link_lifetime=dt.timedelta(minutes=settings.telegram.link_minutes),
-        ),
+        telegram=telegram,
+        operators=operators,
+        webhooks=webhooks,
     )

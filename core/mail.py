@@ -1,17 +1,13 @@
-"""Mail to users (password reset, email verification) through SMTP, never blocking a request.
+"""Mail to users (password reset, email verification) through SMTP.
 
-`Postman.post` returns at once; delivery runs as a background task bounded by
-`SMTP_TIMEOUT_SECONDS`. A failed delivery is logged and counted, never raised: the person asks
-again (a reset) or the link is sent anew. Until the job system exists a delivery in flight is
-lost if the process dies; with no `SMTP_URL`, nothing is sent at all.
+Mail is sent by jobs of kind `MAIL` (see `core.auth.service`), never by the request that asks
+for it: each attempt is bounded by `SMTP_TIMEOUT_SECONDS` and retried on the job schedule.
+With no `SMTP_URL`, nothing is queued at all.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Protocol
@@ -19,10 +15,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from core import metrics
 from core.settings import MailSettings
 
 log = logging.getLogger(__name__)
+
+MAIL = "mail"  # the job kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,53 +87,8 @@ class SmtpMailer:
         )
 
 
-class Postman:
-    """Sends mail in the background; `None` mailer: mail is switched off."""
-
-    def __init__(self, mailer: Mailer | None, *, timeout: float = 10.0) -> None:
-        self.mailer = mailer
-        self.timeout = timeout
-        self._tasks: set[asyncio.Task[None]] = set()
-
-    @property
-    def enabled(self) -> bool:
-        return self.mailer is not None
-
-    def post(self, compose: Callable[[], Awaitable[Mail]], *, what: str) -> None:
-        """Compose (it may write, e.g. the token a link carries) and send in the background."""
-        if self.mailer is None:
-            return
-        task = asyncio.get_running_loop().create_task(self._deliver(self.mailer, compose, what))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(
-        self, mailer: Mailer, compose: Callable[[], Awaitable[Mail]], what: str
-    ) -> None:
-        try:
-            mail = await compose()
-            async with asyncio.timeout(self.timeout + 1):
-                await mailer.send(mail)
-        except Exception as exc:  # logged without the address: it is personal data
-            metrics.outside_failures.labels("smtp", type(exc).__name__).inc()
-            log.warning("could not send the %s mail: %s: %s", what, type(exc).__name__, exc)
-
-    async def drain(self) -> None:
-        """Wait for deliveries in flight (at shutdown, and in tests)."""
-        if self._tasks:
-            await asyncio.wait(set(self._tasks), timeout=self.timeout + 2)
-
-    async def close(self) -> None:
-        await self.drain()
-        for task in set(self._tasks):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-def build_postman(settings: MailSettings) -> Postman:
+def build_mailer(settings: MailSettings) -> SmtpMailer | None:
     if settings.smtp_url is None:
-        return Postman(None)
+        return None
     server = SmtpServer.from_url(settings.smtp_url.get_secret_value())
-    mailer = SmtpMailer(server, sender=settings.mail_from, timeout=settings.smtp_timeout_seconds)
-    return Postman(mailer, timeout=settings.smtp_timeout_seconds)
+    return SmtpMailer(server, sender=settings.mail_from, timeout=settings.smtp_timeout_seconds)

@@ -70,6 +70,12 @@ outside_failures = Counter(
     ("service", "kind"),
     registry=registry,
 )
+jobs = Counter(
+    "jobs_total",
+    "Job attempts by kind and outcome (succeeded, retried, failed, released at a stop).",
+    ("kind", "outcome"),
+    registry=registry,
+)
 bot_updates = Counter(
     "bot_updates_total",
     "Telegram updates the bot handled, by outcome (handled, throttled, failed).",

@@ -1,15 +1,22 @@
 """Every model, imported once so the metadata is complete (Alembic, tests)."""
 
 from core.auth.models import AccountToken, RefreshToken
+from core.jobs.models import Job
+from core.operators.models import ApiKey, AuditEntry
 from core.referrals.models import ReferralCode
-from core.telegram.models import Notification, TelegramLinkToken
+from core.telegram.models import TelegramLinkToken
 from core.users.models import User
+from core.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
     "AccountToken",
-    "Notification",
+    "ApiKey",
+    "AuditEntry",
+    "Job",
     "ReferralCode",
     "RefreshToken",
     "TelegramLinkToken",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

@@ -225,6 +225,55 @@ class IntegrationSettings(BaseSettings):
     enrichment_max_attempts: int = Field(5, ge=1, validation_alias="ENRICHMENT_MAX_ATTEMPTS")
 
 
+def _check_schedule(value: str) -> str:
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    try:
+        pauses = [float(part) for part in parts]
+    except ValueError:
+        pauses = [-1.0]
+    if any(pause < 0 for pause in pauses) or len(pauses) > 50:
+        raise ValueError("a retry schedule is seconds between attempts: '5,300,1800'")
+    return ",".join(parts)
+
+
+class JobSettings(BaseSettings):
+    """The job queue and its workers (`make worker`, the bot, the API's in-process one)."""
+
+    model_config = SettingsConfigDict(**_ENV, env_prefix="JOB_")
+
+    # Whether the API process runs a worker of its own: "auto" does on SQLite (the embedded
+    # default, one command), not on PostgreSQL (run `make worker` replicas instead).
+    in_process: Literal["auto", "true", "false"] = Field("auto", validation_alias="JOBS_IN_PROCESS")
+    # Jobs one worker runs at once.
+    concurrency: int = Field(8, ge=1, le=200)
+    # How often an idle worker looks for due jobs (an enqueue in its own process wakes it).
+    poll_seconds: float = Field(1.0, gt=0, le=60)
+    # How long a claimed job is its worker's: a job whose worker died runs again after this.
+    # Every job is bounded well below it (outside calls time out in seconds).
+    lease_seconds: float = Field(60.0, ge=1)
+    # A stopping worker lets running jobs finish this long, then puts them back.
+    grace_seconds: float = Field(10.0, ge=0)
+    # Pauses between attempts of mail and chat messages (webhooks have their own).
+    retry_schedule: str = "5,30,120,600,1800"
+    # Finished jobs and webhook deliveries are removed after this many days.
+    retention_days: int = Field(30, ge=1)
+
+    _schedule = field_validator("retry_schedule")(_check_schedule)
+
+
+class WebhookSettings(BaseSettings):
+    model_config = SettingsConfigDict(**_ENV, env_prefix="WEBHOOK_")
+
+    # Seconds between attempts: the first at once, then one after each pause.
+    retry_schedule: str = "5,300,1800,7200,18000,36000,36000"
+    # The whole of one attempt: connecting, sending, the answer.
+    timeout_seconds: float = Field(10.0, gt=0, le=30)
+    # Private, loopback and link-local addresses are refused at delivery unless this is on.
+    allow_private_networks: bool = False
+
+    _schedule = field_validator("retry_schedule")(_check_schedule)
+
+
 class Settings(BaseSettings):
     model_config = _ENV
 
@@ -243,6 +292,8 @@ class Settings(BaseSettings):
     rate_limit: RateLimitSettings = Field(default_factory=RateLimitSettings)
     telegram: TelegramSettings = Field(default_factory=TelegramSettings)
     integrations: IntegrationSettings = Field(default_factory=IntegrationSettings)
+    jobs: JobSettings = Field(default_factory=JobSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @field_validator("redis_url", mode="before")
     @classmethod

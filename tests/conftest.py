@@ -35,6 +35,9 @@ os.environ.update(
     RATE_LIMIT_ENABLED="false",
     TELEGRAM_BOT_USERNAME="referral_test_bot",
     LOG_LEVEL="WARNING",
+    # Tests that need a worker start one, so every other test sees its jobs as it left them.
+    JOBS_IN_PROCESS="false",
+    WEBHOOK_ALLOW_PRIVATE_NETWORKS="false",
 )
 os.environ.pop("REDIS_URL", None)
 if REDIS_URL:

@@ -53,7 +53,6 @@ async def register(body: UserCreate, core: CoreDep) -> UserRead:
         full_name=body.full_name,
         referral_code=body.referral_code,
     )
-    core.auth.send_verification(user=user)  # mailed in the background, when configured
     return UserRead.of(Account.of(user))
 
 

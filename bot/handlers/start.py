@@ -13,7 +13,6 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, render
 from bot.handlers.common import drop_buttons, ensure_account
 from bot.keyboards import StartAction
-from bot.outbox import OutboxPoller
 from core.container import Core
 from core.telegram.service import TelegramProfile
 from core.users.models import User
@@ -24,7 +23,6 @@ async def start(
     command: CommandObject,
     state: FSMContext,
     core: Core,
-    outbox: OutboxPoller,
     profile: TelegramProfile,
     account: User | None,
 ) -> None:
@@ -50,7 +48,6 @@ async def start(
         referral_code=code,
     )
     if claimed is not None:
-        outbox.wake()
         name = escape(render.name_of(user))
         if claimed.owner.full_name:
             text = _("Welcome, {name}! You joined via {referrer}'s invitation.").format(

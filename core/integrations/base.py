@@ -15,8 +15,8 @@ class EmailVerifier(Protocol):
 
 
 class EnrichmentScheduler(Protocol):
-    def schedule(self, user_id: int) -> None:
-        """Enrich the user's profile in the background, after the sign-up has committed."""
+    async def schedule(self, user_id: int) -> None:
+        """Queue the enrichment of the user's profile, in the sign-up's own transaction."""
         ...
 
 

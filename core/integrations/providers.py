@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from core.integrations.clearbit import ClearbitEnricher
-from core.integrations.enrichment import EnrichmentWorker
+from core.integrations.enrichment import EnrichmentJobs
 from core.integrations.http import IntegrationClient
 from core.integrations.hunter import HunterVerifier
+from core.jobs.queue import JobQueue
 from core.referrals.service import ReferralService
 from core.settings import IntegrationSettings
 
@@ -18,21 +19,15 @@ from core.settings import IntegrationSettings
 class Integrations:
     http: IntegrationClient | None = None
     verifier: HunterVerifier | None = None
-    enrichment: EnrichmentWorker | None = None
-
-    def start(self) -> None:
-        if self.enrichment is not None:
-            self.enrichment.start()
+    enrichment: EnrichmentJobs | None = None
 
     async def stop(self) -> None:
-        if self.enrichment is not None:
-            await self.enrichment.stop()
         if self.http is not None:
             await self.http.aclose()
 
 
 def build_integrations(
-    settings: IntegrationSettings, *, referrals: ReferralService
+    settings: IntegrationSettings, *, referrals: ReferralService, jobs: JobQueue
 ) -> Integrations:
     hunter_key, clearbit_key = _key(settings.hunter_api_key), _key(settings.clearbit_api_key)
     if hunter_key is None and clearbit_key is None:
@@ -47,13 +42,12 @@ def build_integrations(
             deadline=settings.hunter_deadline_seconds,
         )
     if clearbit_key is not None:
-        integrations.enrichment = EnrichmentWorker(
+        integrations.enrichment = EnrichmentJobs(
             enricher=ClearbitEnricher(
                 http=http, base_url=settings.clearbit_base_url, api_key=clearbit_key
             ),
             referrals=referrals,
-            retry_delay=settings.enrichment_retry_seconds,
-            max_attempts=settings.enrichment_max_attempts,
+            jobs=jobs,
         )
     return integrations
 

@@ -6,6 +6,7 @@ import base64
 import datetime as dt
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,7 @@ from core.referrals.models import ReferralCode
 from core.referrals.schemas import PublicCode, PublicCodeWithReferrer, Referrer
 from core.users.emails import normalize_email
 from core.users.models import Person, User
+from core.webhooks.events import Events, NoEvents, code_data
 
 CODE_RE = re.compile(r"[A-Za-z0-9_-]{4,32}")
 RESERVED_PREFIX = "link_"  # the bot's account-linking payload
@@ -194,9 +196,18 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
 
 
 class ReferralService:
-    def __init__(self, *, cache: CodeCache, cache_ttl: int) -> None:
+    def __init__(
+        self,
+        *,
+        cache: CodeCache,
+        cache_ttl: int,
+        events: Events | None = None,
+        deep_link: Callable[[str], str | None] = lambda code: None,
+    ) -> None:
         self.cache = cache
         self.cache_ttl = cache_ttl
+        self.events: Events = events or NoEvents()
+        self.deep_link = deep_link  # the code's Telegram link, as the API shows it
 
     # -- the owner's code ---------------------------------------------------------------
 
@@ -224,6 +235,9 @@ class ReferralService:
                         expires_at=expires_at,
                         max_uses=max_uses,
                     )
+                    await self.events.emit(
+                        "referral_code.created", code_data(created, deep_link=self.deep_link)
+                    )
             except IntegrityError:
                 if await ReferralCode.objects.filter(code=value).exists():
                     if code is not None:
@@ -249,9 +263,12 @@ class ReferralService:
         )
         async with database.transaction(), database.connection() as connection:
             row = (await connection.execute(statement)).first()
-        if row is None:
-            raise NoActiveCode()
-        closed = await ReferralCode.objects.get(id=row.id)
+            if row is None:
+                raise NoActiveCode()
+            closed = await ReferralCode.objects.get(id=row.id)
+            await self.events.emit(
+                "referral_code.deleted", code_data(closed, deep_link=self.deep_link)
+            )
         await self._invalidate(owner, closed.code)
         return closed
 

@@ -1,4 +1,4 @@
-"""Telegram side of accounts: deep links, one-time linking tokens, and the notification outbox."""
+"""Telegram side of accounts: deep links, one-time linking tokens, and chat notifications."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-import ormar
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core import clock, security
-from core.db import database
+from core.db import Read, database, is_valid_id
+from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
 from core.telegram.errors import (
@@ -22,17 +22,23 @@ from core.telegram.errors import (
     TelegramAccountTaken,
     TelegramAlreadyLinked,
 )
-from core.telegram.models import Notification, TelegramLinkToken
+from core.telegram.models import TelegramLinkToken
 from core.users.models import Person, User
 from core.users.names import clean_name
 
 LINK_PREFIX = "link_"
-MAX_DELIVERY_ATTEMPTS = 5
+# The job kind of chat messages: taken only by processes that hold the bot token (BOT.md).
+TELEGRAM_MESSAGE = "telegram.message"
+NEW_REFERRAL = "new_referral"
 
 _tokens = TelegramLinkToken.ormar_config.table
 _users = User.ormar_config.table
 _codes = ReferralCode.ormar_config.table
-_notifications = Notification.ormar_config.table
+_RECIPIENT = Read(
+    sa.select(_users.c.telegram_id, _users.c.language_code).where(
+        _users.c.id == sa.bindparam("user_id"), _users.c.telegram_id.is_not(None)
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +59,11 @@ class TelegramProfile:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """A pending outbox row with what the bot needs to send it."""
+    """A queued chat message with what the bot needs to send it."""
 
-    id: int
     kind: str
     chat_id: int | None
     language_code: str | None
-    attempts: int
     payload: dict[str, Any] = field(default_factory=dict)
 
 
@@ -69,11 +73,9 @@ class TelegramService:
         *,
         bot_username: str | None,
         link_lifetime: dt.timedelta,
-        max_delivery_attempts: int = MAX_DELIVERY_ATTEMPTS,
     ) -> None:
         self.bot_username = bot_username
         self.link_lifetime = link_lifetime
-        self.max_delivery_attempts = max_delivery_attempts
 
     def deep_link(self, payload: str) -> str | None:
         if not self.bot_username:
@@ -186,91 +188,38 @@ class TelegramService:
         """Whether this code value was ever issued to this user (for `/start <code>`)."""
         return await ReferralCode.objects.filter(owner=user_id, code=code).exists()
 
-    # -- outbox -------------------------------------------------------------------------
+    # -- notifications (jobs of kind TELEGRAM_MESSAGE, sent by the bot process) -----------
 
-    async def pending_notifications(self, *, limit: int = 50) -> list[Delivery]:
-        """The oldest rows due to be sent, with the recipient's chat and language.
-
-        Rows waiting out a back-off are left out, so they never take a place in the batch.
-        """
-        rows = (
-            await Notification.objects.select_related("recipient")
-            .filter(
-                ormar.or_(next_attempt_at__isnull=True, next_attempt_at__lte=clock.utcnow()),
-                sent_at=None,
-                failed_at=None,
-            )
-            .order_by("id")
-            .limit(limit)
-            .all()
+    @staticmethod
+    async def notify(*, jobs: JobQueue, recipient_id: int, message: str, **values: Any) -> None:
+        """Queue a chat message, in the caller's transaction; the bot process sends it."""
+        await jobs.enqueue(
+            TELEGRAM_MESSAGE, {"recipient_id": recipient_id, "message": message, **values}
         )
-        deliveries = []
-        for row in rows:
-            payload = dict(row.payload or {})
-            referral_id = payload.get("referral_id")
-            if row.kind == "new_referral" and isinstance(referral_id, int):
-                # Counted as of this referral: later sign-ups do not inflate the message.
-                payload["referral_count"] = await ReferralService.referral_count(
-                    referrer_id=row.recipient.id, up_to_user_id=referral_id
-                )
-            deliveries.append(
-                Delivery(
-                    id=row.id,
-                    kind=row.kind,
-                    chat_id=row.recipient.telegram_id,
-                    language_code=row.recipient.language_code,
-                    attempts=row.attempts,
-                    payload=payload,
-                )
-            )
-        return deliveries
 
-    async def mark_sent(self, *, notification_id: int) -> None:
-        statement = (
-            sa.update(_notifications)
-            .where(_notifications.c.id == notification_id, _notifications.c.sent_at.is_(None))
-            .values(sent_at=clock.utcnow(), attempts=_notifications.c.attempts + 1)
+    @staticmethod
+    async def delivery(payload: dict[str, Any]) -> Delivery | None:
+        """What a queued message needs to be sent: the recipient's chat and language (None
+        when the recipient is gone)."""
+        recipient_id = payload.get("recipient_id")
+        if not isinstance(recipient_id, int) or not is_valid_id(recipient_id):
+            return None
+        recipient = (await _RECIPIENT.first(user_id=recipient_id)) or None
+        if recipient is None:
+            return None
+        values = dict(payload)
+        referral_id = values.get("referral_id")
+        if values.get("message") == NEW_REFERRAL and isinstance(referral_id, int):
+            # Counted as of this referral: later sign-ups do not inflate the message.
+            values["referral_count"] = await ReferralService.referral_count(
+                referrer_id=recipient_id, up_to_user_id=referral_id
+            )
+        return Delivery(
+            kind=str(values.get("message")),
+            chat_id=recipient[0],
+            language_code=recipient[1],
+            payload=values,
         )
-        async with database.transaction(), database.connection() as connection:
-            await connection.execute(statement)
-
-    async def mark_failed(
-        self,
-        *,
-        notification_id: int,
-        error: str,
-        give_up: bool = False,
-        retry_after: dt.timedelta | None = None,
-    ) -> bool:
-        """Count a failed attempt; returns True when the row is given up for good.
-
-        A row that is not given up is left out of `pending_notifications` for `retry_after`.
-        """
-        attempts = _notifications.c.attempts + 1
-        ends = sa.true() if give_up else attempts >= self.max_delivery_attempts
-        now = clock.utcnow()
-        timestamp = _notifications.c.failed_at.type
-        next_attempt: Any = None
-        if retry_after is not None:
-            next_attempt = sa.case((ends, None), else_=sa.literal(now + retry_after, timestamp))
-        statement = (
-            sa.update(_notifications)
-            .where(
-                _notifications.c.id == notification_id,
-                _notifications.c.sent_at.is_(None),
-                _notifications.c.failed_at.is_(None),
-            )
-            .values(
-                attempts=attempts,
-                last_error=error[:500],
-                failed_at=sa.case((ends, sa.literal(now, timestamp)), else_=None),
-                next_attempt_at=next_attempt,
-            )
-            .returning(_notifications.c.failed_at)
-        )
-        async with database.transaction(), database.connection() as connection:
-            row = (await connection.execute(statement)).first()
-        return row is not None and row.failed_at is not None
 
 
 def _clip(value: str | None, length: int) -> str | None:

@@ -21,13 +21,6 @@ class User(ormar.Model):
         constraints=[
             # Keyset pages of one referrer's referrals, newest first.
             ormar.IndexColumns("referrer_id", "created_at", "id", name="ix_users_referrer_created"),
-            # Workers look for the pending users whose next lookup is due.
-            ormar.IndexColumns(
-                "enrichment_retry_at",
-                name="ix_users_enrichment_due",
-                postgresql_where=sa.text("enrichment_status = 'pending'"),
-                sqlite_where=sa.text("enrichment_status = 'pending'"),
-            ),
         ],
     )
 
@@ -64,8 +57,6 @@ class User(ormar.Model):
     enrichment_status: str | None = ormar.String(max_length=16, nullable=True, index=True)
     enrichment_attempts: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
     enriched_at: dt.datetime | None = UTCDateTime(nullable=True)
-    # A pending user is not asked before this (the provider queued the lookup or did not answer).
-    enrichment_retry_at: dt.datetime | None = UTCDateTime(nullable=True)
     company: str | None = ormar.String(max_length=200, nullable=True)
     job_title: str | None = ormar.String(max_length=200, nullable=True)
     location: str | None = ormar.String(max_length=200, nullable=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -11,13 +12,16 @@ from core import clock, security
 from core.auth.models import AccountToken, RefreshToken
 from core.db import database, is_valid_id
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
+from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
-from core.telegram.models import Notification, TelegramLinkToken
+from core.telegram.models import TelegramLinkToken
+from core.telegram.service import NEW_REFERRAL, TelegramService
 from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 from core.users.names import clean_name
+from core.webhooks.events import Events, NoEvents, referral_data, user_data
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +47,24 @@ _ERASED = dict.fromkeys(
     )
 )
 
-NEW_REFERRAL = "new_referral"
-
 
 class UserService:
     def __init__(
         self,
         *,
         referrals: ReferralService,
+        jobs: JobQueue,
+        events: Events | None = None,
         verifier: EmailVerifier | None = None,
         enrichment: EnrichmentScheduler | None = None,
+        welcome: Callable[..., Awaitable[None]] | None = None,
     ) -> None:
         self.referrals = referrals
+        self.jobs = jobs
+        self.events: Events = events or NoEvents()
         self.verifier = verifier
         self.enrichment = enrichment
+        self.welcome = welcome  # the verification mail of an API sign-up, when mail is on
 
     async def get(self, user_id: int) -> User:
         user = await User.objects.get_or_none(id=user_id) if is_valid_id(user_id) else None
@@ -98,14 +106,15 @@ class UserService:
                     email_status=email_status,
                     enrichment_status="pending" if self.enrichment else None,
                 )
-                if claimed:
-                    await self._notify_referrer(claimed, user)
+                await self._signed_up(user, claimed)
+                if self.enrichment:
+                    await self.enrichment.schedule(user.id)
+                if self.welcome:
+                    await self.welcome(user=user)
         except IntegrityError:
             raise EmailTaken() from None
         if claimed:
             await self.referrals.after_claim(claimed)
-        if self.enrichment:
-            self.enrichment.schedule(user.id)
         return user
 
     async def register_telegram(
@@ -131,8 +140,7 @@ class UserService:
                     referrer=claimed.owner.id if claimed else None,
                     referral_code=claimed.code if claimed else None,
                 )
-                if claimed:
-                    await self._notify_referrer(claimed, user)
+                await self._signed_up(user, claimed)
         except IntegrityError:
             raise AlreadyRegistered() from None
         if claimed:
@@ -184,14 +192,20 @@ class UserService:
             raise EmailUndeliverable()
         return verdict
 
-    @staticmethod
-    async def _notify_referrer(claimed: ReferralCode, referral: User) -> None:
-        """Queue the chat message to the referrer, in the sign-up's own transaction."""
-        if claimed.owner.telegram_id is None:
+    async def _signed_up(self, user: User, claimed: ReferralCode | None) -> None:
+        """In the sign-up's own transaction: its events, and the chat message to the referrer."""
+        await self.events.emit("user.created", user_data(user))
+        if claimed is None:
             return
-        await Notification.objects.create(
-            recipient=claimed.owner.id,
-            kind=NEW_REFERRAL,
-            # Only a name the person gave: never a piece of their email or their username.
-            payload={"referral_id": referral.id, "referral_name": referral.full_name},
+        await self.events.emit(
+            "referral.created", referral_data(user, referrer_id=claimed.owner.id, code=claimed.code)
         )
+        if claimed.owner.telegram_id is not None:
+            await TelegramService.notify(
+                jobs=self.jobs,
+                recipient_id=claimed.owner.id,
+                message=NEW_REFERRAL,
+                referral_id=user.id,
+                # Only a name the person gave: never a piece of their email or their username.
+                referral_name=user.full_name,
+            )

@@ -9,10 +9,10 @@ import pytest
 from core import clock
 from core.auth.models import RefreshToken
 from core.referrals.models import ReferralCode
-from core.telegram.models import Notification
 from core.users.models import User
 from tests.api.support import ahead, assert_problem, assert_utc, assert_validation_error
 from tests.conftest import API, PASSWORD
+from tests.jobs import chat_messages
 
 USER_FIELDS = {"id", "email", "full_name", "referrer_id", "telegram_id", "created_at"}
 
@@ -89,7 +89,7 @@ async def test_register_with_a_referral_code(client, user):
     assert stored.referral_code == code
     assert (await ReferralCode.objects.get(code=code)).uses == 1
     # The owner has no Telegram chat: nothing to tell them there.
-    assert await Notification.objects.count() == 0
+    assert await chat_messages() == []
 
 
 async def test_a_referrer_in_telegram_is_notified(client, user):
@@ -106,11 +106,14 @@ async def test_a_referrer_in_telegram_is_notified(client, user):
         },
     )
     assert response.status_code == 201
-    (note,) = await Notification.objects.all()
-    assert note.recipient.id == owner["id"]
-    assert note.kind == "new_referral"
-    assert note.payload["referral_id"] == response.json()["id"]
-    assert note.payload["referral_name"] == "Friend"
+    (note,) = await chat_messages()
+    assert note.status == "queued"
+    assert note.payload == {
+        "recipient_id": owner["id"],
+        "message": "new_referral",
+        "referral_id": response.json()["id"],
+        "referral_name": "Friend",
+    }
 
 
 async def test_register_with_an_unknown_code(client):

@@ -14,10 +14,12 @@ from aiogram import Bot, Dispatcher
 from bot.app import create_bot, create_dispatcher
 from bot.i18n import get_i18n
 from bot.i18n_compile import compile_catalogues
-from bot.outbox import OutboxPoller
+from bot.notifier import Notifier
 from core.container import Core
+from core.jobs.worker import Worker
 from core.ratelimit import Rate
 from core.settings import Settings
+from core.telegram.service import TELEGRAM_MESSAGE
 from core.users.models import User
 from tests.bot.fake_telegram import TOKEN, Call, FakeTelegram
 
@@ -160,25 +162,26 @@ async def bot(fake_server: FakeTelegram) -> AsyncIterator[Bot]:
 
 
 @pytest.fixture
-def outbox(bot: Bot, core: Core) -> OutboxPoller:
-    return OutboxPoller(bot=bot, core=core, backoff=60)
+def notifier(bot: Bot, core: Core) -> Worker:
+    """The bot process's worker of chat messages; tests run it with `run_due()`."""
+    return core.worker({TELEGRAM_MESSAGE: Notifier(bot=bot, core=core).send})
 
 
 @pytest.fixture
 async def harness(
-    core: Core, settings: Settings, bot: Bot, fake: FakeTelegram, outbox: OutboxPoller
+    core: Core, settings: Settings, bot: Bot, fake: FakeTelegram
 ) -> AsyncIterator[Harness]:
-    dispatcher = create_dispatcher(core, outbox=outbox, rate=LAX, redis_url=settings.redis_url)
+    dispatcher = create_dispatcher(core, rate=LAX, redis_url=settings.redis_url)
     yield Harness(dispatcher, bot, fake)
     await dispatcher.emit_shutdown()
 
 
 @pytest.fixture
 async def strict_harness(
-    core: Core, settings: Settings, bot: Bot, fake: FakeTelegram, outbox: OutboxPoller
+    core: Core, settings: Settings, bot: Bot, fake: FakeTelegram
 ) -> AsyncIterator[Harness]:
     """The production throttling rate."""
-    dispatcher = create_dispatcher(core, outbox=outbox, redis_url=settings.redis_url)
+    dispatcher = create_dispatcher(core, redis_url=settings.redis_url)
     yield Harness(dispatcher, bot, fake)
     await dispatcher.emit_shutdown()
 

@@ -272,13 +272,9 @@ async def test_no_burst_across_a_window_edge(strict_harness: Harness) -> None:
     assert len(handled) <= DEFAULT_RATE.count + 1
 
 
-async def test_the_bot_answers_with_redis_unreachable(
-    core: Core, bot: Any, fake: Any, outbox: Any
-) -> None:
+async def test_the_bot_answers_with_redis_unreachable(core: Core, bot: Any, fake: Any) -> None:
     """Dialog state and throttling fall back to memory; users notice nothing."""
-    dispatcher = create_dispatcher(
-        core, outbox=outbox, redis_url=f"redis://127.0.0.1:{free_port()}/0"
-    )
+    dispatcher = create_dispatcher(core, redis_url=f"redis://127.0.0.1:{free_port()}/0")
     harness = Harness(dispatcher, bot, fake)
     try:
         ann = harness.person(101, "Ann")

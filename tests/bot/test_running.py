@@ -16,7 +16,6 @@ from pydantic import SecretStr
 
 from bot.__main__ import run
 from bot.app import create_bot, create_dispatcher
-from bot.outbox import OutboxPoller
 from bot.webhook import SECRET_HEADER, create_webhook_app
 from core.container import Core
 from core.settings import Settings
@@ -211,9 +210,7 @@ async def test_webhook_handler_answers_inline(
     from aiohttp.test_utils import TestServer
 
     bot = create_bot(TOKEN, api_url=fake.url)  # the app closes its bot on shutdown
-    dispatcher = create_dispatcher(
-        core, outbox=OutboxPoller(bot=bot, core=core), rate=LAX, redis_url=settings.redis_url
-    )
+    dispatcher = create_dispatcher(core, rate=LAX, redis_url=settings.redis_url)
     app = create_webhook_app(dispatcher, bot, secret="abc", path="/hook", in_background=False)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()

@@ -6,10 +6,11 @@ import datetime as dt
 
 from core import clock
 from core.container import Core
-from core.telegram.models import Notification
+from core.jobs.worker import Worker
 from core.users.models import User
 from tests.bot.conftest import Harness, t, tn
 from tests.bot.fake_telegram import FakeTelegram
+from tests.jobs import chat_messages
 
 MENU = {
     "en": ["My code", "Create", "Referrals", "Help"],
@@ -54,7 +55,7 @@ async def test_start_again_is_the_menu_for_a_known_user(harness: Harness, lang: 
 
 
 async def test_deep_link_registers_a_referral_and_notifies_the_referrer(
-    harness: Harness, core: Core, fake: FakeTelegram, lang: str
+    harness: Harness, core: Core, fake: FakeTelegram, notifier: Worker, lang: str
 ) -> None:
     referrer_lang = "ru" if lang == "en" else "en"
     bob = harness.person(202, "Bob", lang=referrer_lang)
@@ -77,7 +78,7 @@ async def test_deep_link_registers_a_referral_and_notifies_the_referrer(
     assert ann_account.referrer.id == (await bob.account()).id
     assert ann_account.referral_code == code
 
-    assert await harness.dp["outbox"].deliver_pending() == 1
+    assert await notifier.run_due() == 1
     (note,) = fake.sent_to(202)[-1:]
     assert note.text == tn(
         "{name} joined with your code; you now have {count} referral.",
@@ -87,11 +88,11 @@ async def test_deep_link_registers_a_referral_and_notifies_the_referrer(
         name="Ann",
         count=1,
     )
-    assert await harness.dp["outbox"].deliver_pending() == 0  # sent once
+    assert await notifier.run_due() == 0  # sent once
 
     carl = harness.person(303, "Carl", lang=lang)
     await carl.send(f"/start {code}")
-    await harness.dp["outbox"].deliver_pending()
+    await notifier.run_due()
     assert fake.sent_to(202)[-1].text == tn(
         "{name} joined with your code; you now have {count} referral.",
         "{name} joined with your code; you now have {count} referrals.",
@@ -205,11 +206,11 @@ async def test_known_user_keeps_their_referrer(harness: Harness, core: Core, lan
         "You are already registered. A referrer is set only when an account is created.", lang
     )
     assert (await ann.account()).referrer is None
-    assert await Notification.objects.count() == 0
+    assert await chat_messages() == []
 
 
 async def test_blocked_referrer_does_not_stop_the_sign_up(
-    harness: Harness, core: Core, fake: FakeTelegram
+    harness: Harness, core: Core, fake: FakeTelegram, notifier: Worker
 ) -> None:
     bob = harness.person(202, "Bob")
     await bob.send("/start")
@@ -221,16 +222,16 @@ async def test_blocked_referrer_does_not_stop_the_sign_up(
 
     assert "Bob" in replies.last.text
     assert (await ann.account()).referrer is not None
-    outbox = harness.dp["outbox"]
-    assert await outbox.deliver_pending() == 0
-    (row,) = await Notification.objects.all()
-    assert row.failed_at is not None
-    assert row.sent_at is None
+    assert await notifier.run_due() == 1
+    (row,) = await chat_messages()
+    assert row.status == "failed"
+    assert row.finished_at is not None
     assert row.attempts == 1
     assert "blocked" in (row.last_error or "")
-    # given up for good: later polls do not knock again
+    # given up for good: later rounds do not knock again
     tries = len([c for c in fake.calls if c.chat_id == 202])
-    await outbox.deliver_pending()
+    with clock.shift(dt.timedelta(days=1)):
+        assert await notifier.run_due() == 0
     assert len([c for c in fake.calls if c.chat_id == 202]) == tries
 
 

@@ -93,8 +93,14 @@ async def start_app(
     async with AsyncExitStack() as apps:
 
         async def start(
-            *, with_hunter: bool = True, with_clearbit: bool = True, **overrides: Any
+            *,
+            with_hunter: bool = True,
+            with_clearbit: bool = True,
+            worker: bool = True,
+            **overrides: Any,
         ) -> RunningApp:
+            """`worker`: the app runs its jobs itself, as `make run` does (else the test
+            runs them with `core.worker().run_due()`)."""
             integrations = settings.integrations.model_copy(
                 update={
                     "hunter_api_key": SecretStr(fake_hunter_api.API_KEY) if with_hunter else None,
@@ -110,7 +116,14 @@ async def start_app(
                     **overrides,
                 }
             )
-            app_settings = settings.model_copy(update={"integrations": integrations})
+            jobs = settings.jobs.model_copy(
+                update={
+                    "in_process": "true" if worker else "false",
+                    "poll_seconds": 0.05,
+                    "grace_seconds": 0.2,
+                }
+            )
+            app_settings = settings.model_copy(update={"integrations": integrations, "jobs": jobs})
             app_core = build_core(app_settings)
             stack = AsyncExitStack()
             manager = await stack.enter_async_context(

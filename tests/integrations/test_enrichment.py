@@ -6,14 +6,16 @@ import datetime as dt
 import time
 
 from core import cache, clock
-from core.integrations.enrichment import EnrichmentWorker
+from core.integrations.enrichment import ENRICHMENT
+from core.jobs.models import Job
 from core.referrals.service import code_key
 from core.users.models import User
 from tests.api.support import ahead
 from tests.conftest import API, PASSWORD
 from tests.fakes import clearbit as fake
 from tests.fakes.clearbit import API_KEY
-from tests.integrations.conftest import MAX_ATTEMPTS, RunningApp, eventually
+from tests.integrations.conftest import MAX_ATTEMPTS, eventually
+from tests.jobs import jobs_of
 
 
 async def _settled(email: str) -> User:
@@ -22,6 +24,10 @@ async def _settled(email: str) -> User:
         return user if user.enrichment_status != "pending" else None
 
     return await eventually(check)
+
+
+async def _finished(job_id: int) -> bool:
+    return (await Job.objects.get(id=job_id)).status == "succeeded"
 
 
 async def test_the_profile_is_enriched_in_the_background_and_shown_by_me(start_app, clearbit):
@@ -43,7 +49,8 @@ async def test_the_profile_is_enriched_in_the_background_and_shown_by_me(start_a
     assert user.enriched_at is not None
     [call] = clearbit.calls_for("ada@engines.example")
     assert call.headers["Authorization"] == f"Bearer {API_KEY}"
-    assert await eventually(lambda: app.core.integrations.enrichment.stats.done == 1)
+    (job,) = await jobs_of(ENRICHMENT)
+    assert await eventually(lambda: _finished(job.id))
 
 
 async def test_the_users_own_name_is_kept(start_app, clearbit):
@@ -97,7 +104,8 @@ async def test_a_queued_lookup_is_asked_again_later(start_app, clearbit):
     assert user.company == fake.COMPANY
     assert user.enrichment_attempts == 3
     assert len(clearbit.calls_for("ada@engines.example")) == 3
-    assert app.core.integrations.enrichment.stats.postponed == 2
+    (job,) = await jobs_of(ENRICHMENT)
+    assert job.attempts == 3
 
 
 async def test_server_errors_and_garbage_are_retried_then_succeed(start_app, clearbit):
@@ -161,157 +169,68 @@ async def test_registration_does_not_wait_for_a_slow_clearbit(start_app, clearbi
     assert user.enrichment_status == "done"
 
 
-async def test_a_pending_user_left_by_a_stopped_process_is_enriched_at_next_start(
-    start_app, clearbit
-):
+async def test_a_lookup_cut_short_by_a_stop_is_made_by_the_next_process(start_app, clearbit):
     first = await start_app(with_hunter=False, timeout_seconds=10)
     clearbit.script("ada@engines.example", "hang")
     assert (await first.register("ada@engines.example")).status_code == 201
     await eventually(lambda: clearbit.calls_for("ada@engines.example"))
 
-    await first.stop()  # mid-lookup
+    await first.stop()  # mid-lookup: after its grace period the job goes back to the queue
 
-    user = await User.objects.get(email="ada@engines.example")
-    assert user.enrichment_status == "pending"
-    assert user.enrichment_attempts == 1
+    (job,) = await jobs_of(ENRICHMENT)
+    assert job.status == "queued"
+    assert job.attempts == 0  # the attempt cut short is not counted
+    assert (await User.objects.get(email="ada@engines.example")).enrichment_status == "pending"
     clearbit.script("ada@engines.example", "found")
-
-    second = await start_app(with_hunter=False)
-
-    user = await _settled("ada@engines.example")
-    assert user.enrichment_status == "done"
-    assert user.full_name == fake.FULL_NAME
-    assert user.enrichment_attempts == 2
-    assert second.core.integrations.enrichment.stats.recovered == 1
-
-
-async def test_a_pending_user_out_of_attempts_is_marked_failed_at_start(start_app, clearbit):
-    first = await start_app(with_hunter=False, with_clearbit=False)
-    await first.register("ada@engines.example")
-    await User.objects.filter(email="ada@engines.example").update(
-        enrichment_status="pending", enrichment_attempts=MAX_ATTEMPTS
-    )
 
     await start_app(with_hunter=False)
 
     user = await _settled("ada@engines.example")
-    assert user.enrichment_status == "failed"
-    assert clearbit.calls == []
+    assert user.enrichment_status == "done"
+    assert user.full_name == fake.FULL_NAME
+    assert user.enrichment_attempts == 1
 
 
-async def test_two_processes_do_not_both_store_one_lookup(start_app, clearbit):
+async def test_a_restart_does_not_ask_before_the_retry_is_due(start_app, clearbit):
+    first = await start_app(with_hunter=False, worker=False, enrichment_retry_seconds=60)
+    clearbit.script("ada@engines.example", "202", "found")
+    await first.register("ada@engines.example")
+    assert await first.core.worker().run_due() == 1
+    user = await User.objects.get(email="ada@engines.example")
+    assert (user.enrichment_status, user.enrichment_attempts) == ("pending", 1)
+    (job,) = await jobs_of(ENRICHMENT)
+    assert 50 < (job.run_at - clock.utcnow()).total_seconds() <= 60
+    await first.stop()
+
+    second = await start_app(with_hunter=False, worker=False)
+    assert await second.core.worker().run_due() == 0
+    with clock.shift(dt.timedelta(seconds=30)):
+        assert await second.core.worker().run_due() == 0
+    assert len(clearbit.calls_for("ada@engines.example")) == 1
+
+    with clock.shift(dt.timedelta(seconds=61)):
+        assert await second.core.worker().run_due() == 1
+
+    user = await User.objects.get(email="ada@engines.example")
+    assert (user.enrichment_status, user.enrichment_attempts) == ("done", 2)
+    assert len(clearbit.calls_for("ada@engines.example")) == 2
+
+
+async def test_a_lookup_in_flight_is_left_to_its_process(start_app, clearbit):
     first = await start_app(with_hunter=False, timeout_seconds=10)
     clearbit.script("ada@engines.example", "hang")
     await first.register("ada@engines.example")
     await eventually(lambda: clearbit.calls_for("ada@engines.example"))
 
-    # A second process starts while the first is mid-lookup: it claims a newer attempt.
-    second = await start_app(with_hunter=False, timeout_seconds=10)
-    await eventually(lambda: len(clearbit.calls_for("ada@engines.example")) == 2)
-    clearbit.release.set()
-
-    await _settled("ada@engines.example")
-    # The first process's (stale) answer arrives too, and is dropped.
-    await eventually(lambda: first.core.integrations.enrichment.stats.superseded == 1)
-    user = await User.objects.get(email="ada@engines.example")
-    assert user.enrichment_status == "done"
-    assert user.enrichment_attempts == 2
-    # Only the newest claim stores its answer; the superseded one is dropped.
-    assert second.core.integrations.enrichment.stats.done == 1
-    assert first.core.integrations.enrichment.stats.done == 0
-
-
-async def _scans(worker: EnrichmentWorker, count: int = 3) -> None:
-    """Let the worker look at the database `count` more times (a scan every 0.05 s here)."""
-    target = worker.stats.scans + count
-    await eventually(lambda: worker.stats.scans >= target)
-
-
-async def _postponed(start_app, clearbit, email: str) -> RunningApp:
-    """A process that waits a minute before asking again, after Clearbit queued the lookup."""
-    first = await start_app(with_hunter=False, enrichment_retry_seconds=60)
-    clearbit.script(email, "202", "found")
-    await first.register(email)
-    await eventually(lambda: first.core.integrations.enrichment.stats.postponed == 1)
-    user = await User.objects.get(email=email)
-    assert user.enrichment_status == "pending"
-    assert user.enrichment_attempts == 1
-    assert user.enrichment_retry_at is not None
-    wait = (user.enrichment_retry_at - clock.utcnow()).total_seconds()
-    assert 50 < wait <= 60
-    return first
-
-
-async def test_a_restart_does_not_ask_before_the_stored_retry_time(start_app, clearbit):
-    first = await _postponed(start_app, clearbit, "ada@engines.example")
-    await first.stop()
-
-    second = await start_app(with_hunter=False)
-    worker = second.core.integrations.enrichment
-    await _scans(worker)
-    with clock.shift(dt.timedelta(seconds=30)):
-        await _scans(worker)
-    assert len(clearbit.calls_for("ada@engines.example")) == 1
-    assert worker.stats.recovered == 0
-
-    with clock.shift(dt.timedelta(seconds=61)):
-        user = await _settled("ada@engines.example")
-
-    assert user.enrichment_status == "done"
-    assert user.enrichment_attempts == 2
-    assert user.enrichment_retry_at is None
-    assert len(clearbit.calls_for("ada@engines.example")) == 2
-
-
-async def test_a_running_process_finishes_a_retry_a_stopped_one_left(start_app, clearbit):
-    first = await _postponed(start_app, clearbit, "ada@engines.example")
-    # Started before the first process stops: it finds the retry on a scan, not at start.
-    second = await start_app(with_hunter=False)
-    worker = second.core.integrations.enrichment
-    await first.stop()
-    await _scans(worker)
-    assert len(clearbit.calls_for("ada@engines.example")) == 1
-
-    with clock.shift(dt.timedelta(seconds=61)):
-        user = await _settled("ada@engines.example")
-
-    assert user.enrichment_status == "done"
-    assert user.full_name == fake.FULL_NAME
-    assert worker.stats.rescanned == 1
-    assert worker.stats.recovered == 0
-    assert worker.stats.done == 1
-
-
-async def test_a_running_process_picks_up_a_pending_user_it_never_queued(start_app, clearbit):
-    running = await start_app(with_hunter=False)
-    other = await start_app(with_hunter=False, with_clearbit=False)
-    await other.register("ada@engines.example")
-    # As if another process had registered the user and died before asking Clearbit.
-    await User.objects.filter(email="ada@engines.example").update(enrichment_status="pending")
-
-    user = await _settled("ada@engines.example")
-
-    assert user.enrichment_status == "done"
-    assert running.core.integrations.enrichment.stats.rescanned == 1
-
-
-async def test_a_lookup_in_flight_is_left_to_its_process(start_app, clearbit):
-    first = await start_app(with_hunter=False, timeout_seconds=10, enrichment_retry_seconds=60)
-    clearbit.script("ada@engines.example", "hang")
-    await first.register("ada@engines.example")
-    await eventually(lambda: clearbit.calls_for("ada@engines.example"))
-
-    # Another process scanning meanwhile does not claim a second attempt.
-    second = await start_app(with_hunter=False)
-    await _scans(second.core.integrations.enrichment)
+    # Another process looking for due jobs meanwhile leaves the leased one alone.
+    second = await start_app(with_hunter=False, worker=False)
+    assert await second.core.worker().run_due() == 0
     assert len(clearbit.calls_for("ada@engines.example")) == 1
     clearbit.release.set()
 
     user = await _settled("ada@engines.example")
     assert user.enrichment_status == "done"
     assert user.enrichment_attempts == 1
-    assert first.core.integrations.enrichment.stats.done == 1
-    assert second.core.integrations.enrichment.stats.done == 0
 
 
 async def test_a_name_found_later_reaches_the_cached_public_view(start_app, clearbit, monkeypatch):

@@ -1,0 +1,247 @@
+"""The job queue: enqueue inside the caller's transaction, claim with a lease, finish once.
+
+A job is enqueued with the change that causes it (the outbox pattern): a sign-up and its jobs
+commit together or not at all. Workers claim due jobs with `FOR UPDATE SKIP LOCKED` on
+PostgreSQL (SQLite's single writer serialises claims there), each claim taking a lease: only
+the worker holding it can finish the job, and a job whose worker died is due again when the
+lease ends. One retry policy for every kind: a schedule of pauses between attempts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from core import clock
+from core.db import database
+from core.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, UNFINISHED, Job
+
+log = logging.getLogger(__name__)
+
+_jobs = Job.ormar_config.table
+_ERROR_LENGTH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetrySchedule:
+    """Pauses between attempts: `(5, 60)` means an attempt at once, one 5 s after a failure,
+    one 60 s after that, then the job has failed."""
+
+    pauses: tuple[float, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> RetrySchedule:
+        """`"5,300,1800"`: seconds between attempts (empty: a single attempt)."""
+        pauses = tuple(float(part) for part in text.split(",") if part.strip())
+        if any(pause < 0 for pause in pauses):
+            raise ValueError("a retry schedule is pauses in seconds, none negative: '5,300,1800'")
+        return cls(pauses)
+
+    @classmethod
+    def doubling(cls, first: float, *, attempts: int, cap: float) -> RetrySchedule:
+        return cls(tuple(min(first * 2**n, cap) for n in range(attempts - 1)))
+
+    @property
+    def max_attempts(self) -> int:
+        return len(self.pauses) + 1
+
+    def pause_after(self, attempt: int) -> float | None:
+        """The pause after a failed `attempt` (1-based); None when it was the last."""
+        return self.pauses[attempt - 1] if attempt <= len(self.pauses) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    id: int
+    kind: str
+    payload: dict[str, Any]
+    attempt: int  # this one, counting from 1
+    max_attempts: int
+    lease: str
+    schedule: RetrySchedule
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+    def retry_at(self, now: dt.datetime, after: float | None = None) -> dt.datetime | None:
+        """When this job runs again if this attempt fails (None: it will have failed)."""
+        if self.is_last_attempt:
+            return None
+        pause = self.schedule.pause_after(self.attempt) if after is None else after
+        return now + dt.timedelta(seconds=pause or 0)
+
+
+@dataclass
+class JobQueue:
+    default_schedule: RetrySchedule
+    schedules: Mapping[str, RetrySchedule] = field(default_factory=dict)
+    _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
+
+    def schedule_of(self, kind: str) -> RetrySchedule:
+        return self.schedules.get(kind, self.default_schedule)
+
+    def listen(self, callback: Callable[[str], None]) -> Callable[[], None]:
+        """Be told of every job this process enqueues (a worker here wakes up at once)."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    async def enqueue(self, kind: str, payload: dict[str, Any], *, delay: float = 0) -> int:
+        """Add a job, in the transaction under way when there is one."""
+        now = clock.utcnow()
+        statement = (
+            sa.insert(_jobs)
+            .values(
+                kind=kind,
+                payload=payload,
+                status=QUEUED,
+                attempts=0,
+                max_attempts=self.schedule_of(kind).max_attempts,
+                run_at=now + dt.timedelta(seconds=delay),
+                created_at=now,
+            )
+            .returning(_jobs.c.id)
+        )
+        async with database.connection() as connection:
+            job_id = int((await connection.execute(statement)).scalar_one())
+        for listener in list(self._listeners):
+            listener(kind)
+        return job_id
+
+    async def claim(
+        self, *, kinds: Iterable[str], limit: int, lease_seconds: float
+    ) -> list[ClaimedJob]:
+        """Take up to `limit` due jobs of these kinds, the earliest due first, for one lease."""
+        now = clock.utcnow()
+        lease = secrets.token_hex(8)
+        due = (
+            sa.select(_jobs.c.id)
+            .where(
+                _jobs.c.status.in_(UNFINISHED),
+                _jobs.c.run_at <= now,
+                _jobs.c.kind.in_(list(kinds)),
+            )
+            .order_by(_jobs.c.run_at, _jobs.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .cte("due")
+        )
+        statement = (
+            sa.update(_jobs)
+            .where(_jobs.c.id.in_(sa.select(due.c.id)))
+            .values(
+                status=RUNNING,
+                attempts=_jobs.c.attempts + 1,
+                lease=lease,
+                run_at=now + dt.timedelta(seconds=lease_seconds),
+            )
+            .returning(
+                _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+            )
+        )
+        async with database.transaction(), database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        jobs = [
+            ClaimedJob(
+                id=row.id,
+                kind=row.kind,
+                payload=row.payload if isinstance(row.payload, dict) else {},
+                attempt=row.attempts,
+                max_attempts=row.max_attempts,
+                lease=lease,
+                schedule=self.schedule_of(row.kind),
+            )
+            for row in rows
+        ]
+        return sorted(jobs, key=lambda job: job.id)
+
+    async def succeed(self, job: ClaimedJob) -> bool:
+        return await self._finish(
+            job, status=SUCCEEDED, finished_at=clock.utcnow(), lease=None, last_error=None
+        )
+
+    async def fail(
+        self, job: ClaimedJob, error: str, *, final: bool = False, after: float | None = None
+    ) -> dt.datetime | None:
+        """Count a failed attempt: the job is due again by the schedule (or `after` seconds),
+        or, past its last attempt or `final`, it has failed for good. Returns when it is due
+        again, None when it has failed."""
+        now = clock.utcnow()
+        retry_at = None if final else job.retry_at(now, after)
+        values: dict[str, Any] = {"last_error": error[:_ERROR_LENGTH], "lease": None}
+        if retry_at is None:
+            values.update(status=FAILED, finished_at=now)
+        else:
+            values.update(status=QUEUED, run_at=retry_at)
+        await self._finish(job, **values)
+        return retry_at
+
+    async def release(self, job: ClaimedJob) -> bool:
+        """Put a job back, due at once, its attempt not counted (a worker stopping)."""
+        return await self._finish(
+            job,
+            status=QUEUED,
+            run_at=clock.utcnow(),
+            lease=None,
+            attempts=_jobs.c.attempts - 1,
+        )
+
+    async def retry(self, job_id: int) -> bool:
+        """Run a finished (failed) job again from its first attempt."""
+        statement = (
+            sa.update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.status.in_((FAILED, SUCCEEDED)))
+            .values(status=QUEUED, attempts=0, run_at=clock.utcnow(), finished_at=None)
+            .returning(_jobs.c.kind)
+        )
+        async with database.connection() as connection:
+            kind = (await connection.execute(statement)).scalar()
+        if kind is not None:
+            for listener in list(self._listeners):
+                listener(kind)
+        return kind is not None
+
+    async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
+        """Remove finished jobs past their retention, in batches; returns how many."""
+        cutoff = clock.utcnow() - older_than
+        removed = 0
+        while True:
+            old = (
+                sa.select(_jobs.c.id)
+                .where(_jobs.c.finished_at < cutoff)
+                .order_by(_jobs.c.finished_at)
+                .limit(batch)
+            )
+            statement = sa.delete(_jobs).where(_jobs.c.id.in_(old.scalar_subquery()))
+            async with database.transaction(), database.connection() as connection:
+                count = (await connection.execute(statement)).rowcount or 0
+            removed += count
+            if count < batch:
+                return removed
+
+    async def counts(self) -> dict[str, int]:
+        """Jobs by status (the failed ones stay visible until their retention ends)."""
+        statement = sa.select(_jobs.c.status, sa.func.count()).group_by(_jobs.c.status)
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        return {status: count for status, count in rows}
+
+    @staticmethod
+    async def _finish(job: ClaimedJob, **values: Any) -> bool:
+        """Change the job only while this worker still holds its lease."""
+        statement = (
+            sa.update(_jobs)
+            .where(_jobs.c.id == job.id, _jobs.c.lease == job.lease, _jobs.c.status == RUNNING)
+            .values(**values)
+        )
+        async with database.transaction(), database.connection() as connection:
+            updated = (await connection.execute(statement)).rowcount
+        if not updated:
+            log.warning("job %d (%s): its lease had ended; another worker has it", job.id, job.kind)
+        return bool(updated)

@@ -1,0 +1,16 @@
+from core.errors import Conflict, NotFound
+
+
+class WebhookNotFound(NotFound):
+    code = "webhook_not_found"
+    message = "No webhook endpoint with this id."
+
+
+class DeliveryNotFound(NotFound):
+    code = "not_found"
+    message = "No webhook delivery with this id."
+
+
+class DeliveryNotFailed(Conflict):
+    code = "conflict"
+    message = "Only a failed delivery can be retried."

@@ -1,0 +1,80 @@
+"""The `data` of each event: the API's own shape of the thing (API.md v1.1, "Webhooks")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from core.referrals.models import ReferralCode
+from core.users.models import Account, User
+
+APPROVED = "approved"
+
+
+class Events(Protocol):
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None: ...
+
+
+class NoEvents:
+    """For a core built without webhooks (a few unit tests)."""
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        return None
+
+
+def user_data(user: User | Account) -> dict[str, Any]:
+    """`User`, as `GET /users/me` shows it."""
+    referrer = getattr(user, "referrer", None)
+    referrer_id = getattr(user, "referrer_id", None)
+    if referrer_id is None and referrer is not None:
+        referrer_id = referrer.id if hasattr(referrer, "id") else referrer
+    return {
+        "id": user.id,
+        "email": user.email,
+        "full_name": user.full_name,
+        "referrer_id": referrer_id,
+        "telegram_id": user.telegram_id,
+        "created_at": user.created_at,
+        "is_superuser": user.is_superuser,
+        "email_verified": user.email_verified,
+        "company": user.company,
+        "job_title": user.job_title,
+        "location": user.location,
+        "avatar_url": user.avatar_url,
+        "enrichment_status": user.enrichment_status,
+    }
+
+
+def referral_data(
+    user: User,
+    *,
+    referrer_id: int,
+    code: str,
+    status: str = APPROVED,
+    reasons: list[str] | None = None,
+) -> dict[str, Any]:
+    """The admin referral item: the referred user as a referral of `referrer_id`."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "full_name": user.full_name,
+        "referrer_id": referrer_id,
+        "referral_code": code,
+        "status": status,
+        "review_reasons": reasons or [],
+        "created_at": user.created_at,
+    }
+
+
+def code_data(code: ReferralCode, *, deep_link: Callable[[str], str | None]) -> dict[str, Any]:
+    """`ReferralCode` plus `owner_id`."""
+    owner = code.owner
+    return {
+        "code": code.code,
+        "created_at": code.created_at,
+        "expires_at": code.expires_at,
+        "max_uses": code.max_uses,
+        "uses": code.uses,
+        "telegram_link": deep_link(code.code),
+        "owner_id": owner.id if hasattr(owner, "id") else owner,
+    }

@@ -1,0 +1,475 @@
+"""Webhooks: endpoints operators register, events fanned out to them, deliveries as jobs.
+
+An event is turned into one delivery per subscribed endpoint in the transaction of the change
+that causes it, each delivery with its job (`WEBHOOK_DELIVERY`): the request that caused the
+event never waits for a receiver, and a process that dies loses no delivery.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import secrets as random
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from core import clock
+from core.db import database, is_valid_id
+from core.errors import InvalidInput
+from core.jobs.queue import ClaimedJob, JobQueue
+from core.jobs.worker import GiveUp, RetryLater
+from core.operators.service import Operator, OperatorService
+from core.pagination import decode_id_cursor, encode_id_cursor
+from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound
+from core.webhooks.models import FAILED, PENDING, SUCCEEDED, WebhookDelivery, WebhookEndpoint
+from core.webhooks.sender import Sender
+
+WEBHOOK_DELIVERY = "webhook.delivery"
+EVENT_TYPES = (
+    "user.created",
+    "referral.created",
+    "referral.reviewed",
+    "referral.qualified",
+    "reward.granted",
+    "referral_code.created",
+    "referral_code.deleted",
+    "ping",
+)
+DELIVERY_STATUSES = (PENDING, SUCCEEDED, FAILED)
+# After a rotation the old secret keeps signing this long.
+SECRET_OVERLAP = dt.timedelta(hours=24)
+MAX_URL_LENGTH = 2000
+
+_endpoints = WebhookEndpoint.ormar_config.table
+_deliveries = WebhookDelivery.ormar_config.table
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: int
+    url: str
+    events: list[str]
+    description: str | None
+    enabled: bool
+    secret: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    endpoint_id: int
+    message_id: str
+    event_type: str
+    attempt: int
+    status: str
+    response_status: int | None
+    error: str | None
+    created_at: dt.datetime
+    next_attempt_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    items: list[Delivery]
+    next_cursor: str | None
+
+
+_ENDPOINT_COLUMNS = (
+    _endpoints.c.id,
+    _endpoints.c.url,
+    _endpoints.c.events,
+    _endpoints.c.description,
+    _endpoints.c.enabled,
+    _endpoints.c.secret,
+    _endpoints.c.created_at,
+)
+_DELIVERY_COLUMNS = (
+    _deliveries.c.id,
+    _deliveries.c.endpoint_id,
+    _deliveries.c.message_id,
+    _deliveries.c.event_type,
+    _deliveries.c.attempt,
+    _deliveries.c.status,
+    _deliveries.c.response_status,
+    _deliveries.c.error,
+    _deliveries.c.created_at,
+    _deliveries.c.next_attempt_at,
+)
+
+
+def check_url(url: str) -> str:
+    url = url.strip()
+    parts = urlsplit(url)
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or len(url) > MAX_URL_LENGTH
+        or parts.fragment
+    ):
+        raise InvalidInput("The URL must be http:// or https:// with a host.", field="url")
+    return url
+
+
+def check_events(events: list[str]) -> list[str]:
+    unknown = [event for event in events if event != "*" and event not in EVENT_TYPES]
+    if unknown or not events:
+        raise InvalidInput(
+            f"Events are '*' or among {', '.join(EVENT_TYPES)}; "
+            f"not {', '.join(unknown) or 'none'}.",
+            field="events",
+        )
+    return sorted(set(events))
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(random.token_bytes(24)).decode()
+
+
+def new_message_id() -> str:
+    return "msg_" + random.token_urlsafe(18)
+
+
+def json_ready(value: Any) -> Any:
+    """Datetimes as ISO 8601 text, so a payload is stored and sent as the API would show it."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(item) for item in value]
+    return value
+
+
+class WebhookService:
+    def __init__(self, *, jobs: JobQueue, sender: Sender, operators: OperatorService) -> None:
+        self.jobs = jobs
+        self.sender = sender
+        self.operators = operators
+
+    # -- endpoints ------------------------------------------------------------------------
+
+    async def create(
+        self, *, operator: Operator, url: str, events: list[str], description: str | None
+    ) -> Endpoint:
+        values = {
+            "url": check_url(url),
+            "events": check_events(events),
+            "description": description,
+            "enabled": True,
+            "secret": new_secret(),
+            "created_at": clock.utcnow(),
+        }
+        async with database.transaction(), database.connection() as connection:
+            row = (
+                await connection.execute(
+                    sa.insert(_endpoints).values(**values).returning(*_ENDPOINT_COLUMNS)
+                )
+            ).one()
+            await self.operators.record(
+                operator=operator, action="webhook.created", target=f"webhook:{row.id}"
+            )
+        return Endpoint(*row)
+
+    async def endpoints(self) -> list[Endpoint]:
+        async with database.connection() as connection:
+            rows = (
+                await connection.execute(sa.select(*_ENDPOINT_COLUMNS).order_by(_endpoints.c.id))
+            ).all()
+        return [Endpoint(*row) for row in rows]
+
+    async def endpoint(self, endpoint_id: int) -> Endpoint:
+        if not is_valid_id(endpoint_id):
+            raise WebhookNotFound()
+        async with database.connection() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
+                )
+            ).first()
+        if row is None:
+            raise WebhookNotFound()
+        return Endpoint(*row)
+
+    async def update(
+        self, *, operator: Operator, endpoint_id: int, changes: dict[str, Any]
+    ) -> Endpoint:
+        values: dict[str, Any] = {}
+        if "url" in changes:
+            values["url"] = check_url(changes["url"])
+        if "events" in changes:
+            values["events"] = check_events(changes["events"])
+        if "description" in changes:
+            values["description"] = changes["description"]
+        if "enabled" in changes:
+            values["enabled"] = bool(changes["enabled"])
+        what = ",".join(sorted(values)) or "nothing"
+        return await self._change(operator, endpoint_id, values, f"webhook.updated:{what}")
+
+    async def rotate_secret(self, *, operator: Operator, endpoint_id: int) -> Endpoint:
+        values = {
+            "previous_secret": _endpoints.c.secret,
+            "previous_secret_until": clock.utcnow() + SECRET_OVERLAP,
+            "secret": new_secret(),
+        }
+        return await self._change(operator, endpoint_id, values, "webhook.secret_rotated")
+
+    async def delete(self, *, operator: Operator, endpoint_id: int) -> None:
+        if not is_valid_id(endpoint_id):
+            raise WebhookNotFound()
+        async with database.transaction(), database.connection() as connection:
+            # Its deliveries go with it (their jobs then find nothing to send).
+            await connection.execute(
+                sa.delete(_deliveries).where(_deliveries.c.endpoint_id == endpoint_id)
+            )
+            deleted = (
+                await connection.execute(
+                    sa.delete(_endpoints).where(_endpoints.c.id == endpoint_id)
+                )
+            ).rowcount
+            if not deleted:
+                raise WebhookNotFound()
+            await self.operators.record(
+                operator=operator, action="webhook.deleted", target=f"webhook:{endpoint_id}"
+            )
+
+    async def test(self, *, operator: Operator, endpoint_id: int) -> None:
+        """Queue a `ping` to this endpoint alone."""
+        async with database.transaction():
+            endpoint = await self.endpoint(endpoint_id)
+            await self._queue(endpoint.id, "ping", {})
+            await self.operators.record(
+                operator=operator, action="webhook.tested", target=f"webhook:{endpoint_id}"
+            )
+
+    async def _change(
+        self, operator: Operator, endpoint_id: int, values: dict[str, Any], action: str
+    ) -> Endpoint:
+        if not is_valid_id(endpoint_id):
+            raise WebhookNotFound()
+        async with database.transaction(), database.connection() as connection:
+            statement = sa.update(_endpoints).where(_endpoints.c.id == endpoint_id)
+            if values:
+                row = (
+                    await connection.execute(
+                        statement.values(**values).returning(*_ENDPOINT_COLUMNS)
+                    )
+                ).first()
+            else:
+                row = (
+                    await connection.execute(
+                        sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
+                    )
+                ).first()
+            if row is None:
+                raise WebhookNotFound()
+            name, _, detail = action.partition(":")
+            target = f"webhook:{endpoint_id}" + (f" ({detail})" if detail else "")
+            await self.operators.record(operator=operator, action=name, target=target)
+        return Endpoint(*row)
+
+    # -- events ---------------------------------------------------------------------------
+
+    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+        """Queue the event to every enabled endpoint subscribed to it, in the caller's
+        transaction (one indexed read of a small table when nobody listens)."""
+        async with database.connection() as connection:
+            rows = (
+                await connection.execute(
+                    sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
+                )
+            ).all()
+        subscribed = [
+            row.id for row in rows if "*" in (row.events or []) or event_type in (row.events or [])
+        ]
+        if not subscribed:
+            return
+        message_id = new_message_id()
+        for endpoint_id in subscribed:
+            await self._queue(endpoint_id, event_type, data, message_id=message_id)
+
+    async def _queue(
+        self,
+        endpoint_id: int,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        message_id: str | None = None,
+    ) -> int:
+        now = clock.utcnow()
+        payload = {"type": event_type, "timestamp": json_ready(now), "data": json_ready(data)}
+        async with database.connection() as connection:
+            delivery_id = (
+                await connection.execute(
+                    sa.insert(_deliveries)
+                    .values(
+                        endpoint_id=endpoint_id,
+                        message_id=message_id or new_message_id(),
+                        event_type=event_type,
+                        payload=payload,
+                        status=PENDING,
+                        attempt=0,
+                        created_at=now,
+                        next_attempt_at=now,
+                    )
+                    .returning(_deliveries.c.id)
+                )
+            ).scalar_one()
+        await self.jobs.enqueue(WEBHOOK_DELIVERY, {"delivery_id": delivery_id})
+        return int(delivery_id)
+
+    # -- deliveries -----------------------------------------------------------------------
+
+    async def deliveries(
+        self,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        endpoint_id: int | None = None,
+        status: str | None = None,
+    ) -> DeliveryPage:
+        """Newest first; of one endpoint, or of all; of one status, or of any."""
+        before = decode_id_cursor(cursor)
+        if endpoint_id is not None:
+            await self.endpoint(endpoint_id)
+        if status is not None and status not in DELIVERY_STATUSES:
+            raise InvalidInput(f"status is one of {', '.join(DELIVERY_STATUSES)}.", field="status")
+        statement = sa.select(*_DELIVERY_COLUMNS)
+        if endpoint_id is not None:
+            statement = statement.where(_deliveries.c.endpoint_id == endpoint_id)
+        if status is not None:
+            statement = statement.where(_deliveries.c.status == status)
+        if before is not None:
+            statement = statement.where(_deliveries.c.id < before)
+        statement = statement.order_by(_deliveries.c.id.desc()).limit(limit + 1)
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        items = [Delivery(**row._mapping) for row in rows[:limit]]
+        more = len(rows) > limit
+        return DeliveryPage(items, encode_id_cursor(items[-1].id) if more else None)
+
+    async def retry(self, *, operator: Operator, delivery_id: int) -> None:
+        """Try a failed delivery again, from a fresh schedule, with the same webhook-id."""
+        if not is_valid_id(delivery_id):
+            raise DeliveryNotFound()
+        now = clock.utcnow()
+        async with database.transaction(), database.connection() as connection:
+            status = (
+                await connection.execute(
+                    sa.select(_deliveries.c.status).where(_deliveries.c.id == delivery_id)
+                )
+            ).scalar()
+            if status is None:
+                raise DeliveryNotFound()
+            reopened = (
+                await connection.execute(
+                    sa.update(_deliveries)
+                    .where(_deliveries.c.id == delivery_id, _deliveries.c.status == FAILED)
+                    .values(status=PENDING, next_attempt_at=now, finished_at=None)
+                )
+            ).rowcount
+            if not reopened:
+                raise DeliveryNotFailed()
+            await self.jobs.enqueue(WEBHOOK_DELIVERY, {"delivery_id": delivery_id})
+            await self.operators.record(
+                operator=operator, action="delivery.retried", target=f"delivery:{delivery_id}"
+            )
+
+    async def deliver(self, job: ClaimedJob) -> None:
+        """The job handler: one attempt of one delivery, its outcome stored on the delivery."""
+        delivery_id = job.payload.get("delivery_id")
+        if not isinstance(delivery_id, int):
+            raise GiveUp("no delivery id in the job")
+        statement = (
+            sa.select(
+                _deliveries.c.message_id,
+                _deliveries.c.payload,
+                _deliveries.c.status,
+                _deliveries.c.attempt,
+                _endpoints.c.url,
+                _endpoints.c.enabled,
+                _endpoints.c.secret,
+                _endpoints.c.previous_secret,
+                _endpoints.c.previous_secret_until,
+            )
+            .join(_endpoints, _endpoints.c.id == _deliveries.c.endpoint_id)
+            .where(_deliveries.c.id == delivery_id)
+        )
+        async with database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None or row.status != PENDING:
+            return  # its endpoint was deleted, or this attempt was recorded before a crash
+        attempt = row.attempt + 1
+        if not row.enabled:
+            await self._record(
+                delivery_id, attempt=attempt, status=FAILED, error="the endpoint is disabled"
+            )
+            raise GiveUp("the endpoint is disabled")
+        now = clock.utcnow()
+        secrets = [row.secret]
+        if row.previous_secret and row.previous_secret_until and row.previous_secret_until > now:
+            secrets.append(row.previous_secret)
+        body = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False)
+        result = await self.sender.send(
+            url=row.url, message_id=row.message_id, body=body, secrets=secrets
+        )
+        if result.ok:
+            await self._record(
+                delivery_id,
+                attempt=attempt,
+                status=SUCCEEDED,
+                response_status=result.response_status,
+            )
+            return
+        retry_at = job.retry_at(clock.utcnow())
+        await self._record(
+            delivery_id,
+            attempt=attempt,
+            status=PENDING if retry_at else FAILED,
+            response_status=result.response_status,
+            error=result.error,
+            next_attempt_at=retry_at,
+        )
+        raise RetryLater(result.error or "failed")
+
+    @staticmethod
+    async def _record(delivery_id: int, *, attempt: int, status: str, **values: Any) -> None:
+        values.setdefault("error", None)
+        values.setdefault("response_status", None)
+        values.setdefault("next_attempt_at", None)
+        if status != PENDING:
+            values["finished_at"] = clock.utcnow()
+        if values["error"]:
+            values["error"] = values["error"][:500]
+        statement = (
+            sa.update(_deliveries)
+            .where(_deliveries.c.id == delivery_id, _deliveries.c.status == PENDING)
+            .values(attempt=attempt, status=status, **values)
+        )
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(statement)
+
+    async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
+        """Remove finished deliveries past their retention; returns how many."""
+        cutoff = clock.utcnow() - older_than
+        removed = 0
+        while True:
+            old = (
+                sa.select(_deliveries.c.id)
+                .where(_deliveries.c.finished_at < cutoff)
+                .order_by(_deliveries.c.finished_at)
+                .limit(batch)
+            )
+            async with database.transaction(), database.connection() as connection:
+                count = (
+                    await connection.execute(
+                        sa.delete(_deliveries).where(_deliveries.c.id.in_(old.scalar_subquery()))
+                    )
+                ).rowcount or 0
+            removed += count
+            if count < batch:
+                return removed

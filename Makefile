@@ -14,7 +14,7 @@ INSTALL_TARGET ?= .[dev]
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install deps lock run bot migrate superuser test test-services test-e2e lint format bench clean
+.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e lint format bench clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ run: migrate
 
 bot: migrate
 	$(BIN)/python -m bot
+
+# A dedicated job worker (webhooks, mail, enrichment): run as many as you like.
+worker: migrate
+	$(BIN)/python -m core.jobs
 
 superuser: migrate
 	@test -n "$(EMAIL)" || (echo "usage: make superuser EMAIL=someone@example.com [PASSWORD=...]" && exit 2)

@@ -66,6 +66,23 @@ async def get_operator(
 CurrentOperator = Annotated[Operator, Depends(get_operator)]
 
 
+async def get_viewer(
+    request: Request,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+    api_key: Annotated[str | None, Depends(api_key_scheme)],
+) -> Account | Operator:
+    """Any signed-in user, or an API key (for reads operators may also make)."""
+    core: Core = request.app.state.core
+    if api_key:
+        return await core.operators.operator_of_key(api_key)
+    if token:
+        return await core.auth.user_from_access_token(token)
+    raise NotAuthenticated()
+
+
+Viewer = Annotated[Account | Operator, Depends(get_viewer)]
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     limit: int

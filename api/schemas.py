@@ -381,6 +381,23 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
+class JobRead(BaseModel):
+    id: int
+    kind: str = Field(examples=["webhook.delivery"])
+    status: Literal["queued", "running", "succeeded", "failed"]
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    run_at: dt.datetime = Field(description="When it is next due (running: its lease's end).")
+    finished_at: dt.datetime | None
+
+
+class JobPage(BaseModel):
+    items: list[JobRead]
+    next_cursor: str | None
+
+
 class AdminDeliveryRead(DeliveryRead):
     endpoint_id: int
 

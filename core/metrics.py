@@ -31,6 +31,10 @@ from prometheus_client import (
 # set before this module is imported); /metrics then sums every worker's. It must be an empty
 # directory when the workers start (the container's entrypoint empties it).
 MULTIPROCESS_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+if MULTIPROCESS_DIR is not None:
+    # The API's entrypoint empties it; a worker or bot container of the same image that
+    # serves no /metrics still needs it to exist.
+    os.makedirs(MULTIPROCESS_DIR, exist_ok=True)
 
 registry = CollectorRegistry(auto_describe=True)
 if MULTIPROCESS_DIR is None:

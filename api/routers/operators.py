@@ -15,12 +15,14 @@ from api.schemas import (
     ApiKeyList,
     ApiKeyRead,
     AuditPage,
+    JobPage,
     json_of,
 )
 
 router = APIRouter(tags=["operators"])
 
 DeliveryStatus = Literal["pending", "succeeded", "failed"]
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
 
 
 @router.post(
@@ -75,6 +77,18 @@ async def all_deliveries(
 ) -> Response:
     """Webhook deliveries of every endpoint, newest first (`status=failed` for the failures)."""
     found = await core.webhooks.deliveries(limit=page.limit, cursor=page.cursor, status=status)
+    return json_of({"items": found.items, "next_cursor": found.next_cursor})
+
+
+@router.get("/admin/jobs", response_model=JobPage, responses=problem_responses(401, 403, 422))
+async def jobs(
+    operator: CurrentOperator,
+    page: Cursor,
+    core: CoreDep,
+    status: Annotated[JobStatus | None, Query(description="Only these.")] = None,
+) -> Response:
+    """Background jobs, newest first (`status=failed`: what gave up, with its last error)."""
+    found = await core.jobs.listing(limit=page.limit, cursor=page.cursor, status=status)
     return json_of({"items": found.items, "next_cursor": found.next_cursor})
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from api.deps import CoreDep, CurrentUser, Pagination
+from api.deps import CoreDep, CurrentUser, Pagination, Viewer
 from api.errors import problem_responses
 from api.schemas import (
     AccountErasure,
@@ -15,6 +15,7 @@ from api.schemas import (
     json_of,
 )
 from core.auth.errors import NotAllowed
+from core.operators.service import Operator, may_read_referrals
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -59,11 +60,11 @@ async def change_password(body: PasswordChange, user: CurrentUser, core: CoreDep
     response_model=ReferralPage,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def referrals(user_id: int, user: CurrentUser, page: Pagination, core: CoreDep) -> Response:
-    """People who joined with this user's codes, newest first (the user or a superuser)."""
-    if user.id != user_id:
-        if not user.is_superuser:
-            raise NotAllowed()
+async def referrals(user_id: int, viewer: Viewer, page: Pagination, core: CoreDep) -> Response:
+    """People who joined with this user's codes, newest first (the user or an operator)."""
+    if not may_read_referrals(viewer, user_id):
+        raise NotAllowed()
+    if isinstance(viewer, Operator) or viewer.id != user_id:
         await core.users.get(user_id)
     found = await core.referrals.referrals(
         referrer_id=user_id, limit=page.limit, offset=page.offset, cursor=page.cursor

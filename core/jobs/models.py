@@ -14,6 +14,7 @@ RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 UNFINISHED = (QUEUED, RUNNING)
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
 _UNFINISHED_SQL = sa.text("status IN ('queued', 'running')")
 
 

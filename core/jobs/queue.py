@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from core import clock
 from core.db import database
-from core.jobs.models import FAILED, QUEUED, RUNNING, SUCCEEDED, UNFINISHED, Job
+from core.errors import InvalidInput
+from core.jobs.models import FAILED, QUEUED, RUNNING, STATUSES, SUCCEEDED, UNFINISHED, Job
+from core.pagination import decode_id_cursor, encode_id_cursor
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,28 @@ class ClaimedJob:
             return None
         pause = self.schedule.pause_after(self.attempt) if after is None else after
         return now + dt.timedelta(seconds=pause or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    id: int
+    kind: str
+    status: str
+    attempts: int
+    max_attempts: int
+    last_error: str | None
+    created_at: dt.datetime
+    run_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    items: list[JobView]
+    next_cursor: str | None
+
+
+_LISTED = tuple(_jobs.c[name] for name in JobView.__dataclass_fields__)
 
 
 @dataclass
@@ -224,6 +248,26 @@ class JobQueue:
             removed += count
             if count < batch:
                 return removed
+
+    async def listing(
+        self, *, limit: int, cursor: str | None = None, status: str | None = None
+    ) -> JobPage:
+        """Jobs newest first (of one status), for operators: what failed and why. Payloads are
+        left out: they may name people."""
+        before = decode_id_cursor(cursor)
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status is one of {', '.join(STATUSES)}.", field="status")
+        statement = sa.select(*_LISTED)
+        if status is not None:
+            statement = statement.where(_jobs.c.status == status)
+        if before is not None:
+            statement = statement.where(_jobs.c.id < before)
+        statement = statement.order_by(_jobs.c.id.desc()).limit(limit + 1)
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        items = [JobView(**row._mapping) for row in rows[:limit]]
+        more = len(rows) > limit
+        return JobPage(items, encode_id_cursor(items[-1].id) if more else None)
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status (the failed ones stay visible until their retention ends)."""

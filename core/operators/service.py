@@ -61,6 +61,13 @@ class AuditPage:
     next_cursor: str | None
 
 
+def may_read_referrals(viewer: Account | Operator, user_id: int) -> bool:
+    """The user themself, a superuser or an API key may read a user's referrals."""
+    if isinstance(viewer, Operator):
+        return True
+    return viewer.id == user_id or viewer.is_superuser
+
+
 def operator_of(user: Account) -> Operator:
     """The operator a signed-in user is, if a superuser."""
     if not user.is_superuser:

@@ -141,6 +141,22 @@ async def test_a_superuser_sees_anyones_referrals(client, referrer, user):
         assert_problem(response, 404, "user_not_found")
 
 
+async def test_an_api_key_reads_anyones_referrals(client, referrer, user):
+    ann, _, joined = referrer
+    admin, admin_headers = await user("admin@example.com")
+    await User.objects.filter(id=admin["id"]).update(is_superuser=True)
+    created = await client.post(f"{API}/api-keys", json={"name": "crm"}, headers=admin_headers)
+    key = {"X-API-Key": created.json()["key"]}
+
+    response = await _referrals(client, ann["id"], key)
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["items"]] == [j["id"] for j in joined[::-1]]
+    assert_problem(await _referrals(client, ann["id"] + 1000, key), 404, "user_not_found")
+    assert_problem(
+        await _referrals(client, ann["id"], {"X-API-Key": "rk_x"}), 401, "not_authenticated"
+    )
+
+
 async def test_a_user_without_referrals_seen_by_a_superuser(client, user):
     admin, admin_headers = await user("admin@example.com")
     await User.objects.filter(id=admin["id"]).update(is_superuser=True)

@@ -1,0 +1,351 @@
+"""Webhooks: endpoints, signed deliveries (Standard Webhooks), retries, SSRF refusals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import httpx
+
+from api.schemas import ReferralCodeRead, UserRead
+from core import clock
+from core.container import Core
+from core.jobs.worker import Worker
+from core.webhooks.models import WebhookDelivery
+from tests.api.support import ahead, assert_problem, assert_validation_error
+from tests.conftest import API, PASSWORD
+from tests.redis_server import free_port
+from tests.webhooks.receiver import Receiver
+
+# WEBHOOK_RETRY_SCHEDULE's default: seven pauses, eight attempts.
+PAUSES = (5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+async def _deliveries(client: httpx.AsyncClient, headers: dict[str, str], hook_id: int) -> list:
+    response = await client.get(f"{API}/webhooks/{hook_id}/deliveries", headers=headers)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_an_endpoint_is_created_read_changed_and_deleted(
+    client: httpx.AsyncClient, operator, receiver: Receiver
+) -> None:
+    created = await client.post(
+        f"{API}/webhooks",
+        json={"url": receiver.url, "events": ["user.created"], "description": "CRM"},
+        headers=operator,
+    )
+    assert created.status_code == 201
+    hook = created.json()
+    assert set(hook) == {"id", "url", "events", "description", "enabled", "secret", "created_at"}
+    assert hook["secret"].startswith("whsec_")
+    assert (hook["url"], hook["events"], hook["enabled"]) == (receiver.url, ["user.created"], True)
+
+    assert (await client.get(f"{API}/webhooks/{hook['id']}", headers=operator)).json() == hook
+    assert (await client.get(f"{API}/webhooks", headers=operator)).json() == {"items": [hook]}
+
+    changed = await client.patch(
+        f"{API}/webhooks/{hook['id']}",
+        json={"events": ["*"], "enabled": False, "description": None},
+        headers=operator,
+    )
+    assert changed.status_code == 200
+    assert (changed.json()["events"], changed.json()["enabled"]) == (["*"], False)
+    assert changed.json()["description"] is None
+    assert changed.json()["secret"] == hook["secret"]
+
+    assert (
+        await client.delete(f"{API}/webhooks/{hook['id']}", headers=operator)
+    ).status_code == 204
+    for response in (
+        await client.get(f"{API}/webhooks/{hook['id']}", headers=operator),
+        await client.delete(f"{API}/webhooks/{hook['id']}", headers=operator),
+        await client.patch(f"{API}/webhooks/{hook['id']}", json={}, headers=operator),
+        await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator),
+        await client.post(f"{API}/webhooks/{hook['id']}/rotate-secret", headers=operator),
+        await client.get(f"{API}/webhooks/{hook['id']}/deliveries", headers=operator),
+        await client.get(f"{API}/webhooks/99999999999", headers=operator),
+    ):
+        assert_problem(response, 404, "webhook_not_found")
+
+
+async def test_bad_urls_and_unknown_events_are_422(client: httpx.AsyncClient, operator) -> None:
+    for url in ("ftp://example.com/x", "example.com/hook", "http://", "javascript:alert(1)"):
+        response = await client.post(
+            f"{API}/webhooks", json={"url": url, "events": ["*"]}, headers=operator
+        )
+        assert_validation_error(response, "url")
+    for events in (["user.deleted"], [], ["*", "nope"]):
+        response = await client.post(
+            f"{API}/webhooks",
+            json={"url": "https://example.com/hook", "events": events},
+            headers=operator,
+        )
+        assert_validation_error(response, "events")
+
+
+async def test_events_arrive_signed_with_the_apis_own_shapes(
+    client: httpx.AsyncClient, core: Core, user, endpoint, receiver: Receiver, deliverer: Worker
+) -> None:
+    hook = await endpoint()
+    owner, headers = await user("owner@example.com", full_name="Owner")
+    created = await client.post(
+        f"{API}/referral-codes", json={"expires_at": ahead(days=7)}, headers=headers
+    )
+    code = created.json()["code"]
+    friend = await client.post(
+        f"{API}/auth/register",
+        json={"email": "friend@example.com", "password": PASSWORD, "referral_code": code},
+    )
+    assert (await client.delete(f"{API}/referral-codes/me", headers=headers)).status_code == 204
+    assert receiver.received == []  # nothing is sent by the requests themselves
+
+    await deliverer.run_due()
+
+    types = [item.payload["type"] for item in receiver.received]
+    assert sorted(types) == sorted(
+        [
+            "user.created",
+            "user.created",
+            "referral_code.created",
+            "referral.created",
+            "referral_code.deleted",
+        ]
+    )
+    assert all(item.verified for item in receiver.received), "every signature verifies"
+    assert len({item.message_id for item in receiver.received}) == 5
+    by_type: dict[str, list[dict[str, Any]]] = {}
+    for item in receiver.received:
+        by_type.setdefault(item.payload["type"], []).append(item.payload)
+        assert item.headers["content-type"] == "application/json"
+        assert item.message_id.startswith("msg_")
+        assert abs(int(item.headers["webhook-timestamp"]) - clock.timestamp()) < 60
+    users = {payload["data"]["email"]: payload["data"] for payload in by_type["user.created"]}
+    assert UserRead.model_validate(users["owner@example.com"]).id == owner["id"]
+    assert users["friend@example.com"] == friend.json()  # exactly what the API answered
+    code_data = by_type["referral_code.created"][0]["data"]
+    assert code_data["owner_id"] == owner["id"]
+    assert ReferralCodeRead.model_validate(code_data) == ReferralCodeRead.model_validate(
+        created.json()
+    )
+    assert by_type["referral_code.deleted"][0]["data"]["code"] == code
+    referral = by_type["referral.created"][0]["data"]
+    assert referral == {
+        "id": friend.json()["id"],
+        "email": "friend@example.com",
+        "full_name": None,
+        "referrer_id": owner["id"],
+        "referral_code": code,
+        "status": "approved",
+        "review_reasons": [],
+        "created_at": friend.json()["created_at"],
+    }
+    items = await _deliveries(client, {**headers, **(await _op(client))}, hook["id"])
+    assert {item["status"] for item in items} == {"succeeded"}
+    assert {item["attempt"] for item in items} == {1}
+    assert all(item["response_status"] == 200 and item["error"] is None for item in items)
+
+
+async def _op(client: httpx.AsyncClient) -> dict[str, str]:
+    response = await client.post(
+        f"{API}/auth/token", data={"username": "root@example.com", "password": PASSWORD}
+    )
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def test_only_subscribed_enabled_endpoints_get_an_event(
+    client: httpx.AsyncClient, operator, register, endpoint, receiver: Receiver, deliverer
+) -> None:
+    codes_only = await endpoint(["referral_code.created"])
+    everything = await endpoint(["*"])
+    await client.patch(
+        f"{API}/webhooks/{everything['id']}", json={"enabled": False}, headers=operator
+    )
+
+    await register("ann@example.com")
+    await deliverer.run_due()
+
+    assert receiver.received == []
+    assert await _deliveries(client, operator, codes_only["id"]) == []
+    assert await _deliveries(client, operator, everything["id"]) == []
+
+
+async def test_a_failing_receiver_is_retried_on_the_schedule_with_the_same_id(
+    client: httpx.AsyncClient, operator, register, endpoint, receiver: Receiver, deliverer
+) -> None:
+    hook = await endpoint(["user.created"])
+    receiver.answers = [500, 503]
+    await register("ann@example.com")
+
+    await deliverer.run_due()
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["attempt"], item["response_status"]) == ("pending", 1, 500)
+    assert item["error"] == "HTTP 500"
+    due = dt.datetime.fromisoformat(item["next_attempt_at"])
+    assert PAUSES[0] - 1 < (due - clock.utcnow()).total_seconds() <= PAUSES[0]
+
+    with clock.shift(dt.timedelta(seconds=PAUSES[0] - 2)):
+        assert await deliverer.run_due() == 0  # not before its time
+    with clock.shift(dt.timedelta(seconds=PAUSES[0] + 1)):
+        assert await deliverer.run_due() == 1
+    with clock.shift(dt.timedelta(seconds=PAUSES[0] + PAUSES[1] + 2)):
+        assert await deliverer.run_due() == 1
+
+    assert [r.answered for r in receiver.received] == [500, 503, 200]
+    assert len({r.message_id for r in receiver.received}) == 1  # one webhook-id throughout
+    assert all(r.verified for r in receiver.received)
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["attempt"], item["response_status"]) == ("succeeded", 3, 200)
+    assert item["next_attempt_at"] is None
+
+
+async def test_a_dead_receiver_ends_failed_and_can_be_retried_by_hand(
+    client: httpx.AsyncClient, operator, register, endpoint, receiver: Receiver, deliverer
+) -> None:
+    hook = await endpoint(["user.created"], url=f"http://127.0.0.1:{free_port()}/gone")
+    await register("ann@example.com")
+
+    later = dt.timedelta()
+    await deliverer.run_due()
+    for pause in PAUSES:
+        later += dt.timedelta(seconds=pause + 1)
+        with clock.shift(later):
+            assert await deliverer.run_due() == 1
+    with clock.shift(later + dt.timedelta(days=2)):
+        assert await deliverer.run_due() == 0  # nothing left to try
+
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["attempt"]) == ("failed", len(PAUSES) + 1)
+    assert "ConnectError" in item["error"]
+    assert item["next_attempt_at"] is None
+    failed = await client.get(
+        f"{API}/admin/deliveries", params={"status": "failed"}, headers=operator
+    )
+    assert [(d["id"], d["endpoint_id"]) for d in failed.json()["items"]] == [
+        (item["id"], hook["id"])
+    ]
+    assert (
+        await client.get(f"{API}/admin/deliveries", params={"status": "pending"}, headers=operator)
+    ).json()["items"] == []
+
+    # The receiver is back (at another address): the operator retries by hand.
+    await client.patch(f"{API}/webhooks/{hook['id']}", json={"url": receiver.url}, headers=operator)
+    retried = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
+    assert retried.status_code == 202
+    again = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
+    assert_problem(again, 409, "conflict")  # only a failed delivery
+    await deliverer.run_due()
+    (arrived,) = receiver.received
+    assert arrived.message_id == item["message_id"]
+    assert arrived.verified
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["attempt"]) == ("succeeded", len(PAUSES) + 2)
+    assert_problem(
+        await client.post(f"{API}/admin/deliveries/99999/retry", headers=operator), 404, "not_found"
+    )
+
+
+async def test_private_addresses_are_refused_without_the_setting(
+    client: httpx.AsyncClient, core: Core, operator, register, endpoint, receiver: Receiver
+) -> None:
+    assert core.webhooks.sender.allow_private_networks is False  # the default
+    hook = await endpoint(["user.created"])
+    await register("ann@example.com")
+
+    await core.worker().run_due()
+
+    assert receiver.received == []
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert item["status"] == "pending"
+    assert item["error"] == "address 127.0.0.1 is loopback: refused"
+
+
+async def test_redirects_are_not_followed(
+    client: httpx.AsyncClient, operator, register, endpoint, receiver: Receiver, deliverer
+) -> None:
+    hook = await endpoint(["user.created"], url=f"{receiver.base}/redirect")
+    await register("ann@example.com")
+    await deliverer.run_due()
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["response_status"], item["error"]) == ("pending", 307, "HTTP 307")
+    assert [r.answered for r in receiver.received] == [307]  # /hook never reached
+
+
+async def test_a_rotated_secret_keeps_signing_for_a_day(
+    client: httpx.AsyncClient, operator, api_key, endpoint, receiver: Receiver, deliverer
+) -> None:
+    hook = await endpoint(["ping"])
+    old = receiver.secrets.pop()
+    rotated = await client.post(f"{API}/webhooks/{hook['id']}/rotate-secret", headers=operator)
+    new = rotated.json()["secret"]
+    assert new != old
+    assert new.startswith("whsec_")
+
+    for secrets in ([old], [new]):
+        receiver.secrets = secrets
+        assert (
+            await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator)
+        ).status_code == 202
+        await deliverer.run_due()
+        assert receiver.received[-1].verified
+        assert receiver.received[-1].payload["type"] == "ping"
+        assert receiver.received[-1].payload["data"] == {}
+    assert len(receiver.received[-1].headers["webhook-signature"].split(" ")) == 2
+
+    with clock.shift(dt.timedelta(hours=25)):  # (a key: the access token has expired by then)
+        tested = await client.post(f"{API}/webhooks/{hook['id']}/test", headers=api_key)
+        assert tested.status_code == 202
+        await deliverer.run_due()
+    assert receiver.received[-1].headers["webhook-signature"].count("v1,") == 1
+    receiver.secrets = [old]
+    assert not receiver.verify(receiver.received[-1].body, receiver.received[-1].headers)
+
+
+async def test_deliveries_are_listed_newest_first_by_cursor(
+    client: httpx.AsyncClient, operator, endpoint, deliverer
+) -> None:
+    hook = await endpoint(["ping"])
+    for _ in range(3):
+        await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator)
+    first = await client.get(
+        f"{API}/webhooks/{hook['id']}/deliveries", params={"limit": 2}, headers=operator
+    )
+    page = first.json()
+    assert len(page["items"]) == 2
+    rest = await client.get(
+        f"{API}/webhooks/{hook['id']}/deliveries",
+        params={"cursor": page["next_cursor"]},
+        headers=operator,
+    )
+    ids = [item["id"] for item in page["items"] + rest.json()["items"]]
+    assert ids == sorted(ids, reverse=True)
+    assert len(ids) == 3
+    assert rest.json()["next_cursor"] is None
+    assert set(page["items"][0]) == {
+        "id",
+        "message_id",
+        "event_type",
+        "attempt",
+        "status",
+        "response_status",
+        "error",
+        "created_at",
+        "next_attempt_at",
+    }
+    assert_validation_error(
+        await client.get(f"{API}/admin/deliveries", params={"status": "lost"}, headers=operator)
+    )
+
+
+async def test_finished_deliveries_are_removed_after_their_retention(
+    client: httpx.AsyncClient, core: Core, operator, endpoint, deliverer
+) -> None:
+    hook = await endpoint(["ping"])
+    await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator)
+    await deliverer.run_due()
+    assert await WebhookDelivery.objects.count() == 1
+    retention = dt.timedelta(days=core.settings.jobs.retention_days)
+    with clock.shift(retention + dt.timedelta(hours=1)):
+        for task in deliverer.housekeeping:
+            await task()
+    assert await WebhookDelivery.objects.count() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import socket
 import subprocess
@@ -17,10 +18,12 @@ from pydantic import SecretStr
 from bot.__main__ import run
 from bot.app import create_bot, create_dispatcher
 from bot.webhook import SECRET_HEADER, create_webhook_app
+from core import clock
 from core.container import Core
 from core.settings import Settings
 from tests.bot.conftest import LAX
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
+from tests.jobs import chat_messages
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,6 +163,38 @@ async def test_long_polling_serves_updates(
     assert commands["ru"][1]["description"] == "Ваш реферальный код"
     polls = [c for c in fake.calls if c.method == "getUpdates"]
     assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query"}
+
+
+async def test_the_bot_process_sends_the_chat_messages_the_api_queued(
+    core: Core, settings: Settings, fake: FakeTelegram
+) -> None:
+    fake.queue_update(_update(1, 101, "/start"))
+    fast = settings.model_copy(
+        update={"jobs": settings.jobs.model_copy(update={"poll_seconds": 0.05})}
+    )
+    task = asyncio.create_task(run(_settings_for(fast, fake), TOKEN, handle_signals=False))
+    try:
+        await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == 101)
+        ann = await core.users.by_telegram_id(101)
+        assert ann is not None
+        code = await core.referrals.create_code(
+            owner=ann, expires_at=clock.utcnow() + dt.timedelta(days=7)
+        )
+        # An API sign-up (this process, as the API's would) queues the message; the bot sends it.
+        await core.users.register(
+            email="zed@example.com",
+            password="long enough",
+            full_name="Zed",
+            referral_code=code.code,
+        )
+        note = await fake.wait_for(lambda c: c.chat_id == 101 and "Zed" in (c.text or ""))
+        assert note.text == "Zed joined with your code; you now have 1 referral."
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    (job,) = await chat_messages()
+    assert (job.status, job.attempts) == ("succeeded", 1)
 
 
 def _free_port() -> int:

@@ -212,3 +212,24 @@ async def test_a_burst_of_sign_ups_during_a_worker_outage_is_delivered_after_it(
         assert emails == {f"user{n}@example.com" for n in range(40)}
     finally:
         await receiver.stop()
+
+
+async def test_sigterm_lets_the_worker_put_a_running_job_back(
+    core: Core, runs: None, workers: list[WorkerProcess]
+) -> None:
+    worker = WorkerProcess(JOB_GRACE_SECONDS="0.5")
+    workers.append(worker)
+    await worker.ready()
+    job_id = await core.jobs.enqueue("test.slow", {})
+
+    async def started() -> bool:
+        return bool(await _rows("SELECT 1 FROM test_job_runs WHERE phase = 'started'"))
+
+    await _until(started)
+    worker.process.terminate()
+    assert worker.process.wait(timeout=20) == 0
+
+    job = await Job.objects.get(id=job_id)
+    # The grace period passed with the job still running: it is back, due at once, and its
+    # cut-short attempt is not counted.
+    assert (job.status, job.attempts, job.lease) == ("queued", 0, None)

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from api import docs, errors
 from api.bodylimit import BodyLimit
 from api.front import Front
-from api.routers import auth, health, operators, referral_codes, users, webhooks
+from api.routers import auth, health, operators, program, referral_codes, users, webhooks
 from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
 from core.container import Core, build_core
@@ -28,6 +28,7 @@ V1_ROUTERS = (
     referral_codes.router,
     users.router,
     auth.router,
+    program.router,
     webhooks.router,
     operators.router,
 )
@@ -88,6 +89,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
                 "auth",
                 "users",
                 "referral codes",
+                "program",
                 "webhooks",
                 "operators",
                 "health",

@@ -128,5 +128,11 @@ async def limit_login(
     return LoginAttempt(limiter, account, account_at_address)
 
 
+async def get_client_address(request: Request) -> str:
+    """The client address as the rate limits count it (trusted proxies decide the header)."""
+    return client_address(request, _limiter(request).trusted_proxies)
+
+
+ClientAddress = Annotated[str, Depends(get_client_address)]
 LookupCore = Annotated[Core, Depends(core_for_lookup)]
 LoginLimit = Annotated[LoginAttempt, Depends(limit_login)]

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    model_validator,
 )
 
 from core.users.models import Account
@@ -140,6 +141,7 @@ class UserRead(BaseModel):
     enrichment_status: str | None = Field(
         default=None, description="pending, done, not_found or failed; null when disabled"
     )
+    blocked: bool = Field(default=False, description="Blocked by an operator.")
 
     @classmethod
     def of(cls, user: Account) -> UserRead:
@@ -157,6 +159,7 @@ class UserRead(BaseModel):
             location=user.location,
             avatar_url=user.avatar_url,
             enrichment_status=user.enrichment_status,
+            blocked=user.blocked_at is not None,
         )
 
 
@@ -243,6 +246,7 @@ class ReferralItem(BaseModel):
     referral_code: str | None = Field(
         description="The code they joined with.", examples=["Xk3_9aQpL2mz"]
     )
+    status: Literal["approved", "pending_review", "rejected"] = Field(examples=["approved"])
 
 
 class ReferralPage(BaseModel):
@@ -405,3 +409,145 @@ class AdminDeliveryRead(DeliveryRead):
 class AdminDeliveryPage(BaseModel):
     items: list[AdminDeliveryRead]
     next_cursor: str | None
+
+
+# -- the program -----------------------------------------------------------------------
+
+EventType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
+
+
+class ConversionCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "email": "bob@example.com",
+                    "event": "first_purchase",
+                    "external_id": "order-1042",
+                    "amount": 49.9,
+                    "currency": "EUR",
+                }
+            ]
+        }
+    )
+
+    user_id: int | None = Field(default=None, strict=True)
+    email: Text | None = Field(default=None, min_length=1, max_length=320)
+    event: EventType
+    external_id: Text = Field(min_length=1, max_length=128, description="Your own id of it.")
+    amount: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    currency: Currency | None = None
+
+    @model_validator(mode="after")
+    def _one_user(self) -> ConversionCreate:
+        if (self.user_id is None) == (self.email is None):
+            raise ValueError("give exactly one of user_id and email")
+        return self
+
+
+class RewardRead(BaseModel):
+    id: int
+    user_id: int
+    points: int
+    reason: Literal["referral_qualified", "referred_signup_bonus", "adjustment"]
+    referral_id: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+class ConversionRead(BaseModel):
+    id: int
+    user_id: int
+    event: str
+    external_id: str
+    amount: float | None
+    currency: str | None
+    created_at: dt.datetime
+    referral_qualified: bool
+    rewards: list[RewardRead]
+
+
+class RewardPage(BaseModel):
+    balance: int
+    items: list[RewardRead]
+    next_cursor: str | None
+
+
+class RewardAdjustment(BaseModel):
+    points: int = Field(strict=True, ge=-1_000_000_000, le=1_000_000_000)
+    note: Text = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> RewardAdjustment:
+        if self.points == 0:
+            raise ValueError("points must not be zero")
+        return self
+
+
+class AdminReferral(BaseModel):
+    id: int
+    email: str | None
+    full_name: str | None
+    referrer_id: int
+    referral_code: str
+    status: Literal["approved", "pending_review", "rejected"]
+    review_reasons: list[str]
+    created_at: dt.datetime
+
+
+class AdminReferralPage(BaseModel):
+    items: list[AdminReferral]
+    next_cursor: str | None
+
+
+class DayCount(BaseModel):
+    date: dt.date
+    referrals: int
+
+
+class ReferralStats(BaseModel):
+    referrals: int
+    approved: int
+    pending_review: int
+    rejected: int
+    qualified: int
+    rewards_balance: int
+    link_opens: int
+    last_30_days: list[DayCount]
+
+
+class LeaderReferrer(BaseModel):
+    id: int
+    full_name: str | None
+
+
+class LeaderboardItem(BaseModel):
+    rank: int
+    referrer: LeaderReferrer
+    referrals: int
+
+
+class Leaderboard(BaseModel):
+    days: int
+    items: list[LeaderboardItem]
+
+
+class ProgramDay(BaseModel):
+    date: dt.date
+    signups: int
+    referred: int
+    qualified: int
+
+
+class ProgramTotals(BaseModel):
+    users: int
+    referred: int
+    pending_review: int
+    qualified: int
+    rewards_points: int
+
+
+class ProgramOverview(BaseModel):
+    days: list[ProgramDay]
+    totals: ProgramTotals

@@ -21,6 +21,8 @@ from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, Handler, Worker
 from core.mail import MAIL, build_mailer
 from core.operators.service import OperatorService
+from core.program.opens import LinkOpens
+from core.program.service import ProgramService
 from core.ratelimit import RateLimiter, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
@@ -43,6 +45,8 @@ class Core:
     telegram: TelegramService
     operators: OperatorService
     webhooks: WebhookService
+    program: ProgramService
+    link_opens: LinkOpens
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
     integrations: Integrations = field(default_factory=Integrations)
     _connected: bool = field(default=False, repr=False)
@@ -150,6 +154,13 @@ def build_core(settings: Settings) -> Core:
         events=webhooks,
         deep_link=telegram.deep_link,
     )
+    program = ProgramService(
+        settings=settings.program,
+        jobs=jobs,
+        events=webhooks,
+        operators=operators,
+        referrals=referrals,
+    )
     integrations = build_integrations(settings.integrations, referrals=referrals, jobs=jobs)
     auth = AuthService(
         settings.auth,
@@ -166,6 +177,7 @@ def build_core(settings: Settings) -> Core:
         users=UserService(
             referrals=referrals,
             jobs=jobs,
+            program=program,
             events=webhooks,
             verifier=integrations.verifier,
             enrichment=integrations.enrichment,
@@ -177,4 +189,8 @@ def build_core(settings: Settings) -> Core:
         telegram=telegram,
         operators=operators,
         webhooks=webhooks,
+        program=program,
+        link_opens=LinkOpens(
+            program=program, flush_seconds=settings.program.link_opens_flush_seconds
+        ),
     )

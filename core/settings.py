@@ -274,6 +274,21 @@ class WebhookSettings(BaseSettings):
     _schedule = field_validator("retry_schedule")(_check_schedule)
 
 
+class ProgramSettings(BaseSettings):
+    """The referral program: rewards at qualification, and when a referral is held."""
+
+    model_config = _ENV
+
+    # Points for each side when a referral qualifies (its first conversion); 0 turns one off.
+    reward_referrer_points: int = Field(100, ge=0, validation_alias="REWARD_REFERRER_POINTS")
+    reward_friend_points: int = Field(50, ge=0, validation_alias="REWARD_FRIEND_POINTS")
+    # More than this many sign-ups with one code within the window are held for review.
+    review_burst_limit: int = Field(20, ge=1, validation_alias="REVIEW_BURST_LIMIT")
+    review_burst_seconds: int = Field(3600, ge=1, validation_alias="REVIEW_BURST_SECONDS")
+    # How often a process writes the link opens it counted (a process that dies loses these).
+    link_opens_flush_seconds: float = Field(5.0, gt=0, validation_alias="LINK_OPENS_FLUSH_SECONDS")
+
+
 class Settings(BaseSettings):
     model_config = _ENV
 
@@ -294,6 +309,7 @@ class Settings(BaseSettings):
     integrations: IntegrationSettings = Field(default_factory=IntegrationSettings)
     jobs: JobSettings = Field(default_factory=JobSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    program: ProgramSettings = Field(default_factory=ProgramSettings)
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -7,7 +7,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.deps import CoreDep
 from api.errors import problem_responses
-from api.ratelimit import LoginLimit
+from api.ratelimit import ClientAddress, LoginLimit
 from api.routing import ServiceRoute, per_address
 from api.schemas import (
     EmailVerification,
@@ -45,32 +45,35 @@ def _token(pair: TokenPair, response: Response) -> Token:
     responses=problem_responses(400, 409, 422, 429),
 )
 @per_address(lambda limits: limits.registration)
-async def register(body: UserCreate, core: CoreDep) -> UserRead:
+async def register(body: UserCreate, core: CoreDep, address: ClientAddress) -> UserRead:
     """Create an account, optionally with a referral code."""
     user = await core.users.register(
         email=body.email,
         password=body.password,
         full_name=body.full_name,
         referral_code=body.referral_code,
+        client_address=address,
     )
     return UserRead.of(Account.of(user))
 
 
-@router.post("/token", response_model=Token, responses=problem_responses(401, 422, 429))
+@router.post("/token", response_model=Token, responses=problem_responses(401, 403, 422, 429))
 @per_address(lambda limits: limits.login)
 async def login(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     core: CoreDep,
     attempt: LoginLimit,
+    address: ClientAddress,
     response: Response,
 ) -> Token:
     """OAuth2 password grant: trade email (`username`) and password for tokens."""
     user = await core.auth.authenticate(email=form.username, password=form.password)
     await attempt.succeeded()
+    await core.program.signed_in(user_id=user.id, client_address=address)
     return _token(await core.auth.issue_tokens(user_id=user.id), response)
 
 
-@router.post("/refresh", response_model=Token, responses=problem_responses(401, 422))
+@router.post("/refresh", response_model=Token, responses=problem_responses(401, 403, 422))
 async def refresh(body: RefreshRequest, core: CoreDep, response: Response) -> Token:
     """Trade a refresh token for a new pair; the old refresh token stops working."""
     return _token(await core.auth.refresh(refresh_token=body.refresh_token), response)

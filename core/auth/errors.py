@@ -16,6 +16,11 @@ class InvalidRefreshToken(Unauthorized):
     message = "The refresh token is unknown, expired or already used."
 
 
+class AccountBlocked(Forbidden):
+    code = "account_blocked"
+    message = "This account is blocked."
+
+
 class NotAllowed(Forbidden):
     code = "forbidden"
     message = "You may not see this."

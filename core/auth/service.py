@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from core import clock, metrics, security
 from core.auth.errors import (
+    AccountBlocked,
     InvalidCredentials,
     InvalidRefreshToken,
     InvalidResetToken,
@@ -115,6 +116,8 @@ class AuthService:
         )
         if user is None or not valid:
             raise InvalidCredentials()
+        if user.blocked_at is not None:  # told only to whoever knows the password
+            raise AccountBlocked()
         if rehashed is not None:  # stored with older parameters: keep it current
             await User.objects.filter(id=user.id).update(password_hash=rehashed)
         return user
@@ -150,6 +153,9 @@ class AuthService:
         version = 0
         async with database.transaction(), database.connection() as connection:
             spent = (await connection.execute(spend)).first()
+            if spent is not None and await _is_blocked(connection, spent.user_id):
+                # Rolled back: the token stays unused and works again once unblocked.
+                raise AccountBlocked()
             if spent is not None:
                 await connection.execute(
                     self._new_refresh_row(spent.user_id, refresh, spent.family)
@@ -190,8 +196,8 @@ class AuthService:
         # A token issued before the user's last password change, reset or erasure is over.
         if account is None or claims.version != account.token_version:
             raise NotAuthenticated()
-        if account.erased_at is not None:
-            raise NotAuthenticated()
+        if account.erased_at is not None or account.blocked_at is not None:
+            raise NotAuthenticated()  # blocked: every token stops at once, not at expiry
         return account
 
     # -- account basics -----------------------------------------------------------------
@@ -358,6 +364,11 @@ def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:
         .where(_tokens.c.family == family_of_used, _tokens.c.revoked_at.is_(None))
         .values(revoked_at=now)
     )
+
+
+async def _is_blocked(connection: Any, user_id: int) -> bool:
+    statement = sa.select(_users.c.blocked_at).where(_users.c.id == user_id)
+    return (await connection.execute(statement)).scalar() is not None
 
 
 async def _token_version(connection: Any, user_id: int) -> int:

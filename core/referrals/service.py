@@ -17,6 +17,8 @@ from core import clock, metrics
 from core.cache import NO_FILL, CodeCache, Lookup, RedisCache
 from core.db import MAX_ID, Read, database, is_valid_id
 from core.errors import DomainError, InvalidInput
+from core.program.tables import APPROVED
+from core.program.tables import referrals as referral_rows
 from core.ratelimit import Hit, RateLimiter
 from core.referrals.errors import (
     ActiveCodeExists,
@@ -62,6 +64,7 @@ _LIVE_CODE = Read(
     .select_from(_codes.join(_users, _codes.c.owner_id == _users.c.id))
     .where(
         _codes.c.code == sa.bindparam("code"),
+        _users.c.blocked_at.is_(None),  # a blocked owner's code works nowhere
         *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
     )
 )
@@ -70,6 +73,7 @@ _LIVE_CODE_BY_EMAIL = Read(
     .select_from(_users.join(_codes, _codes.c.owner_id == _users.c.id))
     .where(
         _users.c.email == sa.bindparam("email"),
+        _users.c.blocked_at.is_(None),
         *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
     )
 )
@@ -126,14 +130,21 @@ class Referral:
     full_name: str | None
     created_at: dt.datetime
     referral_code: str | None
+    status: str
 
 
+# A referral's review status (a referral from before the program has none: approved).
+_STATUS = sa.func.coalesce(
+    sa.select(referral_rows.c.status).where(referral_rows.c.id == _users.c.id).scalar_subquery(),
+    APPROVED,
+)
 _REFERRAL_COLUMNS = (
     _users.c.id,
     _users.c.email,
     _users.c.full_name,
     _users.c.created_at,
     _users.c.referral_code,
+    _STATUS.label("status"),
 )
 
 
@@ -379,12 +390,21 @@ class ReferralService:
         )
         async with database.connection() as connection:
             row = (await connection.execute(statement)).first()
-            if row is not None:  # the referrer's total, in the same transaction as the use
-                await connection.execute(
-                    sa.update(_users)
-                    .where(_users.c.id == row.owner_id)
-                    .values(referral_count=_users.c.referral_count + 1)
-                )
+            if row is not None:
+                # The referrer's total, in the same transaction as the use. The update also
+                # takes the owner's row, so a block racing this sign-up is one or the other:
+                # this waits for the block to commit, then finds the owner blocked (and the
+                # caller's transaction, use and all, is rolled back); or the block waits.
+                counted = (
+                    await connection.execute(
+                        sa.update(_users)
+                        .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
+                        .values(referral_count=_users.c.referral_count + 1)
+                        .returning(_users.c.id)
+                    )
+                ).first()
+                if counted is None:
+                    raise ReferralCodeExpired()
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
         raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
@@ -395,9 +415,11 @@ class ReferralService:
         if not is_valid_code(code):
             raise ReferralCodeInvalid()
         now = clock.utcnow()
-        existing = await ReferralCode.objects.get_or_none(code=code)
+        existing = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
         if existing is None or not existing.is_active(now):
             raise _refusal(existing, now)
+        if existing.owner.blocked_at is not None:
+            raise ReferralCodeExpired()
 
     async def after_claim(self, claimed: ReferralCode) -> None:
         """Once the sign-up committed: a code that just ran out leaves the cache."""

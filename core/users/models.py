@@ -49,6 +49,11 @@ class User(ormar.Model):
     referral_count: int = ormar.Integer(default=0, server_default=sa.text("0"), nullable=False)
     # Erased at the user's request: the row stays (referrers' counts), everything personal goes.
     erased_at: dt.datetime | None = UTCDateTime(nullable=True)
+    # Blocked by an operator: tokens, sign-in and the user's code stop working until unblocked.
+    blocked_at: dt.datetime | None = UTCDateTime(nullable=True)
+    # The network (a /24 or /64, never the address) of the last password sign-in: a referral
+    # signing up from it is held for review.
+    signin_network: str | None = ormar.String(max_length=64, nullable=True)
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
 
     # Email verification (Hunter): the verdict at registration, when a verifier is configured.
@@ -107,6 +112,7 @@ class Account:
     location: str | None
     avatar_url: str | None
     enrichment_status: str | None
+    blocked_at: dt.datetime | None
 
     @classmethod
     def of(cls, user: User) -> Account:

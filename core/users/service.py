@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -13,6 +14,8 @@ from core.auth.models import AccountToken, RefreshToken
 from core.db import database, is_valid_id
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.jobs.queue import JobQueue
+from core.program.service import ProgramService
+from core.program.tables import APPROVED
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
 from core.telegram.models import TelegramLinkToken
@@ -21,7 +24,7 @@ from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 from core.users.names import clean_name
-from core.webhooks.events import Events, NoEvents, referral_data, user_data
+from core.webhooks.events import Events, NoEvents, user_data
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +57,7 @@ class UserService:
         *,
         referrals: ReferralService,
         jobs: JobQueue,
+        program: ProgramService,
         events: Events | None = None,
         verifier: EmailVerifier | None = None,
         enrichment: EnrichmentScheduler | None = None,
@@ -61,6 +65,7 @@ class UserService:
     ) -> None:
         self.referrals = referrals
         self.jobs = jobs
+        self.program = program
         self.events: Events = events or NoEvents()
         self.verifier = verifier
         self.enrichment = enrichment
@@ -85,8 +90,10 @@ class UserService:
         password: str,
         full_name: str | None = None,
         referral_code: str | None = None,
+        client_address: str | None = None,
     ) -> User:
-        """Create an API account, optionally as a referral of a code's owner."""
+        """Create an API account, optionally as a referral of a code's owner (`client_address`,
+        the one the rate limits count, decides with the rest whether it is held for review)."""
         email = normalize_email(email)
         if await User.objects.filter(email=email).exists():
             raise EmailTaken()  # fast path; the unique index decides under races
@@ -106,7 +113,7 @@ class UserService:
                     email_status=email_status,
                     enrichment_status="pending" if self.enrichment else None,
                 )
-                await self._signed_up(user, claimed)
+                await self._signed_up(user, claimed, client_address)
                 if self.enrichment:
                     await self.enrichment.schedule(user.id)
                 if self.welcome:
@@ -192,14 +199,21 @@ class UserService:
             raise EmailUndeliverable()
         return verdict
 
-    async def _signed_up(self, user: User, claimed: ReferralCode | None) -> None:
-        """In the sign-up's own transaction: its events, and the chat message to the referrer."""
-        await self.events.emit("user.created", user_data(user))
-        if claimed is None:
-            return
-        await self.events.emit(
-            "referral.created", referral_data(user, referrer_id=claimed.owner.id, code=claimed.code)
+    async def _signed_up(
+        self, user: User, claimed: ReferralCode | None, client_address: str | None = None
+    ) -> None:
+        """In the sign-up's own transaction: the program's counters and review, the events,
+        and the chat message to the referrer."""
+        referral = await self.program.signed_up(
+            user=user,
+            referrer_id=claimed.owner.id if claimed else None,
+            code=claimed.code if claimed else None,
+            client_address=client_address,
         )
+        await self.events.emit("user.created", user_data(user))
+        if claimed is None or referral is None:
+            return
+        await self.events.emit("referral.created", asdict(referral))
         if claimed.owner.telegram_id is not None:
             await TelegramService.notify(
                 jobs=self.jobs,
@@ -208,4 +222,5 @@ class UserService:
                 referral_id=user.id,
                 # Only a name the person gave: never a piece of their email or their username.
                 referral_name=user.full_name,
+                held=referral.status != APPROVED,
             )

@@ -8,8 +8,6 @@ from typing import Any, Protocol
 from core.referrals.models import ReferralCode
 from core.users.models import Account, User
 
-APPROVED = "approved"
-
 
 class Events(Protocol):
     async def emit(self, event_type: str, data: dict[str, Any]) -> None: ...
@@ -42,27 +40,7 @@ def user_data(user: User | Account) -> dict[str, Any]:
         "location": user.location,
         "avatar_url": user.avatar_url,
         "enrichment_status": user.enrichment_status,
-    }
-
-
-def referral_data(
-    user: User,
-    *,
-    referrer_id: int,
-    code: str,
-    status: str = APPROVED,
-    reasons: list[str] | None = None,
-) -> dict[str, Any]:
-    """The admin referral item: the referred user as a referral of `referrer_id`."""
-    return {
-        "id": user.id,
-        "email": user.email,
-        "full_name": user.full_name,
-        "referrer_id": referrer_id,
-        "referral_code": code,
-        "status": status,
-        "review_reasons": reasons or [],
-        "created_at": user.created_at,
+        "blocked": user.blocked_at is not None,
     }
 
 

@@ -113,6 +113,7 @@ async def test_a_referrer_in_telegram_is_notified(client, user):
         "message": "new_referral",
         "referral_id": response.json()["id"],
         "referral_name": "Friend",
+        "held": False,
     }
 
 

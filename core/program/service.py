@@ -1,0 +1,801 @@
+"""The referral program: review at sign-up, conversions, rewards, decisions, blocks, stats.
+
+Every change here runs in one transaction with the counters it moves (`counters`), the events
+it causes (webhooks) and the chat messages it queues, and what must happen once is made so by
+the schema: a conversion per `external_id`, a qualification per referral (a conditional
+UPDATE), each referral reward once (`uq_rewards_referral_reason`), a decision once (an UPDATE
+of a referral still `pending_review`), a balance never below zero (a CHECK).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import asdict, dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from core import clock
+from core.db import database, is_valid_id
+from core.errors import InvalidInput
+from core.jobs.queue import JobQueue
+from core.operators.service import Operator, OperatorService
+from core.pagination import decode_id_cursor, encode_id_cursor
+from core.program import counters
+from core.program.errors import AlreadyReviewed, InsufficientBalance, ReferralNotFound
+from core.program.tables import (
+    APPROVED,
+    PENDING_REVIEW,
+    REJECTED,
+    STATUSES,
+    conversions,
+    program_days,
+    program_totals,
+    referrals,
+    referrer_days,
+    referrer_stats,
+    reward_balances,
+    rewards,
+)
+from core.referrals.service import ReferralService
+from core.settings import ProgramSettings
+from core.telegram.service import TelegramService
+from core.users.errors import UserNotFound
+from core.users.models import ACCOUNT_COLUMNS, Account, User
+from core.webhooks.events import Events
+
+REFERRAL_QUALIFIED = "referral_qualified"
+REFERRED_SIGNUP_BONUS = "referred_signup_bonus"
+ADJUSTMENT = "adjustment"
+
+DISPOSABLE_EMAIL = "disposable_email"
+SAME_NETWORK = "same_network_as_referrer"
+SIGNUP_BURST = "signup_burst"
+
+# Chat messages to the referrer (rendered by the bot).
+REFERRAL_QUALIFIED_MESSAGE = "referral_qualified"
+REFERRAL_REVIEWED_MESSAGE = "referral_reviewed"
+
+_users = User.ormar_config.table
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    id: int
+    user_id: int
+    points: int
+    reason: str
+    referral_id: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralItem:
+    """A referral as operators (and webhooks) see it."""
+
+    id: int
+    email: str | None
+    full_name: str | None
+    referrer_id: int
+    referral_code: str
+    status: str
+    review_reasons: list[str]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    id: int
+    user_id: int
+    event: str
+    external_id: str
+    amount: float | None
+    currency: str | None
+    created_at: dt.datetime
+    referral_qualified: bool
+    rewards: list[Reward]
+
+
+@dataclass(frozen=True, slots=True)
+class RewardPage:
+    balance: int
+    items: list[Reward]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralList:
+    items: list[ReferralItem]
+    next_cursor: str | None
+
+
+_REWARD_COLUMNS = (
+    rewards.c.id,
+    rewards.c.user_id,
+    rewards.c.points,
+    rewards.c.reason,
+    rewards.c.referral_id,
+    rewards.c.note,
+    rewards.c.created_at,
+)
+_ITEM_COLUMNS = (
+    referrals.c.id,
+    _users.c.email,
+    _users.c.full_name,
+    referrals.c.referrer_id,
+    referrals.c.code.label("referral_code"),
+    referrals.c.status,
+    referrals.c.review_reasons,
+    referrals.c.created_at,
+)
+_ITEMS = sa.select(*_ITEM_COLUMNS).select_from(
+    referrals.join(_users, _users.c.id == referrals.c.id)
+)
+
+
+def network_of(address: str | None) -> str | None:
+    """The network a client address belongs to: its /24 (IPv4) or /64 (IPv6); None for
+    loopback. The rate limits already give IPv6 clients as their /64."""
+    if not address:
+        return None
+    try:
+        if "/" in address:
+            network = ipaddress.ip_network(address, strict=False)
+        else:
+            ip = ipaddress.ip_address(address)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                ip = ip.ipv4_mapped
+            network = ipaddress.ip_network((ip, 24 if ip.version == 4 else 64), strict=False)
+    except ValueError:
+        return None
+    if network.network_address.is_loopback or network.network_address.is_unspecified:
+        # The machine itself (a local client, or a proxy not listed as trusted): it says
+        # nothing about who is behind it.
+        return None
+    if network.version == 6 and network.prefixlen < 64:
+        return None
+    if network.version == 6:
+        network = network.supernet(new_prefix=64)
+    return str(network)
+
+
+def is_disposable(email: str | None) -> bool:
+    domain = (email or "").rpartition("@")[2].lower()
+    parts = domain.split(".")
+    # A subdomain of a throwaway domain is one too.
+    return any(".".join(parts[n:]) in DISPOSABLE_DOMAINS for n in range(len(parts) - 1))
+
+
+def _reward(row: Any) -> Reward:
+    return Reward(**row._mapping)
+
+
+def _item(row: Any) -> ReferralItem:
+    values = dict(row._mapping)
+    values["review_reasons"] = list(values["review_reasons"] or [])
+    return ReferralItem(**values)
+
+
+class ProgramService:
+    def __init__(
+        self,
+        *,
+        settings: ProgramSettings,
+        jobs: JobQueue,
+        events: Events,
+        operators: OperatorService,
+        referrals: ReferralService,
+    ) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.events = events
+        self.operators = operators
+        self.referrals = referrals
+
+    # -- sign-up and sign-in (inside the caller's transaction) ----------------------------
+
+    async def signed_up(
+        self,
+        *,
+        user: User,
+        referrer_id: int | None,
+        code: str | None,
+        client_address: str | None = None,
+    ) -> ReferralItem | None:
+        """Count the sign-up; for a referral, decide whether it is held for review and store
+        it with its reasons. Returns the referral (None without a referrer)."""
+        now = user.created_at
+        day = counters.day_of(now)
+        async with database.connection() as connection:
+            await counters.program(connection, day, signups=1, referred=1 if referrer_id else 0)
+            if referrer_id is None or code is None:
+                return None
+            reasons = await self._review_reasons(
+                connection, user=user, referrer_id=referrer_id, code=code, client=client_address
+            )
+            status = PENDING_REVIEW if reasons else APPROVED
+            await connection.execute(
+                sa.insert(referrals).values(
+                    id=user.id,
+                    referrer_id=referrer_id,
+                    code=code,
+                    status=status,
+                    review_reasons=reasons,
+                    created_at=now,
+                )
+            )
+            held = status == PENDING_REVIEW
+            await counters.referrer(
+                connection, referrer_id, approved=0 if held else 1, pending_review=1 if held else 0
+            )
+            await counters.referrer_day(
+                connection, referrer_id, day, referrals=1, approved=0 if held else 1
+            )
+            if held:
+                await counters.program(connection, pending_review=1)
+        return ReferralItem(
+            id=user.id,
+            email=user.email,
+            full_name=user.full_name,
+            referrer_id=referrer_id,
+            referral_code=code,
+            status=status,
+            review_reasons=reasons,
+            created_at=now,
+        )
+
+    async def _review_reasons(
+        self, connection: Any, *, user: User, referrer_id: int, code: str, client: str | None
+    ) -> list[str]:
+        reasons = []
+        if is_disposable(user.email):
+            reasons.append(DISPOSABLE_EMAIL)
+        network = network_of(client)
+        if network is not None:
+            referrer_network = (
+                await connection.execute(
+                    sa.select(_users.c.signin_network).where(_users.c.id == referrer_id)
+                )
+            ).scalar()
+            if referrer_network == network:
+                reasons.append(SAME_NETWORK)
+        # After the claim, which holds the code's row: concurrent sign-ups with this code are
+        # counted one after another, so the limit is exact.
+        since = user.created_at - dt.timedelta(seconds=self.settings.review_burst_seconds)
+        earlier = (
+            await connection.execute(
+                sa.select(sa.func.count())
+                .select_from(referrals)
+                .where(referrals.c.code == code, referrals.c.created_at > since)
+            )
+        ).scalar_one()
+        if earlier >= self.settings.review_burst_limit:
+            reasons.append(SIGNUP_BURST)
+        return reasons
+
+    @staticmethod
+    async def signed_in(*, user_id: int, client_address: str | None) -> None:
+        """Remember the network of a password sign-in (never the address itself)."""
+        network = network_of(client_address)
+        if network is None:
+            return
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(
+                sa.update(_users)
+                .where(_users.c.id == user_id, _users.c.signin_network.is_distinct_from(network))
+                .values(signin_network=network)
+            )
+
+    # -- conversions ----------------------------------------------------------------------
+
+    async def convert(
+        self,
+        *,
+        user_id: int | None,
+        email: str | None,
+        event: str,
+        external_id: str,
+        amount: Decimal | None,
+        currency: str | None,
+    ) -> tuple[Conversion, bool]:
+        """Record a conversion once per `external_id`; the first of a referred user qualifies
+        the referral. Returns it and whether this call created it."""
+        target = await self._user_id(user_id=user_id, email=email)
+        now = clock.utcnow()
+        insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
+        statement = (
+            insert(conversions)
+            .values(
+                user_id=target,
+                event=event,
+                external_id=external_id,
+                amount=amount,
+                currency=currency.upper() if currency else None,
+                created_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["external_id"])
+            .returning(conversions.c.id)
+        )
+        async with database.transaction(), database.connection() as connection:
+            conversion_id = (await connection.execute(statement)).scalar()
+            if conversion_id is None:  # sent before (or at this moment, and that one won)
+                created = False
+            else:
+                created = True
+                if await self._qualify(connection, referral_id=target, conversion_id=conversion_id):
+                    await connection.execute(
+                        sa.update(conversions)
+                        .where(conversions.c.id == conversion_id)
+                        .values(referral_qualified=True)
+                    )
+        return await self._conversion(external_id), created
+
+    async def _user_id(self, *, user_id: int | None, email: str | None) -> int:
+        if user_id is not None:
+            condition = _users.c.id == user_id if is_valid_id(user_id) else sa.false()
+        else:
+            condition = _users.c.email == (email or "").strip().lower()
+        async with database.connection() as connection:
+            found = (
+                await connection.execute(
+                    sa.select(_users.c.id).where(condition, _users.c.erased_at.is_(None))
+                )
+            ).scalar()
+        if found is None:
+            raise UserNotFound()
+        return int(found)
+
+    async def _conversion(self, external_id: str) -> Conversion:
+        async with database.connection() as connection:
+            row = (
+                await connection.execute(
+                    sa.select(conversions).where(conversions.c.external_id == external_id)
+                )
+            ).one()
+            granted = (
+                await connection.execute(
+                    sa.select(*_REWARD_COLUMNS)
+                    .where(rewards.c.conversion_id == row.id)
+                    .order_by(rewards.c.id)
+                )
+            ).all()
+        return Conversion(
+            id=row.id,
+            user_id=row.user_id,
+            event=row.event,
+            external_id=row.external_id,
+            amount=float(row.amount) if row.amount is not None else None,
+            currency=row.currency,
+            created_at=row.created_at,
+            referral_qualified=bool(row.referral_qualified),
+            rewards=[_reward(reward) for reward in granted],
+        )
+
+    async def _qualify(self, connection: Any, *, referral_id: int, conversion_id: int) -> bool:
+        """Qualify the referral of this user, once: its rewards now, or when approved."""
+        now = clock.utcnow()
+        qualified = (
+            await connection.execute(
+                sa.update(referrals)
+                .where(
+                    referrals.c.id == referral_id,
+                    referrals.c.qualified_at.is_(None),
+                    referrals.c.status != REJECTED,
+                )
+                .values(qualified_at=now)
+                .returning(referrals.c.referrer_id, referrals.c.status)
+            )
+        ).first()
+        if qualified is None:
+            return False
+        await counters.referrer(connection, qualified.referrer_id, qualified=1)
+        await counters.program(connection, counters.day_of(now), qualified=1)
+        item = await self._item(connection, referral_id)
+        await self.events.emit("referral.qualified", asdict(item))
+        granted: list[Reward] = []
+        if qualified.status == APPROVED:
+            granted = await self._grant(connection, item, conversion_id=conversion_id)
+        await self._tell_referrer(
+            connection,
+            item.referrer_id,
+            REFERRAL_QUALIFIED_MESSAGE,
+            referral_id=item.id,
+            referral_name=item.full_name,
+            points=sum(r.points for r in granted if r.user_id == item.referrer_id),
+            held=qualified.status != APPROVED,
+        )
+        return True
+
+    async def _grant(
+        self, connection: Any, item: ReferralItem, *, conversion_id: int | None
+    ) -> list[Reward]:
+        """The referral's rewards, each once (the unique index decides under races)."""
+        granted = []
+        for user_id, points, reason in (
+            (item.referrer_id, self.settings.reward_referrer_points, REFERRAL_QUALIFIED),
+            (item.id, self.settings.reward_friend_points, REFERRED_SIGNUP_BONUS),
+        ):
+            if points <= 0:
+                continue
+            insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
+            row = (
+                await connection.execute(
+                    insert(rewards)
+                    .values(
+                        user_id=user_id,
+                        points=points,
+                        reason=reason,
+                        referral_id=item.id,
+                        conversion_id=conversion_id,
+                        created_at=clock.utcnow(),
+                    )
+                    .on_conflict_do_nothing(
+                        index_elements=["referral_id", "reason"],
+                        index_where=rewards.c.referral_id.is_not(None),
+                    )
+                    .returning(*_REWARD_COLUMNS)
+                )
+            ).first()
+            if row is None:
+                continue
+            reward = _reward(row)
+            await self._credit(connection, user_id, points)
+            await self.events.emit("reward.granted", asdict(reward))
+            granted.append(reward)
+        return granted
+
+    @staticmethod
+    async def _credit(connection: Any, user_id: int, points: int) -> None:
+        """Move a balance by `points` (the CHECK refuses a balance below zero)."""
+        await counters.bump(connection, reward_balances, {"user_id": user_id}, balance=points)
+        await counters.program(connection, rewards_points=points)
+
+    # -- rewards --------------------------------------------------------------------------
+
+    async def rewards(self, *, user_id: int, limit: int, cursor: str | None) -> RewardPage:
+        before = decode_id_cursor(cursor)
+        statement = sa.select(*_REWARD_COLUMNS).where(rewards.c.user_id == user_id)
+        if before is not None:
+            statement = statement.where(rewards.c.id < before)
+        statement = statement.order_by(rewards.c.id.desc()).limit(limit + 1)
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+            balance = await _balance(connection, user_id)
+        items = [_reward(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return RewardPage(balance, items, encode_id_cursor(items[-1].id) if more else None)
+
+    async def adjust(self, *, operator: Operator, user_id: int, points: int, note: str) -> Reward:
+        """A redemption, refund or correction: a ledger row; the balance never below zero."""
+        await self._user_id(user_id=user_id, email=None)
+        try:
+            async with database.transaction(), database.connection() as connection:
+                row = (
+                    await connection.execute(
+                        sa.insert(rewards)
+                        .values(
+                            user_id=user_id,
+                            points=points,
+                            reason=ADJUSTMENT,
+                            note=note,
+                            created_at=clock.utcnow(),
+                        )
+                        .returning(*_REWARD_COLUMNS)
+                    )
+                ).one()
+                await self._credit(connection, user_id, points)
+                reward = _reward(row)
+                await self.events.emit("reward.granted", asdict(reward))
+                await self.operators.record(
+                    operator=operator,
+                    action="reward.adjusted",
+                    target=f"user:{user_id} ({points:+d})",
+                )
+        except IntegrityError:
+            raise InsufficientBalance() from None
+        return reward
+
+    # -- review ---------------------------------------------------------------------------
+
+    async def referral_list(
+        self, *, status: str | None, limit: int, cursor: str | None
+    ) -> ReferralList:
+        """Referrals newest first, of one status or all (the review queue: `pending_review`)."""
+        if status is not None and status not in STATUSES:
+            raise InvalidInput(f"status is one of {', '.join(STATUSES)}.", field="status")
+        before = decode_id_cursor(cursor)
+        statement = _ITEMS
+        if status is not None:
+            statement = statement.where(referrals.c.status == status)
+        if before is not None:
+            statement = statement.where(referrals.c.id < before)
+        statement = statement.order_by(referrals.c.id.desc()).limit(limit + 1)
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        items = [_item(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return ReferralList(items, encode_id_cursor(items[-1].id) if more else None)
+
+    async def next_for_review(self, *, after: int | None = None) -> ReferralItem | None:
+        """The oldest referral waiting for review (after `after`, to skip one)."""
+        statement = _ITEMS.where(referrals.c.status == PENDING_REVIEW)
+        if after is not None:
+            statement = statement.where(referrals.c.id > after)
+        async with database.connection() as connection:
+            row = (await connection.execute(statement.order_by(referrals.c.id).limit(1))).first()
+        return _item(row) if row is not None else None
+
+    async def decide(self, *, operator: Operator, referral_id: int, approve: bool) -> ReferralItem:
+        """Approve (held rewards are granted) or reject (it never earns) a held referral,
+        once: of two decisions at the same moment, one wins and the other is told."""
+        if not is_valid_id(referral_id):
+            raise ReferralNotFound()
+        status = APPROVED if approve else REJECTED
+        now = clock.utcnow()
+        async with database.transaction(), database.connection() as connection:
+            decided = (
+                await connection.execute(
+                    sa.update(referrals)
+                    .where(referrals.c.id == referral_id, referrals.c.status == PENDING_REVIEW)
+                    .values(status=status, reviewed_at=now)
+                    .returning(
+                        referrals.c.referrer_id, referrals.c.created_at, referrals.c.qualified_at
+                    )
+                )
+            ).first()
+            if decided is None:
+                exists = (
+                    await connection.execute(
+                        sa.select(referrals.c.id).where(referrals.c.id == referral_id)
+                    )
+                ).first()
+                raise AlreadyReviewed() if exists else ReferralNotFound()
+            await counters.referrer(
+                connection,
+                decided.referrer_id,
+                pending_review=-1,
+                approved=1 if approve else 0,
+                rejected=0 if approve else 1,
+            )
+            if approve:
+                await counters.referrer_day(
+                    connection, decided.referrer_id, counters.day_of(decided.created_at), approved=1
+                )
+            await counters.program(connection, pending_review=-1)
+            item = await self._item(connection, referral_id)
+            points = 0
+            if approve and decided.qualified_at is not None:
+                granted = await self._grant(connection, item, conversion_id=None)
+                points = sum(r.points for r in granted if r.user_id == item.referrer_id)
+            await self.events.emit("referral.reviewed", asdict(item))
+            await self.operators.record(
+                operator=operator,
+                action="referral.approved" if approve else "referral.rejected",
+                target=f"referral:{referral_id}",
+            )
+            await self._tell_referrer(
+                connection,
+                item.referrer_id,
+                REFERRAL_REVIEWED_MESSAGE,
+                referral_id=item.id,
+                referral_name=item.full_name,
+                approved=approve,
+                points=points,
+            )
+        return item
+
+    async def _item(self, connection: Any, referral_id: int) -> ReferralItem:
+        row = (await connection.execute(_ITEMS.where(referrals.c.id == referral_id))).one()
+        return _item(row)
+
+    async def _tell_referrer(
+        self, connection: Any, referrer_id: int, message: str, **values: Any
+    ) -> None:
+        chat = (
+            await connection.execute(
+                sa.select(_users.c.telegram_id).where(_users.c.id == referrer_id)
+            )
+        ).scalar()
+        if chat is not None:
+            await TelegramService.notify(
+                jobs=self.jobs, recipient_id=referrer_id, message=message, **values
+            )
+
+    # -- blocked users --------------------------------------------------------------------
+
+    async def set_blocked(self, *, operator: Operator, user_id: int, blocked: bool) -> Account:
+        """Block (tokens, sign-in and the user's code stop at once, cache included) or
+        unblock (all of it works again)."""
+        if not is_valid_id(user_id):
+            raise UserNotFound()
+        statement = (
+            sa.update(_users)
+            .where(_users.c.id == user_id)
+            .values(blocked_at=clock.utcnow() if blocked else None)
+            .returning(*ACCOUNT_COLUMNS)
+        )
+        async with database.transaction(), database.connection() as connection:
+            row = (await connection.execute(statement)).first()
+            if row is None:
+                raise UserNotFound()
+            await self.operators.record(
+                operator=operator,
+                action="user.blocked" if blocked else "user.unblocked",
+                target=f"user:{user_id}",
+            )
+        account = Account(*row)
+        await self.referrals.forget_owner(account)
+        return account
+
+    # -- stats ----------------------------------------------------------------------------
+
+    async def referrer_stats(self, *, user_id: int, days: int = 30) -> dict[str, Any]:
+        today = counters.day_of(clock.utcnow())
+        first = today - dt.timedelta(days=days - 1)
+        async with database.connection() as connection:
+            totals = (
+                await connection.execute(
+                    sa.select(
+                        referrer_stats.c.approved,
+                        referrer_stats.c.pending_review,
+                        referrer_stats.c.rejected,
+                        referrer_stats.c.qualified,
+                        referrer_stats.c.link_opens,
+                    ).where(referrer_stats.c.referrer_id == user_id)
+                )
+            ).first()
+            count = (
+                await connection.execute(
+                    sa.select(_users.c.referral_count).where(_users.c.id == user_id)
+                )
+            ).scalar()
+            daily = dict(
+                (
+                    await connection.execute(
+                        sa.select(referrer_days.c.day, referrer_days.c.referrals).where(
+                            referrer_days.c.referrer_id == user_id, referrer_days.c.day >= first
+                        )
+                    )
+                ).all()
+            )
+            balance = await _balance(connection, user_id)
+        approved, pending, rejected, qualified, opens = totals or (0, 0, 0, 0, 0)
+        return {
+            "referrals": int(count or 0),
+            "approved": approved,
+            "pending_review": pending,
+            "rejected": rejected,
+            "qualified": qualified,
+            "rewards_balance": balance,
+            "link_opens": opens,
+            "last_30_days": [
+                {
+                    "date": (first + dt.timedelta(days=n)).isoformat(),
+                    "referrals": daily.get(first + dt.timedelta(days=n), 0),
+                }
+                for n in range(days)
+            ],
+        }
+
+    async def leaderboard(self, *, days: int, limit: int) -> list[dict[str, Any]]:
+        """Approved referrals in the last `days` UTC days, most first; ties share a rank.
+        Names only: never an email or a Telegram username."""
+        first = counters.day_of(clock.utcnow()) - dt.timedelta(days=days - 1)
+        total = sa.func.sum(referrer_days.c.approved).label("total")
+        window = (
+            sa.select(referrer_days.c.referrer_id, total)
+            .where(referrer_days.c.day >= first)
+            .group_by(referrer_days.c.referrer_id)
+            .having(total > 0)
+            .subquery()
+        )
+        statement = (
+            sa.select(window.c.referrer_id, _users.c.full_name, window.c.total)
+            .select_from(window.join(_users, _users.c.id == window.c.referrer_id))
+            .where(_users.c.blocked_at.is_(None))
+            .order_by(window.c.total.desc(), window.c.referrer_id)
+            .limit(limit)
+        )
+        async with database.connection() as connection:
+            rows = (await connection.execute(statement)).all()
+        ranked, rank, previous = [], 0, None
+        for position, row in enumerate(rows, start=1):
+            if row.total != previous:
+                rank, previous = position, row.total
+            ranked.append(
+                {
+                    "rank": rank,
+                    "referrer": {"id": row.referrer_id, "full_name": row.full_name},
+                    "referrals": int(row.total),
+                }
+            )
+        return ranked
+
+    async def rank_of(self, *, user_id: int, days: int) -> tuple[int, int] | None:
+        """A referrer's own rank and count in the window (None: no approved referral)."""
+        first = counters.day_of(clock.utcnow()) - dt.timedelta(days=days - 1)
+        total = sa.func.sum(referrer_days.c.approved)
+        async with database.connection() as connection:
+            mine = (
+                await connection.execute(
+                    sa.select(total).where(
+                        referrer_days.c.referrer_id == user_id, referrer_days.c.day >= first
+                    )
+                )
+            ).scalar()
+            if not mine:
+                return None
+            per_referrer = (
+                sa.select(total.label("total"))
+                .select_from(referrer_days.join(_users, _users.c.id == referrer_days.c.referrer_id))
+                .where(referrer_days.c.day >= first, _users.c.blocked_at.is_(None))
+                .group_by(referrer_days.c.referrer_id)
+                .subquery()
+            )
+            ahead = (
+                await connection.execute(
+                    sa.select(sa.func.count())
+                    .select_from(per_referrer)
+                    .where(per_referrer.c.total > mine)
+                )
+            ).scalar_one()
+        return int(ahead) + 1, int(mine)
+
+    async def overview(self, *, days: int) -> dict[str, Any]:
+        today = counters.day_of(clock.utcnow())
+        first = today - dt.timedelta(days=days - 1)
+        async with database.connection() as connection:
+            daily = {
+                row.day: row
+                for row in (
+                    await connection.execute(
+                        sa.select(program_days).where(program_days.c.day >= first)
+                    )
+                ).all()
+            }
+            totals = (
+                await connection.execute(sa.select(program_totals).where(program_totals.c.id == 1))
+            ).first()
+        entries = []
+        for n in range(days):
+            day = first + dt.timedelta(days=n)
+            row = daily.get(day)
+            entries.append(
+                {
+                    "date": day.isoformat(),
+                    "signups": row.signups if row else 0,
+                    "referred": row.referred if row else 0,
+                    "qualified": row.qualified if row else 0,
+                }
+            )
+        names = ("users", "referred", "pending_review", "qualified", "rewards_points")
+        return {
+            "days": entries,
+            "totals": {name: int(getattr(totals, name)) if totals else 0 for name in names},
+        }
+
+    # -- link opens -----------------------------------------------------------------------
+
+    @staticmethod
+    async def add_link_opens(opens: dict[int, int]) -> None:
+        """Add counted opens per referrer (a batch from `LinkOpens`)."""
+        if not opens:
+            return
+        async with database.transaction(), database.connection() as connection:
+            for referrer_id, count in sorted(opens.items()):
+                await counters.referrer(connection, referrer_id, link_opens=count)
+
+
+async def _balance(connection: Any, user_id: int) -> int:
+    balance = (
+        await connection.execute(
+            sa.select(reward_balances.c.balance).where(reward_balances.c.user_id == user_id)
+        )
+    ).scalar()
+    return int(balance or 0)

@@ -1,0 +1,143 @@
+"""The program's tables: referrals under review, conversions, the rewards ledger, and the
+counters stats and the leaderboard read (kept by the transaction of every change that moves
+them, so a read costs what the window holds, never a count of all referrals).
+
+Plain SQLAlchemy tables on the shared metadata: several have composite keys, and every read
+and write here is one statement that a model would only wrap.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from core.db import UTCDateTimeType, metadata
+
+APPROVED = "approved"
+PENDING_REVIEW = "pending_review"
+REJECTED = "rejected"
+STATUSES = (APPROVED, PENDING_REVIEW, REJECTED)
+
+# One row per referral: the referred user's id is the referral's id (as in the v1 list).
+referrals = sa.Table(
+    "referrals",
+    metadata,
+    sa.Column("id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "referrer_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
+    ),
+    sa.Column("code", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("review_reasons", sa.JSON, nullable=False),
+    sa.Column("created_at", UTCDateTimeType, nullable=False),
+    sa.Column("reviewed_at", UTCDateTimeType, nullable=True),
+    sa.Column("qualified_at", UTCDateTimeType, nullable=True),
+    sa.CheckConstraint("status IN ('approved', 'pending_review', 'rejected')", name="status"),
+    sa.Index("ix_referrals_status", "status", "id"),
+    sa.Index("ix_referrals_code_created", "code", "created_at"),
+)
+
+conversions = sa.Table(
+    "conversions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    # The caller's own id of the event: the same one twice is the same conversion.
+    sa.Column("external_id", sa.String(128), nullable=False, unique=True),
+    sa.Column("amount", sa.Numeric(18, 4), nullable=True),
+    sa.Column("currency", sa.String(3), nullable=True),
+    sa.Column("referral_qualified", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_at", UTCDateTimeType, nullable=False),
+    sa.Index("ix_conversions_user_id", "user_id"),
+)
+
+# The ledger: append-only; a balance is the sum of a user's rows, kept in `reward_balances`.
+rewards = sa.Table(
+    "rewards",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("referral_id", sa.Integer, nullable=True),
+    sa.Column("conversion_id", sa.Integer, nullable=True),
+    sa.Column("note", sa.String(200), nullable=True),
+    sa.Column("created_at", UTCDateTimeType, nullable=False),
+    sa.Index("ix_rewards_user", "user_id", "id"),
+    # A referral earns each of its rewards once, however many conversions or approvals race.
+    sa.Index(
+        "uq_rewards_referral_reason",
+        "referral_id",
+        "reason",
+        unique=True,
+        postgresql_where=sa.text("referral_id IS NOT NULL"),
+        sqlite_where=sa.text("referral_id IS NOT NULL"),
+    ),
+)
+
+reward_balances = sa.Table(
+    "reward_balances",
+    metadata,
+    sa.Column(
+        "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("balance", sa.Integer, nullable=False),
+    # Redemptions and corrections may not take a balance below zero.
+    sa.CheckConstraint("balance >= 0", name="not_negative"),
+)
+
+# Per referrer: the totals their stats show.
+referrer_stats = sa.Table(
+    "referrer_stats",
+    metadata,
+    sa.Column(
+        "referrer_id",
+        sa.Integer,
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("approved", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("pending_review", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("rejected", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("qualified", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("link_opens", sa.Integer, nullable=False, server_default=sa.text("0")),
+)
+
+# Per referrer and UTC day of the sign-up: every referral made that day, and those approved.
+referrer_days = sa.Table(
+    "referrer_days",
+    metadata,
+    sa.Column(
+        "referrer_id",
+        sa.Integer,
+        sa.ForeignKey("users.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("referrals", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("approved", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # The leaderboard reads a window of days across referrers.
+    sa.Index("ix_referrer_days_day", "day"),
+)
+
+# Per UTC day: the program overview.
+program_days = sa.Table(
+    "program_days",
+    metadata,
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("signups", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("referred", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("qualified", sa.Integer, nullable=False, server_default=sa.text("0")),
+)
+
+# One row (id 1): the program's totals.
+program_totals = sa.Table(
+    "program_totals",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("users", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("referred", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("pending_review", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("qualified", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("rewards_points", sa.Integer, nullable=False, server_default=sa.text("0")),
+)

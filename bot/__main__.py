@@ -110,9 +110,11 @@ async def run(settings: Settings, token: str, *, handle_signals: bool = True) ->
         async def on_startup() -> None:
             await register_commands(bot)
             notifier.start()
+            core.link_opens.start()
 
         async def on_shutdown() -> None:
             await notifier.stop()
+            await core.link_opens.stop()
 
         dispatcher.startup.register(on_startup)
         dispatcher.shutdown.register(on_shutdown)

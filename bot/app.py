@@ -37,6 +37,9 @@ COMMANDS = (
     ("code", N_("Your referral code")),
     ("newcode", N_("Create a referral code")),
     ("referrals", N_("People who joined with your code")),
+    ("stats", N_("Your referral stats")),
+    ("top", N_("Top referrers")),
+    ("rewards", N_("Your rewards")),
     ("help", N_("Help")),
     ("cancel", N_("Stop the current dialog")),
 )

@@ -24,13 +24,14 @@ EXPIRY_CHOICES = (1, 7, 30, 90)
 MY_CODE = N_("My code")
 CREATE = N_("Create")
 REFERRALS = N_("Referrals")
+MY_STATS = N_("My stats")
 HELP = N_("Help")
 
 
 @lru_cache
 def menu_labels() -> frozenset[str]:
     """Every language's menu labels: a press arrives as plain text, maybe from an old keyboard."""
-    labels = (MY_CODE, CREATE, REFERRALS, HELP)
+    labels = (MY_CODE, CREATE, REFERRALS, MY_STATS, HELP)
     return frozenset().union(*(translations(label) for label in labels))
 
 
@@ -55,6 +56,22 @@ class ReferralPage(CallbackData, prefix="refs"):
     offset: int
 
 
+class RewardPage(CallbackData, prefix="rwd"):
+    page: int
+    cursor: str = ""  # the cursor of that page ("" for the first)
+
+
+class ReviewOp(StrEnum):
+    approve = "approve"
+    reject = "reject"
+    skip = "skip"
+
+
+class ReviewAction(CallbackData, prefix="review"):
+    op: ReviewOp
+    referral_id: int
+
+
 class StartAction(CallbackData, prefix="start"):
     op: str  # "plain": join without a referral code
 
@@ -63,7 +80,8 @@ def main_menu() -> ReplyKeyboardMarkup:
     return ReplyKeyboardMarkup(
         keyboard=[
             [KeyboardButton(text=_(MY_CODE)), KeyboardButton(text=_(CREATE))],
-            [KeyboardButton(text=_(REFERRALS)), KeyboardButton(text=_(HELP))],
+            [KeyboardButton(text=_(REFERRALS)), KeyboardButton(text=_(MY_STATS))],
+            [KeyboardButton(text=_(HELP))],
         ],
         resize_keyboard=True,
         is_persistent=True,
@@ -120,6 +138,26 @@ def referral_pages(*, offset: int, page_size: int, total: int) -> InlineKeyboard
     if offset + page_size < total:
         row.append((_("Next »"), ReferralPage(offset=offset + page_size)))
     return _inline(row) if row else None
+
+
+def reward_pages(*, page: int, next_cursor: str | None) -> InlineKeyboardMarkup | None:
+    """Newer first: Prev goes back to page 0 (cursors only lead forward), Next follows."""
+    row = []
+    if page > 0:
+        row.append((_("« Prev"), RewardPage(page=0)))
+    if next_cursor:
+        row.append((_("Next »"), RewardPage(page=page + 1, cursor=next_cursor)))
+    return _inline(row) if row else None
+
+
+def review(referral_id: int) -> InlineKeyboardMarkup:
+    return _inline(
+        [
+            (_("Approve"), ReviewAction(op=ReviewOp.approve, referral_id=referral_id)),
+            (_("Reject"), ReviewAction(op=ReviewOp.reject, referral_id=referral_id)),
+            (_("Skip"), ReviewAction(op=ReviewOp.skip, referral_id=referral_id)),
+        ]
+    )
 
 
 def _inline(row: Sequence[tuple[str, CallbackData]]) -> InlineKeyboardMarkup:

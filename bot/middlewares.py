@@ -43,7 +43,22 @@ class AccountMiddleware(BaseMiddleware):
             if account is not None:
                 account = await self.core.telegram.refresh_profile(user=account, profile=profile)
             data["account"] = account
+            if account is not None and account.blocked_at is not None:
+                await _tell_blocked(event, sender)
+                return None  # a blocked account gets this answer and nothing else
         return await handler(event, data)
+
+
+async def _tell_blocked(event: TelegramObject, sender: User) -> None:
+    text = translate(
+        "Your account is blocked. Contact the service's support.",
+        locale=pick_locale(sender.language_code),
+    )
+    with suppress(TelegramAPIError):
+        if isinstance(event, Update) and event.callback_query is not None:
+            await event.callback_query.answer(text, show_alert=True)
+        elif isinstance(event, Update) and event.message is not None:
+            await event.message.answer(text)
 
 
 class Throttle:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import io
 from html import escape
-from typing import Protocol
+from typing import Any, Protocol
 
 import segno
 from aiogram.utils.i18n import I18n, ngettext
 from aiogram.utils.i18n import gettext as _
 from babel.dates import format_date, format_datetime
 
+from bot.i18n import N_, translate
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralPage
 from core.telegram.service import Delivery
@@ -76,19 +77,109 @@ def referral_page(page: ReferralPage, *, offset: int, page_size: int) -> str:
 
 def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
     """The chat message for a queued notification, or None for one this bot does not know."""
-    if delivery.kind != "new_referral":
-        return None
-    count = int(delivery.payload.get("referral_count") or 1)
-    name = escape(
-        str(delivery.payload.get("referral_name") or i18n.gettext("a friend", locale=locale))
+    payload = delivery.payload
+    name = escape(str(payload.get("referral_name") or translate("a friend", locale=locale)))
+    points = int(payload.get("points") or 0)
+    if delivery.kind == "new_referral":
+        if payload.get("held"):
+            text = translate(
+                "{name} joined with your code; the referral is under review.", locale=locale
+            )
+            return text.format(name=name)
+        count = int(payload.get("referral_count") or 1)
+        text = i18n.gettext(
+            "{name} joined with your code; you now have {count} referral.",
+            "{name} joined with your code; you now have {count} referrals.",
+            count,
+            locale=locale,
+        )
+        return text.format(name=name, count=count)
+    if delivery.kind == "referral_qualified":
+        if payload.get("held"):
+            text = translate(
+                "{name}'s referral qualified; its reward waits for the review.", locale=locale
+            )
+            return text.format(name=name)
+        text = translate("{name}'s referral qualified: +{points} points.", locale=locale)
+        return text.format(name=name, points=points)
+    if delivery.kind == "referral_reviewed":
+        if not payload.get("approved"):
+            text = translate("{name}'s referral was not approved.", locale=locale)
+            return text.format(name=name)
+        if points:
+            text = translate("{name}'s referral was approved: +{points} points.", locale=locale)
+            return text.format(name=name, points=points)
+        return translate("{name}'s referral was approved.", locale=locale).format(name=name)
+    return None
+
+
+def stats(values: dict[str, object]) -> str:
+    return "\n".join(
+        [
+            _("<b>Your referrals</b>"),
+            _("Approved: {approved}").format(approved=values["approved"]),
+            _("Under review: {pending}").format(pending=values["pending_review"]),
+            _("Qualified: {qualified}").format(qualified=values["qualified"]),
+            _("Reward balance: {balance} points").format(balance=values["rewards_balance"]),
+            _("Link opens: {opens}").format(opens=values["link_opens"]),
+            _("Sign-ups over the last 30 days are in the picture."),
+        ]
     )
-    text = i18n.gettext(
-        "{name} joined with your code; you now have {count} referral.",
-        "{name} joined with your code; you now have {count} referrals.",
-        count,
-        locale=locale,
-    )
-    return text.format(name=name, count=count)
+
+
+def leaderboard(items: list[dict[str, Any]], mine: tuple[int, int] | None) -> str:
+    lines = [_("<b>Top referrers, last 30 days</b>")]
+    if not items:
+        lines.append(_("No approved referrals yet."))
+    for item in items:
+        who = escape(item["referrer"]["full_name"] or _("a friend"))
+        lines.append(f"{item['rank']}. {who} — {item['referrals']}")
+    lines.append("")
+    if mine is None:
+        lines.append(_("You have no approved referrals in this window yet."))
+    else:
+        lines.append(_("Your rank: {rank} ({count})").format(rank=mine[0], count=mine[1]))
+    return "\n".join(lines)
+
+
+REWARD_REASONS = {
+    "referral_qualified": N_("a referral qualified"),
+    "referred_signup_bonus": N_("a bonus for joining with a code"),
+    "adjustment": N_("an adjustment"),
+}
+
+
+def rewards_page(balance: int, items: list[Any], *, page: int) -> str:
+    lines = [_("Reward balance: {balance} points").format(balance=balance), ""]
+    if not items and page == 0:
+        lines.append(_("No rewards yet."))
+    locale = current_locale()
+    for reward in items:
+        reason = _(REWARD_REASONS.get(reward.reason, reward.reason))
+        day = format_date(reward.created_at, DATE_PATTERN, locale=locale)
+        note = f" ({escape(reward.note)})" if reward.note else ""
+        lines.append(f"{reward.points:+d} — {reason}{note}, {day}")
+    return "\n".join(lines)
+
+
+def review_card(item: Any) -> str:
+    reasons = {
+        "disposable_email": _("a throwaway mail domain"),
+        "same_network_as_referrer": _("signed up from the referrer's network"),
+        "signup_burst": _("many sign-ups with one code at once"),
+    }
+    lines = [
+        _("<b>Referral #{id}</b> (code <code>{code}</code>, referrer #{referrer})").format(
+            id=item.id, code=escape(item.referral_code), referrer=item.referrer_id
+        ),
+        _("Who: {name}, {email}").format(
+            name=escape(item.full_name or "—"), email=escape(item.email or "—")
+        ),
+        _("Why held: {reasons}").format(
+            reasons=", ".join(reasons.get(r, r) for r in item.review_reasons)
+        ),
+    ]
+    return "\n".join(lines)
 
 
 def qr_png(link: str) -> bytes:

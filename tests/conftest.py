@@ -132,6 +132,7 @@ async def reset_state(core: Core) -> None:
     async with db.database.transaction(), db.database.connection() as connection:
         for table in reversed(db.metadata.sorted_tables):
             await connection.execute(table.delete())
+    core.link_opens.forget()
     if isinstance(core.cache, MemoryCache):
         await core.cache.close()
     elif isinstance(core.cache, RedisCache):

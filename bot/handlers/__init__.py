@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from bot.handlers import chats, codes, errors, help, linking, referrals, start
+from bot.handlers import chats, codes, errors, help, linking, program, referrals, start
 
 
 def create_routers() -> list[Router]:
@@ -14,6 +14,7 @@ def create_routers() -> list[Router]:
         start.create_router(),
         codes.create_router(),
         referrals.create_router(),
+        program.create_router(),
         help.create_router(),
         errors.create_router(),
     ]

@@ -21,6 +21,9 @@ def help_text() -> str:
             _("/code — your code, its link and QR code"),
             _("/newcode — create a code (/newcode 30 makes one for 30 days)"),
             _("/referrals — people who joined with your code"),
+            _("/stats — your referrals, rewards and link opens"),
+            _("/top — the top referrers of the last 30 days"),
+            _("/rewards — your reward balance and rewards"),
             _("/cancel — stop the current dialog"),
             _("/help — this message"),
         ]

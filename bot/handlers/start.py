@@ -28,6 +28,8 @@ async def start(
 ) -> None:
     await state.clear()
     code = command.args
+    if code:
+        await core.referrals.count_open(code, opens=core.link_opens)
     if account is not None:
         if code and await core.telegram.is_own_code(user_id=account.id, code=code):
             text = _("This is your own referral code: share it with friends instead.")

@@ -453,7 +453,18 @@ class ProgramService:
     @staticmethod
     async def _credit(connection: Any, user_id: int, points: int) -> None:
         """Move a balance by `points` (the CHECK refuses a balance below zero)."""
-        await counters.bump(connection, reward_balances, {"user_id": user_id}, balance=points)
+        if points > 0:
+            await counters.bump(connection, reward_balances, {"user_id": user_id}, balance=points)
+        else:  # an upsert would check its would-be new row (negative) first
+            moved = (
+                await connection.execute(
+                    sa.update(reward_balances)
+                    .where(reward_balances.c.user_id == user_id)
+                    .values(balance=reward_balances.c.balance + points)
+                )
+            ).rowcount
+            if not moved:
+                raise InsufficientBalance()  # nothing to take from
         await counters.program(connection, rewards_points=points)
 
     # -- rewards --------------------------------------------------------------------------

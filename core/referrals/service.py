@@ -8,7 +8,7 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -136,7 +136,7 @@ class Referral:
 # A referral's review status (a referral from before the program has none: approved).
 _STATUS = sa.func.coalesce(
     sa.select(referral_rows.c.status).where(referral_rows.c.id == _users.c.id).scalar_subquery(),
-    APPROVED,
+    sa.literal_column(f"'{APPROVED}'"),  # inline: hot reads bind only named parameters
 )
 _REFERRAL_COLUMNS = (
     _users.c.id,
@@ -204,6 +204,10 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
         return created_at, int(user_id)
     except ValueError:
         raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
+
+
+class OpenCounter(Protocol):
+    def record(self, referrer_id: int) -> None: ...
 
 
 class ReferralService:
@@ -408,6 +412,14 @@ class ReferralService:
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
         raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
+
+    async def count_open(self, code: str, *, opens: OpenCounter) -> None:
+        """Count an opening of a live code's link (`/start <code>`, the landing page)."""
+        if not is_valid_code(code):
+            return
+        row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
+        if row is not None:
+            opens.record(int(row[1]))
 
     async def check_claimable(self, code: str) -> None:
         """Raise what `claim` would for a code that cannot be used now (no lock, no write:

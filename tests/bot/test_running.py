@@ -157,6 +157,9 @@ async def test_long_polling_serves_updates(
         "code",
         "newcode",
         "referrals",
+        "stats",
+        "top",
+        "rewards",
         "help",
         "cancel",
     ]

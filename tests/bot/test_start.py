@@ -13,8 +13,8 @@ from tests.bot.fake_telegram import FakeTelegram
 from tests.jobs import chat_messages
 
 MENU = {
-    "en": ["My code", "Create", "Referrals", "Help"],
-    "ru": ["Мой код", "Создать", "Рефералы", "Помощь"],
+    "en": ["My code", "Create", "Referrals", "My stats", "Help"],
+    "ru": ["Мой код", "Создать", "Рефералы", "Моя статистика", "Помощь"],
 }
 
 

@@ -1,0 +1,199 @@
+"""Conversions and rewards: idempotent by external_id, the first qualifies, rewards once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from core.program.tables import rewards
+from core.settings import Settings
+from tests.api.support import assert_problem, assert_validation_error
+from tests.conftest import API
+
+
+async def _convert(client: httpx.AsyncClient, key: dict[str, str], **body) -> httpx.Response:
+    payload = {"event": "purchase", "external_id": "order-1", **body}
+    return await client.post(f"{API}/conversions", json=payload, headers=key)
+
+
+async def test_the_first_conversion_qualifies_the_referral_and_rewards_both(
+    client: httpx.AsyncClient, api_key, referrer, join, settings: Settings
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+
+    response = await _convert(client, api_key, user_id=friend["id"], amount=49.9, currency="eur")
+
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert set(body) == {
+        "id",
+        "user_id",
+        "event",
+        "external_id",
+        "amount",
+        "currency",
+        "created_at",
+        "referral_qualified",
+        "rewards",
+    }
+    assert (body["user_id"], body["amount"], body["currency"]) == (friend["id"], 49.9, "EUR")
+    assert body["referral_qualified"] is True
+    points = {(r["user_id"], r["reason"], r["points"], r["referral_id"]) for r in body["rewards"]}
+    assert points == {
+        (ref["user"]["id"], "referral_qualified", 100, friend["id"]),
+        (friend["id"], "referred_signup_bonus", 50, friend["id"]),
+    }
+    mine = (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()
+    assert mine["balance"] == 100
+    assert [item["reason"] for item in mine["items"]] == ["referral_qualified"]
+
+    # A second conversion of the same user qualifies nothing more.
+    again = await _convert(client, api_key, user_id=friend["id"], external_id="order-2")
+    assert again.status_code == 201
+    assert (again.json()["referral_qualified"], again.json()["rewards"]) == (False, [])
+    assert (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()[
+        "balance"
+    ] == 100
+
+
+async def test_the_same_external_id_is_stored_once_even_twenty_at_once(
+    client: httpx.AsyncClient, core, api_key, referrer, join
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+
+    answers = await asyncio.gather(
+        *(_convert(client, api_key, email="friend@example.com") for _ in range(20))
+    )
+
+    statuses = sorted(response.status_code for response in answers)
+    assert statuses == [200] * 19 + [201]
+    bodies = {response.text for response in answers}
+    assert len(bodies) == 1  # every answer is the first one's body
+    from core import db
+
+    async with db.database.connection() as connection:
+        granted = (await connection.execute(rewards.select())).all()
+    assert len(granted) == 2
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])).json()
+    assert stats["qualified"] == 1
+    assert friend["id"] == answers[0].json()["user_id"]
+
+
+async def test_a_user_without_a_referrer_converts_without_rewards(
+    client: httpx.AsyncClient, api_key, register
+) -> None:
+    alone = await register("alone@example.com")
+    response = await _convert(client, api_key, user_id=alone["id"])
+    assert response.status_code == 201
+    assert (response.json()["referral_qualified"], response.json()["rewards"]) == (False, [])
+
+
+async def test_conversions_of_unknown_users_and_bad_bodies(
+    client: httpx.AsyncClient, api_key, operator
+) -> None:
+    assert_problem(await _convert(client, api_key, user_id=999999), 404, "user_not_found")
+    assert_problem(
+        await _convert(client, api_key, email="nobody@example.com"), 404, "user_not_found"
+    )
+    assert_problem(await _convert(client, operator, user_id=2**40), 404, "user_not_found")
+    for body in (
+        {},
+        {"user_id": 1, "email": "a@example.com"},
+        {"user_id": 1, "event": "Has Spaces"},
+        {"user_id": 1, "event": "x" * 65},
+        {"user_id": 1, "external_id": ""},
+        {"user_id": 1, "external_id": "x" * 129},
+        {"user_id": 1, "amount": -1},
+        {"user_id": 1, "currency": "EURO"},
+        {"user_id": "1"},
+    ):
+        assert_validation_error(await _convert(client, api_key, **body))
+
+
+async def test_conversions_need_an_operator(client: httpx.AsyncClient, user) -> None:
+    assert_problem(await _convert(client, {}, user_id=1), 401, "not_authenticated")
+    _, headers = await user("ann@example.com")
+    assert_problem(await _convert(client, headers, user_id=1), 403, "forbidden")
+
+
+async def test_points_come_from_settings_and_zero_turns_a_side_off(
+    client: httpx.AsyncClient, core, api_key, referrer, join
+) -> None:
+    original = core.program.settings
+    core.program.settings = original.model_copy(
+        update={"reward_referrer_points": 7, "reward_friend_points": 0}
+    )
+    try:
+        ref = await referrer()
+        friend = await join("friend@example.com", ref["code"])
+        response = await _convert(client, api_key, user_id=friend["id"])
+    finally:
+        core.program.settings = original
+    assert [(r["reason"], r["points"]) for r in response.json()["rewards"]] == [
+        ("referral_qualified", 7)
+    ]
+
+
+async def test_adjustments_never_take_a_balance_below_zero(
+    client: httpx.AsyncClient, api_key, operator, referrer, join
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+    await _convert(client, api_key, user_id=friend["id"])
+    url = f"{API}/admin/users/{ref['user']['id']}/rewards"
+
+    spent = await client.post(url, json={"points": -60, "note": "a mug"}, headers=api_key)
+    assert spent.status_code == 201
+    assert (spent.json()["reason"], spent.json()["points"], spent.json()["note"]) == (
+        "adjustment",
+        -60,
+        "a mug",
+    )
+    too_much = await client.post(url, json={"points": -41, "note": "a hat"}, headers=api_key)
+    assert_problem(too_much, 409, "insufficient_balance")
+    refund = await client.post(url, json={"points": 1, "note": "refund"}, headers=operator)
+    assert refund.status_code == 201
+    page = (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()
+    assert page["balance"] == 41
+    assert [item["points"] for item in page["items"]] == [1, -60, 100]
+    for body in ({"points": 0, "note": "x"}, {"points": 5, "note": ""}, {"points": 5}):
+        assert_validation_error(await client.post(url, json=body, headers=api_key))
+    assert_problem(
+        await client.post(
+            f"{API}/admin/users/999999/rewards", json={"points": 5, "note": "x"}, headers=api_key
+        ),
+        404,
+        "user_not_found",
+    )
+    audit = (await client.get(f"{API}/admin/audit", headers=operator)).json()["items"]
+    assert [entry["action"] for entry in audit[:2]] == ["reward.adjusted", "reward.adjusted"]
+
+
+async def test_rewards_are_paged_newest_first(client: httpx.AsyncClient, api_key, referrer) -> None:
+    ref = await referrer()
+    url = f"{API}/admin/users/{ref['user']['id']}/rewards"
+    for n in range(3):
+        await client.post(url, json={"points": n + 1, "note": f"n{n}"}, headers=api_key)
+    first = (
+        await client.get(f"{API}/users/me/rewards", params={"limit": 2}, headers=ref["headers"])
+    ).json()
+    assert [item["points"] for item in first["items"]] == [3, 2]
+    rest = (
+        await client.get(
+            f"{API}/users/me/rewards",
+            params={"cursor": first["next_cursor"]},
+            headers=ref["headers"],
+        )
+    ).json()
+    assert [item["points"] for item in rest["items"]] == [1]
+    assert rest["next_cursor"] is None
+    assert_validation_error(
+        await client.get(
+            f"{API}/users/me/rewards", params={"cursor": "zz"}, headers=ref["headers"]
+        ),
+        "cursor",
+    )
+    assert_problem(await client.get(f"{API}/users/me/rewards"), 401, "not_authenticated")

@@ -291,6 +291,17 @@ def cases() -> list[Case]:
             status=404,
         ),
         Case(
+            "referrer stats (100 000 referrals)",
+            "/api/v1/users/me/referral-stats",
+            "/stats",
+            token_of=seed.BIG,
+        ),
+        Case(
+            "leaderboard (30 days)",
+            "/api/v1/leaderboard?days=30&limit=10",
+            "/leaderboard?days=30&limit=10",
+        ),
+        Case(
             "referrals page (200 referrals)",
             f"/api/v1/users/{seed.SMALL}/referrals?limit=50",
             f"/users/{seed.SMALL}/referrals?limit=50",

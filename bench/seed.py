@@ -13,7 +13,10 @@ Who is who (the benchmark reads these ids):
 - 4 `small@example.com`: 200 referrals (the page every referrer sees);
 - everyone else, half of them referred by one of a thousand ordinary referrers;
 - 200 000 more codes (of users 5 onwards, every other one closed), so the lookups' plans are
-  those of a table at scale.
+  those of a table at scale;
+- the program's counters as the migration that added them computes them from the users table:
+  sign-ups run up to now (one every 20 s), so the last 30 days hold about 130 000 of them,
+  half referred by the thousand ordinary referrers (what stats and the leaderboard read).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ PASSWORD = "bench-password"
 CODE = "bench-code"
 LOOKUP_USER, NO_CODE_USER, BIG, SMALL = 1, 2, 3, 4
 BIG_REFERRALS, SMALL_REFERRALS = 100_000, 200
-SEED_VERSION = 2  # raise when what is seeded changes
+SEED_VERSION = 4  # raise when what is seeded changes
 OTHER_CODES = 200_000  # codes of other users (half closed): the lookups' plans at scale
 
 COLUMNS = (
@@ -51,6 +54,25 @@ COLUMNS = (
 )
 
 
+# What migration 0006 runs on an existing database (every referral approved).
+_DAY = "CAST(created_at AT TIME ZONE 'UTC' AS date)"
+PROGRAM_COUNTERS = (
+    "DELETE FROM program_totals",  # the migration's row of an empty database
+    "INSERT INTO referrals (id, referrer_id, code, status, review_reasons, created_at) "
+    "SELECT id, referrer_id, COALESCE(referral_code, ''), 'approved', '[]', created_at "
+    "FROM users WHERE referrer_id IS NOT NULL",
+    "INSERT INTO referrer_stats (referrer_id, approved) "
+    "SELECT referrer_id, count(*) FROM users WHERE referrer_id IS NOT NULL GROUP BY referrer_id",
+    "INSERT INTO referrer_days (referrer_id, day, referrals, approved) "
+    f"SELECT referrer_id, {_DAY}, count(*), count(*) FROM users "
+    f"WHERE referrer_id IS NOT NULL GROUP BY referrer_id, {_DAY}",
+    "INSERT INTO program_days (day, signups, referred) "
+    f"SELECT {_DAY}, count(*), count(referrer_id) FROM users GROUP BY {_DAY}",
+    "INSERT INTO program_totals (id, users, referred) "
+    "SELECT 1, count(*), count(referrer_id) FROM users",
+)
+
+
 def _server_url(url: str) -> tuple[str, str]:
     """The URL of the server's maintenance database, and the benchmark database's name."""
     base, _, name = url.rpartition("/")
@@ -59,7 +81,8 @@ def _server_url(url: str) -> tuple[str, str]:
 
 def _users(total: int, password_hash: str) -> list[tuple[object, ...]]:
     rng = random.Random(8)  # the same data every time
-    start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    # Sign-ups run up to now: the window stats and the leaderboard read holds a month's worth.
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=20 * total)
     named = {
         LOOKUP_USER: "bench@example.com",
         NO_CODE_USER: "nocode@example.com",
@@ -140,6 +163,8 @@ async def seed(users: int, *, force: bool = False) -> None:
                 ],
                 columns=("code", "owner_id", "created_at", "expires_at", "uses", "closed_at"),
             )
+            for statement in PROGRAM_COUNTERS:
+                await connection.execute(statement)
             await connection.execute("CREATE TABLE bench_seed (seeded text NOT NULL)")
             await connection.execute("INSERT INTO bench_seed VALUES ($1)", wanted)
         await connection.execute("VACUUM ANALYZE")

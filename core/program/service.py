@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from core import clock
-from core.db import database, is_valid_id
+from core.db import Read, database, is_valid_id
 from core.errors import InvalidInput
 from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
@@ -136,6 +136,47 @@ _ITEM_COLUMNS = (
 )
 _ITEMS = sa.select(*_ITEM_COLUMNS).select_from(
     referrals.join(_users, _users.c.id == referrals.c.id)
+)
+
+
+# The reads of stats and the leaderboard: by key, or over the window's rows only.
+_STATS_TOTALS = Read(  # one row: the user's counter, their stats and balance (or nulls)
+    sa.select(
+        _users.c.referral_count,
+        referrer_stats.c.approved,
+        referrer_stats.c.pending_review,
+        referrer_stats.c.rejected,
+        referrer_stats.c.qualified,
+        referrer_stats.c.link_opens,
+        reward_balances.c.balance,
+    )
+    .select_from(
+        _users.outerjoin(referrer_stats, referrer_stats.c.referrer_id == _users.c.id).outerjoin(
+            reward_balances, reward_balances.c.user_id == _users.c.id
+        )
+    )
+    .where(_users.c.id == sa.bindparam("user"))
+)
+_STATS_DAYS = Read(
+    sa.select(referrer_days.c.day, referrer_days.c.referrals).where(
+        referrer_days.c.referrer_id == sa.bindparam("referrer"),
+        referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()),
+    )
+)
+_WINDOW_TOTAL = sa.func.sum(referrer_days.c.approved).label("total")
+_WINDOW = (
+    sa.select(referrer_days.c.referrer_id, _WINDOW_TOTAL)
+    .where(referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()))
+    .group_by(referrer_days.c.referrer_id)
+    .having(sa.literal_column("0") < _WINDOW_TOTAL)  # inline: Read binds named values only
+    .subquery("window")
+)
+_LEADERS = Read(
+    sa.select(_WINDOW.c.referrer_id, _users.c.full_name, _WINDOW.c.total)
+    .select_from(_WINDOW.join(_users, _users.c.id == _WINDOW.c.referrer_id))
+    .where(_users.c.blocked_at.is_(None))
+    .order_by(_WINDOW.c.total.desc(), _WINDOW.c.referrer_id)
+    .limit(sa.bindparam("limit"))
 )
 
 
@@ -647,38 +688,17 @@ class ProgramService:
     # -- stats ----------------------------------------------------------------------------
 
     async def referrer_stats(self, *, user_id: int, days: int = 30) -> dict[str, Any]:
+        """A referrer's totals, balance and referrals per day: two reads by key, whatever
+        the number of referrals."""
         today = counters.day_of(clock.utcnow())
         first = today - dt.timedelta(days=days - 1)
-        async with database.connection() as connection:
-            totals = (
-                await connection.execute(
-                    sa.select(
-                        referrer_stats.c.approved,
-                        referrer_stats.c.pending_review,
-                        referrer_stats.c.rejected,
-                        referrer_stats.c.qualified,
-                        referrer_stats.c.link_opens,
-                    ).where(referrer_stats.c.referrer_id == user_id)
-                )
-            ).first()
-            count = (
-                await connection.execute(
-                    sa.select(_users.c.referral_count).where(_users.c.id == user_id)
-                )
-            ).scalar()
-            daily = dict(
-                (
-                    await connection.execute(
-                        sa.select(referrer_days.c.day, referrer_days.c.referrals).where(
-                            referrer_days.c.referrer_id == user_id, referrer_days.c.day >= first
-                        )
-                    )
-                ).all()
-            )
-            balance = await _balance(connection, user_id)
-        approved, pending, rejected, qualified, opens = totals or (0, 0, 0, 0, 0)
+        totals = await _STATS_TOTALS.first(user=user_id)
+        daily = {day: n for day, n in await _STATS_DAYS.all(referrer=user_id, first=first)}
+        count, approved, pending, rejected, qualified, opens, balance = (
+            value or 0 for value in (totals or (0,) * 7)
+        )
         return {
-            "referrals": int(count or 0),
+            "referrals": count,
             "approved": approved,
             "pending_review": pending,
             "rejected": rejected,
@@ -686,11 +706,8 @@ class ProgramService:
             "rewards_balance": balance,
             "link_opens": opens,
             "last_30_days": [
-                {
-                    "date": (first + dt.timedelta(days=n)).isoformat(),
-                    "referrals": daily.get(first + dt.timedelta(days=n), 0),
-                }
-                for n in range(days)
+                {"date": day.isoformat(), "referrals": daily.get(day, 0)}
+                for day in (first + dt.timedelta(days=n) for n in range(days))
             ],
         }
 
@@ -698,32 +715,16 @@ class ProgramService:
         """Approved referrals in the last `days` UTC days, most first; ties share a rank.
         Names only: never an email or a Telegram username."""
         first = counters.day_of(clock.utcnow()) - dt.timedelta(days=days - 1)
-        total = sa.func.sum(referrer_days.c.approved).label("total")
-        window = (
-            sa.select(referrer_days.c.referrer_id, total)
-            .where(referrer_days.c.day >= first)
-            .group_by(referrer_days.c.referrer_id)
-            .having(total > 0)
-            .subquery()
-        )
-        statement = (
-            sa.select(window.c.referrer_id, _users.c.full_name, window.c.total)
-            .select_from(window.join(_users, _users.c.id == window.c.referrer_id))
-            .where(_users.c.blocked_at.is_(None))
-            .order_by(window.c.total.desc(), window.c.referrer_id)
-            .limit(limit)
-        )
-        async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
+        rows = await _LEADERS.all(first=first, limit=limit)
         ranked, rank, previous = [], 0, None
-        for position, row in enumerate(rows, start=1):
-            if row.total != previous:
-                rank, previous = position, row.total
+        for position, (referrer_id, full_name, total) in enumerate(rows, start=1):
+            if total != previous:
+                rank, previous = position, total
             ranked.append(
                 {
                     "rank": rank,
-                    "referrer": {"id": row.referrer_id, "full_name": row.full_name},
-                    "referrals": int(row.total),
+                    "referrer": {"id": referrer_id, "full_name": full_name},
+                    "referrals": int(total),
                 }
             )
         return ranked

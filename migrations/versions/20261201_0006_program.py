@@ -77,7 +77,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['referrer_id'], ['users.id'], name=op.f('fk_referrer_days_referrer_id_users'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('referrer_id', 'day', name=op.f('pk_referrer_days'))
     )
-    op.create_index('ix_referrer_days_day', 'referrer_days', ['day'])
+    op.create_index('ix_referrer_days_day', 'referrer_days', ['day', 'referrer_id', 'approved'])
     op.create_table('referrer_stats',
     sa.Column('referrer_id', sa.Integer(), nullable=False),
     sa.Column('approved', sa.Integer(), server_default=sa.text('0'), nullable=False),

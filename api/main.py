@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from api import docs, errors
+from api import console, docs, errors, pages
 from api.bodylimit import BodyLimit
 from api.front import Front
 from api.routers import auth, health, operators, program, referral_codes, users, webhooks
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     app.state.core = core
     errors.install(app)
     docs.install(app)
+    pages.install(app)
+    console.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     cached = cached_routes(API_PREFIX, V1_ROUTERS)
     origins = settings.http.cors_origins

@@ -35,10 +35,11 @@ ME = """SELECT id, email, full_name, referrer_id, telegram_id, created_at, is_su
 LIVE_CODE = """SELECT c.code, c.expires_at FROM users u JOIN referral_codes c ON c.owner_id = u.id
   WHERE u.email = $1 AND u.blocked_at IS NULL AND c.closed_at IS NULL AND c.expires_at > now()
   AND (c.max_uses IS NULL OR c.uses < c.max_uses)"""
-PAGE = """SELECT id, email, full_name, created_at, referral_code,
-  coalesce((SELECT status FROM referrals r WHERE r.id = users.id), 'approved') AS status,
+PAGE = """SELECT p.*,
+  coalesce((SELECT status FROM referrals r WHERE r.id = p.id), 'approved') AS status,
   (SELECT referral_count FROM users WHERE id = $1) AS total
-  FROM users WHERE referrer_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"""
+  FROM (SELECT id, email, full_name, created_at, referral_code FROM users WHERE referrer_id = $1
+        ORDER BY created_at DESC, id DESC LIMIT $2) AS p ORDER BY created_at DESC, id DESC"""
 STATS = (
     """SELECT u.referral_count, s.approved, s.pending_review, s.rejected, s.qualified,
   s.link_opens, b.balance FROM users u

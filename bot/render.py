@@ -69,7 +69,11 @@ def referral_page(page: ReferralPage, *, offset: int, page_size: int) -> str:
     locale = current_locale()
     for number, user in enumerate(page.items, start=offset + 1):
         joined = format_date(user.created_at, DATE_PATTERN, locale=locale)
-        lines.append(f"{number}. {escape(name_of(user))} — {joined}")
+        status = {"pending_review": _("under review"), "rejected": _("not approved")}.get(
+            user.status
+        )
+        suffix = f" ({status})" if status else ""
+        lines.append(f"{number}. {escape(name_of(user))} — {joined}{suffix}")
     pages = (page.total + page_size - 1) // page_size
     lines += ["", _("Page {page} of {pages}").format(page=offset // page_size + 1, pages=pages)]
     return "\n".join(lines)

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
 
+from api.charts import daily_svg
 from api.deps import CoreDep, CurrentOperator, CurrentUser, Cursor
 from api.errors import problem_responses
 from api.schemas import (
@@ -162,6 +163,21 @@ async def unblock(user_id: int, operator: CurrentOperator, core: CoreDep) -> Use
     """Unblock a user: everything works again."""
     account = await core.program.set_blocked(operator=operator, user_id=user_id, blocked=False)
     return UserRead.of(account)
+
+
+@router.get(
+    "/admin/stats/chart.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(401, 403, 422)},
+)
+async def overview_chart(operator: CurrentOperator, core: CoreDep, days: Days = 30) -> Response:
+    """The overview's days as an SVG bar chart (sign-ups, referred, qualified)."""
+    overview = await core.program.overview(days=days)
+    return Response(
+        daily_svg(overview["days"]),
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 @router.get(

@@ -133,32 +133,39 @@ class Referral:
     status: str
 
 
-# A referral's review status (a referral from before the program has none: approved).
-_STATUS = sa.func.coalesce(
-    sa.select(referral_rows.c.status).where(referral_rows.c.id == _users.c.id).scalar_subquery(),
-    sa.literal_column(f"'{APPROVED}'"),  # inline: hot reads bind only named parameters
-)
-_REFERRAL_COLUMNS = (
+_PAGE_COLUMNS = (
     _users.c.id,
     _users.c.email,
     _users.c.full_name,
     _users.c.created_at,
     _users.c.referral_code,
-    _STATUS.label("status"),
 )
 
 
-def _page_of_referrals(*where: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    """Newest first, one more than the page (it tells whether another page follows), and
-    the referrer's counter in each row: one round trip, served by ix_users_referrer_created."""
+def _page_of_referrals(*where: sa.ColumnElement[bool], offset: bool = False) -> sa.Select[Any]:
+    """Newest first, one more than the page (it tells whether another page follows), each
+    row with its review status and the referrer's counter: one round trip, served by
+    ix_users_referrer_created. The status is looked up for the page's rows only (an offset's
+    skipped rows never pay for it)."""
     owner = _users.alias("owner")
     total = sa.select(owner.c.referral_count).where(owner.c.id == sa.bindparam("referrer"))
-    return (
-        sa.select(*_REFERRAL_COLUMNS, total.scalar_subquery().label("total"))
+    page = (
+        sa.select(*_PAGE_COLUMNS)
         .where(_users.c.referrer_id == sa.bindparam("referrer"), *where)
         .order_by(_users.c.created_at.desc(), _users.c.id.desc())
         .limit(sa.bindparam("limit"))
     )
+    if offset:
+        page = page.offset(sa.bindparam("offset"))
+    rows = page.subquery("page")
+    # A referral from before the program has no review row: approved.
+    status = sa.func.coalesce(
+        sa.select(referral_rows.c.status).where(referral_rows.c.id == rows.c.id).scalar_subquery(),
+        sa.literal_column(f"'{APPROVED}'"),  # inline: hot reads bind only named parameters
+    )
+    return sa.select(
+        *rows.c, status.label("status"), total.scalar_subquery().label("total")
+    ).order_by(rows.c.created_at.desc(), rows.c.id.desc())
 
 
 _FIRST_PAGE = Read(_page_of_referrals())
@@ -171,7 +178,7 @@ _PAGE_AFTER = Read(  # by cursor: the same index range at any depth
         )
     )
 )
-_PAGE_AT = Read(_page_of_referrals().offset(sa.bindparam("offset")))  # older clients
+_PAGE_AT = Read(_page_of_referrals(offset=True))  # older clients
 _REFERRAL_TOTAL = Read(
     sa.select(_users.c.referral_count).where(_users.c.id == sa.bindparam("referrer"))
 )

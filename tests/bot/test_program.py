@@ -211,3 +211,22 @@ async def test_a_blocked_account_is_told_so_and_nothing_else(
     assert pressed.answers[0].params["text"] == blocked
     await core.program.set_blocked(operator=OPERATOR, user_id=account.id, blocked=False)
     assert "Something went wrong" not in (await ann.send("/code")).last.text
+
+
+async def test_the_referral_list_says_which_are_under_review(
+    harness: Harness, core: Core, lang: str
+) -> None:
+    bob, code = await _referrer(harness, core, lang)
+    held = await core.users.register(
+        email="held@mailinator.com", password=PASSWORD, full_name="Held", referral_code=code
+    )
+    await harness.person(101, "Ann").send(f"/start {code}")
+    lines = (await bob.send("/referrals")).last.text.split("\n")
+    (held_line,) = [line for line in lines if "Held" in line]
+    (ann_line,) = [line for line in lines if "Ann" in line]
+    assert held_line.endswith(f"({t('under review', lang)})")
+    assert not ann_line.endswith(")")
+    await core.program.decide(operator=OPERATOR, referral_id=held.id, approve=False)
+    lines = (await bob.send("/referrals")).last.text.split("\n")
+    (held_line,) = [line for line in lines if "Held" in line]
+    assert held_line.endswith(f"({t('not approved', lang)})")

@@ -1,0 +1,214 @@
+"""Web pages: the referral landing page `/r/{code}` (server-rendered, English and Russian).
+
+The page names the referrer (never their email), shows the code, its expiry, the Telegram
+deep link when a bot is configured and a QR code of its own address, and signs people up
+through the API with a small script of its own (no inline script or style: the strict CSP
+below holds). Each view counts as a link open; answers are `no-store`, so no HTTP cache in
+front hides a view.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import segno
+from babel.dates import format_datetime
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from core.container import Core
+from core.errors import DomainError
+
+HERE = Path(__file__).parent
+STATIC = "/static/pages"
+API = "/api/v1"
+POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; form-action 'self'; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+HEADERS = {"Content-Security-Policy": POLICY, "Cache-Control": "no-store"}
+
+TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "title": "{name} invites you",
+        "heading": "You are invited",
+        "invited": "{name} invites you to join with their referral code.",
+        "description": "Join with {name}'s referral code {code}.",
+        "code": "Code",
+        "valid_until": "Valid until",
+        "open_telegram": "Open in Telegram",
+        "qr_alt": "QR code of this page",
+        "qr_caption": "Scan to open this page on another device.",
+        "signup": "Sign up with this code",
+        "name": "Your name (optional)",
+        "email": "Email",
+        "password": "Password (at least 8 characters)",
+        "join": "Join",
+        "welcome": "Welcome! Your account is ready.",
+        "next_email": "Check your email: we sent you a link to confirm the address.",
+        "next_telegram": "Open the bot in Telegram to link your chat to the account.",
+        "next_signin": "Sign in with your email and password.",
+        "a_friend": "A friend",
+        "missing_title": "Invitation not found",
+        "missing_heading": "This invitation does not work",
+        "missing_text": (
+            "The link is unknown, expired, deleted or used up. Ask the person who sent it for "
+            "a new one."
+        ),
+    },
+    "ru": {
+        "title": "{name} приглашает вас",
+        "heading": "Вас пригласили",
+        "invited": "{name} приглашает вас присоединиться по реферальному коду.",
+        "description": "Присоединяйтесь по коду {code} — приглашение от {name}.",
+        "code": "Код",
+        "valid_until": "Действует до",
+        "open_telegram": "Открыть в Telegram",
+        "qr_alt": "QR-код этой страницы",
+        "qr_caption": "Отсканируйте, чтобы открыть страницу на другом устройстве.",
+        "signup": "Зарегистрироваться по этому коду",
+        "name": "Ваше имя (необязательно)",
+        "email": "Электронная почта",
+        "password": "Пароль (не короче 8 символов)",
+        "join": "Присоединиться",
+        "welcome": "Добро пожаловать! Аккаунт создан.",
+        "next_email": "Проверьте почту: мы отправили ссылку для подтверждения адреса.",
+        "next_telegram": "Откройте бота в Telegram, чтобы привязать чат к аккаунту.",
+        "next_signin": "Войдите с вашей почтой и паролем.",
+        "a_friend": "Друг",
+        "missing_title": "Приглашение не найдено",
+        "missing_heading": "Это приглашение не работает",
+        "missing_text": (
+            "Ссылка неизвестна, истекла, удалена или исчерпана. Попросите отправителя "
+            "прислать новую."
+        ),
+    },
+}
+
+# Every error code a sign-up can answer, as a sentence (`unknown`: anything else).
+ERRORS: dict[str, dict[str, str]] = {
+    "en": {
+        "email_taken": "This email is already registered. Sign in instead.",
+        "email_undeliverable": "Mail to this address cannot be delivered. Check it.",
+        "referral_code_invalid": "This referral code does not exist.",
+        "referral_code_expired": "This referral code has expired.",
+        "referral_code_deleted": "This referral code was deleted.",
+        "referral_code_exhausted": "This referral code has been used up.",
+        "rate_limited": "Too many sign-ups from here. Try again in a while.",
+        "invalid_email": "Enter a valid email address.",
+        "invalid_password": "The password needs 8 to 128 characters.",
+        "invalid_full_name": "The name may have up to 100 letters, without control characters.",
+        "invalid_input": "Something in the form is not valid.",
+        "payload_too_large": "The form is too large.",
+        "service_unavailable": "The service is busy. Try again in a moment.",
+        "unknown": "Something went wrong. Try again.",
+    },
+    "ru": {
+        "email_taken": "Этот адрес уже зарегистрирован. Войдите.",
+        "email_undeliverable": "Письма на этот адрес не доходят. Проверьте его.",
+        "referral_code_invalid": "Такого реферального кода нет.",
+        "referral_code_expired": "Срок действия кода истёк.",
+        "referral_code_deleted": "Этот код удалён.",
+        "referral_code_exhausted": "Код использован максимальное число раз.",
+        "rate_limited": "Слишком много регистраций отсюда. Попробуйте позже.",
+        "invalid_email": "Введите правильный адрес почты.",
+        "invalid_password": "Пароль должен быть от 8 до 128 символов.",
+        "invalid_full_name": "Имя — до 100 символов, без управляющих символов.",
+        "invalid_input": "В форме что-то заполнено неверно.",
+        "payload_too_large": "Слишком большая форма.",
+        "service_unavailable": "Сервис занят. Попробуйте через минуту.",
+        "unknown": "Что-то пошло не так. Попробуйте ещё раз.",
+    },
+}
+
+_templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"),
+    autoescape=select_autoescape(["html"]),
+    auto_reload=False,
+)
+
+
+def pick_language(header: str | None) -> str:
+    """English or Russian by Accept-Language (its weights honoured), English otherwise."""
+    best, weight = "en", 0.0
+    for part in (header or "")[:500].split(","):
+        tag, _, params = part.strip().partition(";")
+        quality = 1.0
+        if params.strip().startswith("q="):
+            try:
+                quality = float(params.strip()[2:])
+            except ValueError:
+                quality = 0.0
+        language = tag.strip().lower().split("-")[0]
+        if language in TEXTS and quality > weight:
+            best, weight = language, quality
+    return best
+
+
+def _render(name: str, status: int, **context: Any) -> HTMLResponse:
+    page = _templates.get_template(name).render(static=STATIC, api=API, **context)
+    return HTMLResponse(page, status_code=status, headers=HEADERS)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/r/{code}")
+async def landing(code: str, request: Request) -> HTMLResponse:
+    core: Core = request.app.state.core
+    lang = pick_language(request.headers.get("accept-language"))
+    texts = TEXTS[lang]
+    try:
+        view = json.loads(await core.referrals.public_by_code(code))
+    except DomainError:
+        return _render("missing.html", 404, lang=lang, title=texts["missing_title"], t=texts)
+    referrer = view["referrer"]
+    core.link_opens.record(int(referrer["id"]))  # counted in memory, written in batches
+    name = referrer["full_name"] or texts["a_friend"]
+    base = core.settings.mail.public_base_url
+    expires = dt.datetime.fromisoformat(view["expires_at"])
+    t = {key: value.format(name=name, code=view["code"]) for key, value in texts.items()}
+    return _render(
+        "landing.html",
+        200,
+        lang=lang,
+        t=t,
+        title=t["title"],
+        description=t["description"],
+        code=view["code"],
+        expires=format_datetime(expires, "d MMMM y, HH:mm 'UTC'", tzinfo=dt.UTC, locale=lang),
+        expires_iso=expires.isoformat(),
+        page_url=f"{base}/r/{view['code']}",
+        qr_url=f"{base}/r/{view['code']}/qr.svg",
+        telegram_link=core.telegram.deep_link(view["code"]),
+        verification=core.auth.mailer is not None,
+        errors={key.replace("_", "-"): value for key, value in ERRORS[lang].items()},
+    )
+
+
+@router.get("/r/{code}/qr.svg")
+async def qr(code: str, request: Request) -> Response:
+    """The QR code of the page's own address (no open counted: the page already was)."""
+    core: Core = request.app.state.core
+    try:
+        view = json.loads(await core.referrals.public_by_code(code))
+    except DomainError:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    buffer = io.BytesIO()
+    url = f"{core.settings.mail.public_base_url}/r/{view['code']}"
+    segno.make(url, error="m").save(buffer, kind="svg", scale=6, border=2, xmldecl=False)
+    return Response(
+        buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.mount(STATIC, StaticFiles(directory=HERE / "static" / "pages"), name="pages-static")

@@ -1,0 +1,119 @@
+"""The landing page `/r/{code}` and the console's files, over HTTP (the browser tests click)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+
+from core import clock
+from core.users.models import User
+from tests.api.support import ahead, assert_problem
+from tests.conftest import API
+
+STRICT = "script-src 'self'"
+
+
+async def _code(client: httpx.AsyncClient, user, **fields) -> tuple[dict, str]:
+    body, headers = await user("ada@example.com", full_name="Ada Lovelace", **fields)
+    created = await client.post(
+        f"{API}/referral-codes", json={"expires_at": ahead(days=7), "max_uses": 2}, headers=headers
+    )
+    return {**body, "headers": headers}, created.json()["code"]
+
+
+async def test_the_landing_page_names_the_referrer_and_never_their_email(
+    client: httpx.AsyncClient, core, user
+) -> None:
+    _ada, code = await _code(client, user)
+    page = await client.get(f"/r/{code}", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    assert STRICT in page.headers["content-security-policy"]
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    assert page.headers["cache-control"] == "no-store"
+    html = page.text
+    assert '<html lang="en">' in html
+    assert "Ada Lovelace invites you" in html
+    assert code in html
+    assert "ada@example.com" not in html
+    assert 'property="og:title"' in html
+    assert 'name="twitter:card"' in html
+    assert f'href="https://t.me/referral_test_bot?start={code}"' in html
+    assert f'src="{core.settings.mail.public_base_url}/r/{code}/qr.svg"' in html
+    assert "<script>" not in html
+    assert "style=" not in html
+    assert '<script src="/static/pages/landing.js">' in html
+
+
+async def test_russian_by_accept_language(client: httpx.AsyncClient, user) -> None:
+    _, code = await _code(client, user)
+    page = await client.get(f"/r/{code}", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.5"})
+    assert '<html lang="ru">' in page.text
+    assert "Ada Lovelace приглашает вас" in page.text
+    weighted = await client.get(f"/r/{code}", headers={"Accept-Language": "ru;q=0.2, en;q=0.8"})
+    assert '<html lang="en">' in weighted.text
+    assert (
+        '<html lang="en">'
+        in (await client.get(f"/r/{code}", headers={"Accept-Language": "de"})).text
+    )
+
+
+async def test_the_qr_code_is_an_svg_of_the_pages_address(client: httpx.AsyncClient, user) -> None:
+    _, code = await _code(client, user)
+    qr = await client.get(f"/r/{code}/qr.svg")
+    assert qr.status_code == 200
+    assert qr.headers["content-type"] == "image/svg+xml"
+    assert qr.text.startswith("<svg")
+
+
+async def test_unknown_expired_deleted_and_exhausted_codes_get_a_friendly_404(
+    client: httpx.AsyncClient, user, register
+) -> None:
+    ada, code = await _code(client, user)
+    for bad in ("nosuchcode", "x", "%00", "a" * 300):
+        page = await client.get(f"/r/{bad}")
+        assert page.status_code == 404
+        assert "This invitation does not work" in page.text
+    await register("b1@example.com", referral_code=code)
+    await register("b2@example.com", referral_code=code)  # max_uses 2: used up
+    exhausted = await client.get(f"/r/{code}")
+    assert exhausted.status_code == 404
+    assert "Ada" not in exhausted.text
+    assert (await client.get(f"/r/{code}/qr.svg")).status_code == 404
+    created = await client.post(
+        f"{API}/referral-codes", json={"expires_at": ahead(days=1)}, headers=ada["headers"]
+    )
+    fresh = created.json()["code"]
+    with clock.shift(dt.timedelta(days=2)):
+        assert (await client.get(f"/r/{fresh}")).status_code == 404
+    await client.delete(f"{API}/referral-codes/me", headers=ada["headers"])
+    assert (await client.get(f"/r/{fresh}")).status_code == 404
+
+
+async def test_each_view_counts_as_a_link_open(client: httpx.AsyncClient, core, user) -> None:
+    ada, code = await _code(client, user)
+    for _ in range(3):
+        await client.get(f"/r/{code}")
+    await core.link_opens.flush()
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ada["headers"])).json()
+    assert stats["link_opens"] == 3
+
+
+async def test_the_console_and_its_chart(client: httpx.AsyncClient, user) -> None:
+    page = await client.get("/console")
+    assert page.status_code == 200
+    assert STRICT in page.headers["content-security-policy"]
+    assert '<script src="/static/console/console.js">' in page.text
+    assert (await client.get("/static/console/console.js")).status_code == 200
+    assert_problem(await client.get(f"{API}/admin/stats/chart.svg"), 401, "not_authenticated")
+    body, headers = await user("root@example.com")
+    assert_problem(
+        await client.get(f"{API}/admin/stats/chart.svg", headers=headers), 403, "forbidden"
+    )
+    await User.objects.filter(id=body["id"]).update(is_superuser=True)
+    chart = await client.get(f"{API}/admin/stats/chart.svg", params={"days": 7}, headers=headers)
+    assert chart.status_code == 200
+    assert chart.headers["content-type"] == "image/svg+xml"
+    assert chart.text.count("<title>") == 21  # three series a day
+    assert "style=" not in chart.text

@@ -14,7 +14,7 @@ INSTALL_TARGET ?= .[dev]
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e lint format bench clean
+.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e test-browser lint format bench clean
 
 install: $(STAMP)
 
@@ -57,15 +57,24 @@ superuser: migrate
 	$(BIN)/python -m core.cli superuser "$(EMAIL)"
 
 test: install
-	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q -m "not browser"
 
 # Only the tests that start real servers in subprocesses (also part of `make test`).
 test-e2e: install
-	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q -m e2e
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite $(BIN)/pytest -q -m "e2e and not browser"
+
+# The landing page and the console in headless Chromium (Debian's package, driven by
+# Playwright from the lock file; no browser download). Fails, never skips, without Chromium.
+CHROMIUM ?= /usr/bin/chromium
+test-browser: install
+	@test -x "$(CHROMIUM)" || (command -v apt-get >/dev/null && apt-get update -qq \
+	  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || (echo "test-browser: Chromium is missing and could not be installed (apt-get install chromium)" && exit 1)
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=sqlite CHROMIUM="$(CHROMIUM)" $(BIN)/pytest -q -m browser tests/browser
 
 test-services: install
 	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=services \
-	  TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -q
+	  TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -q -m "not browser"
 
 lint: install
 	$(BIN)/ruff check .

@@ -21,7 +21,7 @@ def daily_svg(days: Sequence[dict[str, object]], *, width: int = 720, height: in
     slot = plot_w / max(len(days), 1)
     bar = slot / (len(SERIES) + 1)
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" '
         f'viewBox="0 0 {width} {height}" role="img" aria-label="sign-ups per day" '
         'id="daily-chart">',
         f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
@@ -40,7 +40,8 @@ def daily_svg(days: Sequence[dict[str, object]], *, width: int = 720, height: in
                 f'height="{h:.1f}" fill="{colour}"><title>{escape(str(day["date"]))}: '
                 f"{value} {label}</title></rect>"
             )
-        if n % 7 == 0 or n == len(days) - 1:
+        last = len(days) - 1
+        if (n % 7 == 0 and last - n >= 3) or n == last:  # a label a week, and today's
             parts.append(
                 f'<text x="{x0:.1f}" y="{height - 8}" font-size="10" fill="#6b7686">'
                 f"{escape(str(day['date'])[5:])}</text>"

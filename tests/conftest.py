@@ -93,6 +93,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "e2e" in item.path.parts:
             item.add_marker(pytest.mark.e2e)
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -41,14 +41,14 @@ class Server:
     """`uvicorn --factory api.main:create_app` in a subprocess; `wait()` returns once
     /health/live answers."""
 
-    def __init__(self, **env_overrides: str | None) -> None:
+    def __init__(self, port: int | None = None, **env_overrides: str | None) -> None:
         env = dict(os.environ)
         for name, value in env_overrides.items():
             if value is None:
                 env.pop(name, None)
             else:
                 env[name] = value
-        port = _free_port()
+        port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
         command = [
             sys.executable,

@@ -104,14 +104,24 @@ def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
                 "{name}'s referral qualified; its reward waits for the review.", locale=locale
             )
             return text.format(name=name)
-        text = translate("{name}'s referral qualified: +{points} points.", locale=locale)
+        text = i18n.gettext(
+            "{name}'s referral qualified: +{points} point.",
+            "{name}'s referral qualified: +{points} points.",
+            points,
+            locale=locale,
+        )
         return text.format(name=name, points=points)
     if delivery.kind == "referral_reviewed":
         if not payload.get("approved"):
             text = translate("{name}'s referral was not approved.", locale=locale)
             return text.format(name=name)
         if points:
-            text = translate("{name}'s referral was approved: +{points} points.", locale=locale)
+            text = i18n.gettext(
+                "{name}'s referral was approved: +{points} point.",
+                "{name}'s referral was approved: +{points} points.",
+                points,
+                locale=locale,
+            )
             return text.format(name=name, points=points)
         return translate("{name}'s referral was approved.", locale=locale).format(name=name)
     return None
@@ -124,7 +134,11 @@ def stats(values: dict[str, object]) -> str:
             _("Approved: {approved}").format(approved=values["approved"]),
             _("Under review: {pending}").format(pending=values["pending_review"]),
             _("Qualified: {qualified}").format(qualified=values["qualified"]),
-            _("Reward balance: {balance} points").format(balance=values["rewards_balance"]),
+            ngettext(
+                "Reward balance: {balance} point",
+                "Reward balance: {balance} points",
+                int(values["rewards_balance"]),  # type: ignore[call-overload]
+            ).format(balance=values["rewards_balance"]),
             _("Link opens: {opens}").format(opens=values["link_opens"]),
             _("Sign-ups over the last 30 days are in the picture."),
         ]
@@ -154,7 +168,12 @@ REWARD_REASONS = {
 
 
 def rewards_page(balance: int, items: list[Any], *, page: int) -> str:
-    lines = [_("Reward balance: {balance} points").format(balance=balance), ""]
+    lines = [
+        ngettext(
+            "Reward balance: {balance} point", "Reward balance: {balance} points", balance
+        ).format(balance=balance),
+        "",
+    ]
     if not items and page == 0:
         lines.append(_("No rewards yet."))
     locale = current_locale()

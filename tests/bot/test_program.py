@@ -63,7 +63,13 @@ async def test_stats_shows_the_numbers_and_a_chart(
         t("Approved: {approved}", lang, approved=1),
         t("Under review: {pending}", lang, pending=1),
         t("Qualified: {qualified}", lang, qualified=1),
-        t("Reward balance: {balance} points", lang, balance=100),
+        tn(
+            "Reward balance: {balance} point",
+            "Reward balance: {balance} points",
+            100,
+            lang,
+            balance=100,
+        ),
         t("Link opens: {opens}", lang, opens=1),
     ):
         assert line in caption
@@ -95,7 +101,16 @@ async def test_rewards_are_listed_with_pages(harness: Harness, core: Core, lang:
         await core.program.adjust(operator=OPERATOR, user_id=account.id, points=n + 1, note=f"n{n}")
 
     first = (await bob.send("/rewards")).last
-    assert t("Reward balance: {balance} points", lang, balance=78) in first.text
+    assert (
+        tn(
+            "Reward balance: {balance} point",
+            "Reward balance: {balance} points",
+            78,
+            lang,
+            balance=78,
+        )
+        in first.text
+    )
     assert "+12" in first.text
     assert "+3" in first.text
     assert "+2 " not in first.text
@@ -134,9 +149,23 @@ async def test_notifications_follow_the_referral(
                 name="Ann",
                 count=2,
             ),
-            t("{name}'s referral qualified: +{points} points.", lang, name="Ann", points=100),
+            tn(
+                "{name}'s referral qualified: +{points} point.",
+                "{name}'s referral qualified: +{points} points.",
+                100,
+                lang,
+                name="Ann",
+                points=100,
+            ),
             t("{name}'s referral qualified; its reward waits for the review.", lang, name="Held"),
-            t("{name}'s referral was approved: +{points} points.", lang, name="Held", points=100),
+            tn(
+                "{name}'s referral was approved: +{points} point.",
+                "{name}'s referral was approved: +{points} points.",
+                100,
+                lang,
+                name="Held",
+                points=100,
+            ),
         ]
     )
 

@@ -22,7 +22,7 @@ from core import clock
 from core.db import database
 from core.errors import InvalidInput
 from core.jobs.models import FAILED, QUEUED, RUNNING, STATUSES, SUCCEEDED, UNFINISHED, Job
-from core.pagination import decode_id_cursor, encode_id_cursor
+from core.pagination import delete_finished, newest_first
 
 log = logging.getLogger(__name__)
 
@@ -216,58 +216,24 @@ class JobQueue:
             attempts=_jobs.c.attempts - 1,
         )
 
-    async def retry(self, job_id: int) -> bool:
-        """Run a finished (failed) job again from its first attempt."""
-        statement = (
-            sa.update(_jobs)
-            .where(_jobs.c.id == job_id, _jobs.c.status.in_((FAILED, SUCCEEDED)))
-            .values(status=QUEUED, attempts=0, run_at=clock.utcnow(), finished_at=None)
-            .returning(_jobs.c.kind)
-        )
-        async with database.connection() as connection:
-            kind = (await connection.execute(statement)).scalar()
-        if kind is not None:
-            for listener in list(self._listeners):
-                listener(kind)
-        return kind is not None
-
     async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
         """Remove finished jobs past their retention, in batches; returns how many."""
-        cutoff = clock.utcnow() - older_than
-        removed = 0
-        while True:
-            old = (
-                sa.select(_jobs.c.id)
-                .where(_jobs.c.finished_at < cutoff)
-                .order_by(_jobs.c.finished_at)
-                .limit(batch)
-            )
-            statement = sa.delete(_jobs).where(_jobs.c.id.in_(old.scalar_subquery()))
-            async with database.transaction(), database.connection() as connection:
-                count = (await connection.execute(statement)).rowcount or 0
-            removed += count
-            if count < batch:
-                return removed
+        return await delete_finished(
+            _jobs, _jobs.c.finished_at, cutoff=clock.utcnow() - older_than, batch=batch
+        )
 
     async def listing(
         self, *, limit: int, cursor: str | None = None, status: str | None = None
     ) -> JobPage:
         """Jobs newest first (of one status), for operators: what failed and why. Payloads are
         left out: they may name people."""
-        before = decode_id_cursor(cursor)
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status is one of {', '.join(STATUSES)}.", field="status")
         statement = sa.select(*_LISTED)
         if status is not None:
             statement = statement.where(_jobs.c.status == status)
-        if before is not None:
-            statement = statement.where(_jobs.c.id < before)
-        statement = statement.order_by(_jobs.c.id.desc()).limit(limit + 1)
-        async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
-        items = [JobView(**row._mapping) for row in rows[:limit]]
-        more = len(rows) > limit
-        return JobPage(items, encode_id_cursor(items[-1].id) if more else None)
+        rows, next_cursor = await newest_first(statement, _jobs.c.id, limit=limit, cursor=cursor)
+        return JobPage([JobView(**row._mapping) for row in rows], next_cursor)
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status (the failed ones stay visible until their retention ends)."""

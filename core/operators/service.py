@@ -11,7 +11,7 @@ from core import clock, security
 from core.db import Read, database, is_valid_id
 from core.operators.errors import ApiKeyNotFound, BadApiKey, KeysNeedASuperuser, NotAnOperator
 from core.operators.models import ApiKey, AuditEntry
-from core.pagination import decode_id_cursor, encode_id_cursor
+from core.pagination import newest_first
 from core.users.models import Account
 
 API_KEY_PREFIX = "rk_"
@@ -148,7 +148,6 @@ class OperatorService:
     @staticmethod
     async def audit(*, limit: int, cursor: str | None = None) -> AuditPage:
         """Every operator action, newest first."""
-        before = decode_id_cursor(cursor)
         statement = sa.select(
             _audit.c.id,
             _audit.c.actor_user_id,
@@ -157,11 +156,7 @@ class OperatorService:
             _audit.c.target,
             _audit.c.created_at,
         )
-        if before is not None:
-            statement = statement.where(_audit.c.id < before)
-        statement = statement.order_by(_audit.c.id.desc()).limit(limit + 1)
-        async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
+        rows, next_cursor = await newest_first(statement, _audit.c.id, limit=limit, cursor=cursor)
         items = [
             AuditItem(
                 id=row.id,
@@ -170,10 +165,9 @@ class OperatorService:
                 target=row.target,
                 created_at=row.created_at,
             )
-            for row in rows[:limit]
+            for row in rows
         ]
-        more = len(rows) > limit
-        return AuditPage(items, encode_id_cursor(items[-1].id) if more else None)
+        return AuditPage(items, next_cursor)
 
 
 def _aware(value: dt.datetime) -> dt.datetime:

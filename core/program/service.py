@@ -25,7 +25,7 @@ from core.db import Read, database, is_valid_id
 from core.errors import InvalidInput
 from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
-from core.pagination import decode_id_cursor, encode_id_cursor
+from core.pagination import newest_first
 from core.program import counters
 from core.program.errors import AlreadyReviewed, InsufficientBalance, ReferralNotFound
 from core.program.tables import (
@@ -511,17 +511,11 @@ class ProgramService:
     # -- rewards --------------------------------------------------------------------------
 
     async def rewards(self, *, user_id: int, limit: int, cursor: str | None) -> RewardPage:
-        before = decode_id_cursor(cursor)
         statement = sa.select(*_REWARD_COLUMNS).where(rewards.c.user_id == user_id)
-        if before is not None:
-            statement = statement.where(rewards.c.id < before)
-        statement = statement.order_by(rewards.c.id.desc()).limit(limit + 1)
+        rows, next_cursor = await newest_first(statement, rewards.c.id, limit=limit, cursor=cursor)
         async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
             balance = await _balance(connection, user_id)
-        items = [_reward(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return RewardPage(balance, items, encode_id_cursor(items[-1].id) if more else None)
+        return RewardPage(balance, [_reward(row) for row in rows], next_cursor)
 
     async def adjust(self, *, operator: Operator, user_id: int, points: int, note: str) -> Reward:
         """A redemption, refund or correction: a ledger row; the balance never below zero."""
@@ -561,18 +555,13 @@ class ProgramService:
         """Referrals newest first, of one status or all (the review queue: `pending_review`)."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status is one of {', '.join(STATUSES)}.", field="status")
-        before = decode_id_cursor(cursor)
         statement = _ITEMS
         if status is not None:
             statement = statement.where(referrals.c.status == status)
-        if before is not None:
-            statement = statement.where(referrals.c.id < before)
-        statement = statement.order_by(referrals.c.id.desc()).limit(limit + 1)
-        async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
-        items = [_item(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        return ReferralList(items, encode_id_cursor(items[-1].id) if more else None)
+        rows, next_cursor = await newest_first(
+            statement, referrals.c.id, limit=limit, cursor=cursor
+        )
+        return ReferralList([_item(row) for row in rows], next_cursor)
 
     async def next_for_review(self, *, after: int | None = None) -> ReferralItem | None:
         """The oldest referral waiting for review (after `after`, to skip one)."""

@@ -23,7 +23,7 @@ from core.errors import InvalidInput
 from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
 from core.operators.service import Operator, OperatorService
-from core.pagination import decode_id_cursor, encode_id_cursor
+from core.pagination import delete_finished, newest_first
 from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound
 from core.webhooks.models import FAILED, PENDING, SUCCEEDED, WebhookDelivery, WebhookEndpoint
 from core.webhooks.sender import Sender
@@ -333,7 +333,6 @@ class WebhookService:
         status: str | None = None,
     ) -> DeliveryPage:
         """Newest first; of one endpoint, or of all; of one status, or of any."""
-        before = decode_id_cursor(cursor)
         if endpoint_id is not None:
             await self.endpoint(endpoint_id)
         if status is not None and status not in DELIVERY_STATUSES:
@@ -343,14 +342,10 @@ class WebhookService:
             statement = statement.where(_deliveries.c.endpoint_id == endpoint_id)
         if status is not None:
             statement = statement.where(_deliveries.c.status == status)
-        if before is not None:
-            statement = statement.where(_deliveries.c.id < before)
-        statement = statement.order_by(_deliveries.c.id.desc()).limit(limit + 1)
-        async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
-        items = [Delivery(**row._mapping) for row in rows[:limit]]
-        more = len(rows) > limit
-        return DeliveryPage(items, encode_id_cursor(items[-1].id) if more else None)
+        rows, next_cursor = await newest_first(
+            statement, _deliveries.c.id, limit=limit, cursor=cursor
+        )
+        return DeliveryPage([Delivery(**row._mapping) for row in rows], next_cursor)
 
     async def retry(self, *, operator: Operator, delivery_id: int) -> None:
         """Try a failed delivery again, from a fresh schedule, with the same webhook-id."""
@@ -455,21 +450,6 @@ class WebhookService:
 
     async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
         """Remove finished deliveries past their retention; returns how many."""
-        cutoff = clock.utcnow() - older_than
-        removed = 0
-        while True:
-            old = (
-                sa.select(_deliveries.c.id)
-                .where(_deliveries.c.finished_at < cutoff)
-                .order_by(_deliveries.c.finished_at)
-                .limit(batch)
-            )
-            async with database.transaction(), database.connection() as connection:
-                count = (
-                    await connection.execute(
-                        sa.delete(_deliveries).where(_deliveries.c.id.in_(old.scalar_subquery()))
-                    )
-                ).rowcount or 0
-            removed += count
-            if count < batch:
-                return removed
+        return await delete_finished(
+            _deliveries, _deliveries.c.finished_at, cutoff=clock.utcnow() - older_than, batch=batch
+        )

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         worker = core.worker() if runs_jobs(settings) else None
         if worker is not None:
             worker.start()
+        core.link_opens.start()  # the landing page's views, written in batches
         # What start-up built lives as long as the process: moved out of the collector's
         # sight, so full collections under load no longer walk it (they set the p99).
         gc.collect()
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         try:
             yield
         finally:
+            await core.link_opens.stop()  # what was counted is written before the end
             if worker is not None:
                 await worker.stop()
             await core.stop()

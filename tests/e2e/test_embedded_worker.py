@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from core.users.models import User
+from tests.api.support import ahead
 from tests.conftest import BACKEND, PASSWORD
 from tests.e2e.conftest import Server, _execute, running
 from tests.webhooks.receiver import Receiver
@@ -54,3 +57,31 @@ async def test_the_api_process_delivers_webhooks_by_itself() -> None:
                 assert arrived.payload["data"] == ann.json()
     finally:
         await receiver.stop()
+
+
+async def test_the_api_process_writes_the_landing_pages_link_opens() -> None:
+    """Counted in memory, written by the process's own flush (every LINK_OPENS_FLUSH_SECONDS)."""
+    server = Server(LINK_OPENS_FLUSH_SECONDS="0.2")
+    with running(server):
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            await http.post(
+                f"{API}/auth/register", json={"email": "lin@example.com", "password": PASSWORD}
+            )
+            token = await http.post(
+                f"{API}/auth/token", data={"username": "lin@example.com", "password": PASSWORD}
+            )
+            headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+            code = await http.post(
+                f"{API}/referral-codes",
+                json={"expires_at": ahead(days=30)},
+                headers=headers,
+            )
+            assert code.status_code == 201, code.text
+            for _ in range(3):
+                assert (await http.get(f"/r/{code.json()['code']}")).status_code == 200
+            for _ in range(100):
+                stats = await http.get(f"{API}/users/me/referral-stats", headers=headers)
+                if stats.json()["link_opens"] == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert stats.json()["link_opens"] == 3

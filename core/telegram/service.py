@@ -177,7 +177,7 @@ class TelegramService:
     # -- chat accounts ------------------------------------------------------------------
 
     async def refresh_profile(self, *, user: User, profile: TelegramProfile) -> User:
-        """Keep the username and language current (the outbox writes in that language)."""
+        """Keep the username and language current (chat messages are written in that language)."""
         username = _clip(profile.username, 64)
         language = _clip(profile.language_code, 16) or user.language_code
         if (username, language) == (user.telegram_username, user.language_code):

@@ -19,7 +19,9 @@ from pydantic import (
     TypeAdapter,
     model_validator,
 )
+from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
+from core.referrals.service import Referral
 from core.users.models import Account
 from core.users.names import check_name
 
@@ -29,11 +31,25 @@ Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
 _AS_JSON: TypeAdapter[Any] = TypeAdapter(Any)
 
 
-def json_of(value: object) -> Response:
+def json_of(value: object, adapter: TypeAdapter[Any] = _AS_JSON) -> Response:
     """Plain values (dicts, lists, dataclasses, datetimes) as JSON, by pydantic's core, with
     no validation: for a hot read whose values the core already typed, the shape the route's
-    `response_model` documents (the contract tests hold the two together)."""
-    return Response(_AS_JSON.dump_json(value), media_type="application/json")
+    `response_model` documents (the contract tests hold the two together). An `adapter` of
+    the value's own type serialises it without looking up each value's type at run time."""
+    return Response(adapter.dump_json(value), media_type="application/json")
+
+
+class ReferralPageBody(TypedDict):
+    """What a referrals page answers, as the core's rows give it (see `ReferralPage`)."""
+
+    items: list[Referral]
+    total: int
+    limit: int
+    offset: int
+    next_cursor: str | None
+
+
+REFERRAL_PAGE_JSON: TypeAdapter[ReferralPageBody] = TypeAdapter(ReferralPageBody)
 
 
 def json_answer(model: BaseModel, status_code: int = 200) -> Response:

@@ -5,6 +5,7 @@ from fastapi import APIRouter, Response, status
 from api.deps import CoreDep, CurrentUser, Pagination, Viewer
 from api.errors import problem_responses
 from api.schemas import (
+    REFERRAL_PAGE_JSON,
     AccountErasure,
     PasswordChange,
     ProfileUpdate,
@@ -76,7 +77,8 @@ async def referrals(user_id: int, viewer: Viewer, page: Pagination, core: CoreDe
             "limit": page.limit,
             "offset": page.offset,
             "next_cursor": found.next_cursor,
-        }
+        },
+        REFERRAL_PAGE_JSON,
     )
 
 

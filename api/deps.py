@@ -49,23 +49,6 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-async def get_operator(
-    request: Request,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> Operator:
-    """A superuser's bearer token or an API key; a non-superuser's token is a 403."""
-    core: Core = request.app.state.core
-    if api_key:
-        return await core.operators.operator_of_key(api_key)
-    if token:
-        return operator_of(await core.auth.user_from_access_token(token))
-    raise NotAuthenticated()
-
-
-CurrentOperator = Annotated[Operator, Depends(get_operator)]
-
-
 async def get_viewer(
     request: Request,
     token: Annotated[str | None, Depends(oauth2_scheme)],
@@ -81,6 +64,14 @@ async def get_viewer(
 
 
 Viewer = Annotated[Account | Operator, Depends(get_viewer)]
+
+
+async def get_operator(viewer: Viewer) -> Operator:
+    """A superuser's bearer token or an API key; a non-superuser's token is a 403."""
+    return viewer if isinstance(viewer, Operator) else operator_of(viewer)
+
+
+CurrentOperator = Annotated[Operator, Depends(get_operator)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from core.program.service import ProgramService
 from core.ratelimit import RateLimiter, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
-from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
+from core.telegram.service import TelegramService
 from core.users.service import UserService
 from core.webhooks.sender import Sender
 from core.webhooks.service import WEBHOOK_DELIVERY, WebhookService
@@ -126,7 +126,6 @@ def build_jobs(settings: Settings) -> JobQueue:
                 retry_seconds=integrations.enrichment_retry_seconds,
                 max_attempts=integrations.enrichment_max_attempts,
             ),
-            TELEGRAM_MESSAGE: RetrySchedule.parse(settings.jobs.retry_schedule),
         },
     )
 

@@ -154,15 +154,17 @@ class Read:
 
     def __init__(self, statement: sa.Select[Any]) -> None:
         self.statement = statement
-        self._compiled: tuple[str, tuple[str, ...]] | None = None
+        # The SQL, its parameters in order, and the values bound in the statement itself
+        # (literals such as `status = 'approved'` or `sum(...) > 0` become parameters too).
+        self._compiled: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
 
     async def all(self, **params: Any) -> Sequence[Sequence[Any]]:
         ongoing = database.get_transaction_connection()
         if ongoing is not None or database.is_sqlite:
             async with database.connection() as connection:
                 return (await connection.execute(self.statement, params)).all()
-        sql, names = self._compiled or self._compile()
-        values = [params[name] for name in names]
+        sql, names, bound = self._compiled or self._compile()
+        values = [params[name] if name in params else bound[name] for name in names]
         engine = database.engine.sync_engine
         if engine.dispatch.before_cursor_execute:
             # Whoever traces SQL through SQLAlchemy's events sees these reads too.
@@ -199,9 +201,10 @@ class Read:
         rows = await self.all(**params)
         return rows[0] if rows else None
 
-    def _compile(self) -> tuple[str, tuple[str, ...]]:
+    def _compile(self) -> tuple[str, tuple[str, ...], dict[str, Any]]:
         compiled = self.statement.compile(dialect=database.engine.dialect)
-        self._compiled = (compiled.string, tuple(compiled.positiontup or ()))
+        bound = {name: value for name, value in compiled.params.items() if value is not None}
+        self._compiled = (compiled.string, tuple(compiled.positiontup or ()), bound)
         return self._compiled
 
 

@@ -75,11 +75,6 @@ class Worker:
         self._unlisten: Callable[[], None] | None = None
 
     @property
-    def busy(self) -> int:
-        """Jobs running now."""
-        return len(self._running)
-
-    @property
     def kinds(self) -> list[str]:
         return sorted(self.handlers)
 

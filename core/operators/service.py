@@ -85,7 +85,7 @@ class OperatorService:
             raise BadApiKey()
         key_id, last_used_at = row[0], row[1]
         now = clock.utcnow()
-        if last_used_at is None or _aware(last_used_at) < now - _LAST_USED_RESOLUTION:
+        if last_used_at is None or last_used_at < now - _LAST_USED_RESOLUTION:
             async with database.transaction(), database.connection() as connection:
                 await connection.execute(
                     sa.update(_keys).where(_keys.c.id == key_id).values(last_used_at=now)
@@ -168,8 +168,3 @@ class OperatorService:
             for row in rows
         ]
         return AuditPage(items, next_cursor)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    """Read bypasses the column type on PostgreSQL only; SQLite's go through it."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)

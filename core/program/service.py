@@ -45,6 +45,7 @@ from core.program.tables import (
 from core.referrals.service import ReferralService
 from core.settings import ProgramSettings
 from core.telegram.service import TelegramService
+from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 from core.webhooks.events import Events
@@ -168,7 +169,7 @@ _WINDOW = (
     sa.select(referrer_days.c.referrer_id, _WINDOW_TOTAL)
     .where(referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()))
     .group_by(referrer_days.c.referrer_id)
-    .having(sa.literal_column("0") < _WINDOW_TOTAL)  # inline: Read binds named values only
+    .having(_WINDOW_TOTAL > 0)
     .subquery("window")
 )
 _LEADERS = Read(
@@ -380,8 +381,14 @@ class ProgramService:
     async def _user_id(self, *, user_id: int | None, email: str | None) -> int:
         if user_id is not None:
             condition = _users.c.id == user_id if is_valid_id(user_id) else sa.false()
-        else:
-            condition = _users.c.email == (email or "").strip().lower()
+        else:  # the spelling sign-up stored; what is no email matches no one
+            try:
+                stored = (
+                    normalize_email(email or "") if len(email or "") <= MAX_EMAIL_LENGTH else None
+                )
+            except InvalidInput:
+                stored = None
+            condition = _users.c.email == stored if stored else sa.false()
         async with database.connection() as connection:
             found = (
                 await connection.execute(

@@ -161,7 +161,7 @@ def _page_of_referrals(*where: sa.ColumnElement[bool], offset: bool = False) -> 
     # A referral from before the program has no review row: approved.
     status = sa.func.coalesce(
         sa.select(referral_rows.c.status).where(referral_rows.c.id == rows.c.id).scalar_subquery(),
-        sa.literal_column(f"'{APPROVED}'"),  # inline: hot reads bind only named parameters
+        APPROVED,
     )
     return sa.select(
         *rows.c, status.label("status"), total.scalar_subquery().label("total")

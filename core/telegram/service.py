@@ -204,7 +204,7 @@ class TelegramService:
         recipient_id = payload.get("recipient_id")
         if not isinstance(recipient_id, int) or not is_valid_id(recipient_id):
             return None
-        recipient = (await _RECIPIENT.first(user_id=recipient_id)) or None
+        recipient = await _RECIPIENT.first(user_id=recipient_id)
         if recipient is None:
             return None
         values = dict(payload)

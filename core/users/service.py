@@ -210,7 +210,7 @@ class UserService:
             code=claimed.code if claimed else None,
             client_address=client_address,
         )
-        await self.events.emit("user.created", user_data(user))
+        await self.events.emit("user.created", user_data(Account.of(user)))
         if claimed is None or referral is None:
             return
         await self.events.emit("referral.created", asdict(referral))

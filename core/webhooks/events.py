@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from core.referrals.models import ReferralCode
-from core.users.models import Account, User
+from core.users.models import Account
 
 
 class Events(Protocol):
@@ -20,17 +20,13 @@ class NoEvents:
         return None
 
 
-def user_data(user: User | Account) -> dict[str, Any]:
+def user_data(user: Account) -> dict[str, Any]:
     """`User`, as `GET /users/me` shows it."""
-    referrer = getattr(user, "referrer", None)
-    referrer_id = getattr(user, "referrer_id", None)
-    if referrer_id is None and referrer is not None:
-        referrer_id = referrer.id if hasattr(referrer, "id") else referrer
     return {
         "id": user.id,
         "email": user.email,
         "full_name": user.full_name,
-        "referrer_id": referrer_id,
+        "referrer_id": user.referrer_id,
         "telegram_id": user.telegram_id,
         "created_at": user.created_at,
         "is_superuser": user.is_superuser,
@@ -46,7 +42,6 @@ def user_data(user: User | Account) -> dict[str, Any]:
 
 def code_data(code: ReferralCode, *, deep_link: Callable[[str], str | None]) -> dict[str, Any]:
     """`ReferralCode` plus `owner_id`."""
-    owner = code.owner
     return {
         "code": code.code,
         "created_at": code.created_at,
@@ -54,5 +49,5 @@ def code_data(code: ReferralCode, *, deep_link: Callable[[str], str | None]) -> 
         "max_uses": code.max_uses,
         "uses": code.uses,
         "telegram_link": deep_link(code.code),
-        "owner_id": owner.id if hasattr(owner, "id") else owner,
+        "owner_id": code.owner.id,
     }

@@ -148,23 +148,22 @@ async def test_a_worker_that_died_on_the_last_attempt_leaves_the_job_failed(
 async def test_a_stopping_worker_lets_jobs_finish_then_puts_the_rest_back(
     core: Core, queue: JobQueue
 ) -> None:
-    started = asyncio.Event()
+    running: list[int] = []
+    both_running = asyncio.Event()
     finish_quickly = asyncio.Event()
+    never = asyncio.Event()
 
     async def slow(job: ClaimedJob) -> None:
-        started.set()
-        if job.payload["slow"]:
-            await asyncio.sleep(3600)
-        else:
-            await finish_quickly.wait()
+        running.append(job.id)
+        if len(running) == 2:
+            both_running.set()
+        await (never if job.payload["slow"] else finish_quickly).wait()
 
     worker = _worker(queue, slow, poll_seconds=0.01, grace_seconds=0.2)
     await queue.enqueue(KIND, {"slow": False})
     await queue.enqueue(KIND, {"slow": True})
     worker.start()
-    await started.wait()
-    while worker.busy < 2:  # noqa: ASYNC110 (the worker's own state, no event to wait on)
-        await asyncio.sleep(0.01)
+    await both_running.wait()
     stopping = asyncio.create_task(worker.stop())
     finish_quickly.set()
     await stopping

@@ -36,7 +36,7 @@ async def record(job: ClaimedJob) -> None:
 async def slow(job: ClaimedJob) -> None:
     await _note(job, "started")
     if job.attempt == 1:
-        await asyncio.sleep(3600)  # the test kills this process here
+        await asyncio.Event().wait()  # never set: the test kills this process here
     await _note(job, "done")
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import httpx
 
 from core.users.models import User
 from tests.api.support import ahead
 from tests.conftest import BACKEND, PASSWORD
 from tests.e2e.conftest import Server, _execute, running
+from tests.integrations.conftest import eventually
 from tests.webhooks.receiver import Receiver
 
 API = "/api/v1"
@@ -79,9 +78,9 @@ async def test_the_api_process_writes_the_landing_pages_link_opens() -> None:
             assert code.status_code == 201, code.text
             for _ in range(3):
                 assert (await http.get(f"/r/{code.json()['code']}")).status_code == 200
-            for _ in range(100):
+
+            async def written() -> bool:
                 stats = await http.get(f"{API}/users/me/referral-stats", headers=headers)
-                if stats.json()["link_opens"] == 3:
-                    break
-                await asyncio.sleep(0.1)
-            assert stats.json()["link_opens"] == 3
+                return bool(stats.json()["link_opens"] == 3)
+
+            await eventually(written, within=10)

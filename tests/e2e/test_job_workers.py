@@ -22,6 +22,7 @@ from core.operators.service import Operator
 from core.webhooks.models import WebhookDelivery
 from tests.conftest import BACKEND, PASSWORD
 from tests.e2e.conftest import ROOT
+from tests.integrations.conftest import eventually
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(
@@ -53,13 +54,12 @@ class WorkerProcess:
         return self._log.read().decode(errors="replace")
 
     async def ready(self, within: float = 30) -> None:
-        for _ in range(int(within / 0.05)):
-            if "ready" in self.output():
-                return
+        def started() -> bool:
             if self.process.poll() is not None:
                 pytest.fail(f"the worker exited:\n{self.output()}")
-            await asyncio.sleep(0.05)
-        pytest.fail(f"the worker did not start:\n{self.output()}")
+            return "ready" in self.output()
+
+        await eventually(started, within=within)
 
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
@@ -107,14 +107,6 @@ async def _rows(sql: str) -> list:
         return list((await connection.execute(sa.text(sql))).all())
 
 
-async def _until(check, within: float = 120) -> None:
-    for _ in range(int(within / 0.1)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {within} s")
-
-
 async def test_three_workers_run_each_of_a_thousand_jobs_exactly_once(
     core: Core, runs: None, workers: list[WorkerProcess]
 ) -> None:
@@ -128,7 +120,7 @@ async def test_three_workers_run_each_of_a_thousand_jobs_exactly_once(
     async def finished() -> bool:
         return await Job.objects.filter(status="succeeded").count() == 1000
 
-    await _until(finished)
+    await eventually(finished, within=120)
     per_job = await _rows("SELECT job_id, count(*) FROM test_job_runs GROUP BY job_id")
     assert len(per_job) == 1000
     assert {count for _, count in per_job} == {1}
@@ -148,7 +140,7 @@ async def test_a_job_whose_worker_was_killed_runs_again_once_the_lease_ends(
     async def started() -> bool:
         return bool(await _rows("SELECT 1 FROM test_job_runs WHERE phase = 'started'"))
 
-    await _until(started)
+    await eventually(started, within=30)
     first.kill()  # SIGKILL mid-job: no chance to put it back
     (job,) = await Job.objects.all()
     assert (job.status, job.attempts) == ("running", 1)
@@ -160,7 +152,7 @@ async def test_a_job_whose_worker_was_killed_runs_again_once_the_lease_ends(
     async def finished() -> bool:
         return (await Job.objects.get(id=job_id)).status == "succeeded"
 
-    await _until(finished, within=30)
+    await eventually(finished, within=30)
     job = await Job.objects.get(id=job_id)
     assert job.attempts == 2
     assert await _rows("SELECT attempt, pid, phase FROM test_job_runs ORDER BY attempt, phase") == [
@@ -202,7 +194,7 @@ async def test_a_burst_of_sign_ups_during_a_worker_outage_is_delivered_after_it(
         async def delivered() -> bool:
             return await WebhookDelivery.objects.filter(status="succeeded").count() == 40
 
-        await _until(delivered, within=60)
+        await eventually(delivered, within=60)
         ids = [item.message_id for item in receiver.received]
         assert len(set(ids)) == 40  # every one arrived
         # At least once: only what was in flight when the worker died came twice.
@@ -225,7 +217,7 @@ async def test_sigterm_lets_the_worker_put_a_running_job_back(
     async def started() -> bool:
         return bool(await _rows("SELECT 1 FROM test_job_runs WHERE phase = 'started'"))
 
-    await _until(started)
+    await eventually(started, within=30)
     worker.process.terminate()
     assert worker.process.wait(timeout=20) == 0
 

@@ -390,12 +390,14 @@ async def test_an_smtp_server_that_is_down_never_fails_a_request(
 
         async def retried() -> bool:
             jobs = await jobs_of(MAIL)
-            return len(jobs) == 2 and all(job.attempts >= 1 for job in jobs)
+            # An attempt is counted when it is claimed: wait for its failure to be recorded.
+            return len(jobs) == 2 and all(job.last_error for job in jobs)
 
         await eventually(retried)
         # Both mails wait for their next attempt; what went wrong is kept with them.
         for job in await jobs_of(MAIL):
             assert job.status in ("queued", "running")
+            assert job.attempts >= 1
             assert "could not send" in (job.last_error or "")
 
 

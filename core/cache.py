@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core import metrics
+from core.deadlines import Deadlines
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +83,15 @@ def _seen(raw: bytes | None) -> Lookup:
     return Lookup(raw)
 
 
-def connect_redis(url: str, *, timeout: float) -> Redis:
-    """A client that gives up fast: one attempt per command, every wait bounded by `timeout`."""
+def connect_redis(url: str, *, timeout: float, bounds_commands: bool = True) -> Redis:
+    """A client that gives up fast: one attempt per command, connecting bounded by `timeout`,
+    and every command's wait too unless `bounds_commands=False`: then the caller bounds each
+    call itself (see core.deadlines: redis-py's own bound runs every send as a task under
+    `wait_for` and every read under a timer, which on a cache hit cost about a tenth of the
+    request)."""
     return Redis.from_url(
         url,
-        socket_timeout=timeout,
+        socket_timeout=timeout if bounds_commands else None,
         socket_connect_timeout=timeout,
         retry=None,  # no retries: the database answers instead, which beats waiting
         health_check_interval=0,
@@ -178,8 +183,11 @@ class RedisCache:
         pause_after_error: float = 1.0,
         recovery_grace: float | None = None,
     ) -> None:
-        self._redis = connect_redis(url, timeout=timeout)
+        # Every call below is bounded by `timeout`: reads on the hot path by one watcher,
+        # the rare writes by a timer each.
+        self._redis = connect_redis(url, timeout=timeout, bounds_commands=False)
         self._timeout = timeout
+        self._deadlines = Deadlines(timeout, tick=timeout / 5)
         self._pause_after_error = pause_after_error
         # Other processes retry their kept invalidations every `pause_after_error`.
         self._recovery_grace = 2 * pause_after_error if recovery_grace is None else recovery_grace
@@ -200,8 +208,7 @@ class RedisCache:
         if not await self._readable():
             return NO_FILL
         try:
-            async with asyncio.timeout(self._timeout):
-                raw = await self._redis.get(key)
+            raw = await self._deadlines.bound(self._redis.get(key))
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return NO_FILL

@@ -27,6 +27,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from core import clock, metrics
 from core.cache import connect_redis
+from core.deadlines import Deadlines
 from core.errors import InvalidInput, RateLimited
 from core.settings import RateLimitSettings, Settings
 from core.users.emails import normalize_email
@@ -222,7 +223,11 @@ class RedisCounters:
         pause_after_error: float = 1.0,
         prefix: str = "ratelimit:",
     ) -> None:
-        self._redis = connect_redis(url, timeout=timeout)
+        # Every call below is bounded by `timeout`: the script on the hot path by one watcher,
+        # the rare deletes by a timer each.
+        self._redis = connect_redis(url, timeout=timeout, bounds_commands=False)
+        self._deadlines = Deadlines(timeout, tick=timeout / 5)
+        self._timeout = timeout
         self._sha = hashlib.sha1(_GCRA_LUA.encode()).hexdigest()  # noqa: S324 (Redis's id)
         self._prefix = prefix
         self._fallback = MemoryCounters()
@@ -252,7 +257,7 @@ class RedisCounters:
         for limit, _ in hits:
             args += (limit.rate.interval_ms, limit.rate.burst_ms)
         try:
-            wait, value = await self._run_script(keys, args)
+            wait, value = await self._deadlines.bound(self._run_script(keys, args))
         except _REDIS_ERRORS as exc:
             self._failed(exc)
             return await self._fallback.acquire(hits, now_ms), None
@@ -277,7 +282,8 @@ class RedisCounters:
         if self._down_until > time.monotonic():
             return
         try:
-            await self._redis.delete(f"{self._prefix}{limit.name}:{key}")
+            async with asyncio.timeout(self._timeout):
+                await self._redis.delete(f"{self._prefix}{limit.name}:{key}")
         except _REDIS_ERRORS as exc:
             self._failed(exc)
 

@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import secrets
 import socket
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -284,3 +285,33 @@ async def test_redis_counters_load_their_script_where_it_is_missing():
     finally:
         await counters.close()
         await server.stop()
+
+
+async def test_a_hung_redis_costs_a_check_one_bound_then_counts_in_process() -> None:
+    """A Redis that accepts and never answers: the check gives up after its timeout (the
+    client's own socket timeout is off: the counters bound each call themselves)."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        with contextlib.suppress(OSError):
+            while await reader.read(65536):
+                pass
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    limiter = RateLimiter(RedisCounters(f"redis://127.0.0.1:{port}/0", timeout=0.2), limits=LIMITS)
+    try:
+        begun = time.monotonic()
+        results = await outcomes(limiter, (LIMITS.lookup, "203.0.113.9"), times=8)
+        assert time.monotonic() - begun < 1.0  # one bound (0.2 s and a tick), not eight
+        assert results.count(0) == 5  # counted in process from then on
+        begun = time.monotonic()
+        await limiter.check((LIMITS.login, "203.0.113.9"))
+        assert time.monotonic() - begun < 0.1  # Redis is not asked during the pause
+    finally:
+        await limiter.close()
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()

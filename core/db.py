@@ -152,7 +152,7 @@ class Read:
     SQLite, it runs through SQLAlchemy like any statement.
     """
 
-    def __init__(self, statement: sa.Select[Any]) -> None:
+    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect) -> None:
         self.statement = statement
         # The SQL, its parameters in order, and the values bound in the statement itself
         # (literals such as `status = 'approved'` or `sum(...) > 0` become parameters too).

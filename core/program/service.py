@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
@@ -141,27 +142,32 @@ _ITEMS = sa.select(*_ITEM_COLUMNS).select_from(
 
 
 # The reads of stats and the leaderboard: by key, or over the window's rows only.
-_STATS_TOTALS = Read(  # one row: the user's counter, their stats and balance (or nulls)
-    sa.select(
-        _users.c.referral_count,
-        referrer_stats.c.approved,
-        referrer_stats.c.pending_review,
-        referrer_stats.c.rejected,
-        referrer_stats.c.qualified,
-        referrer_stats.c.link_opens,
-        reward_balances.c.balance,
-    )
-    .select_from(
-        _users.outerjoin(referrer_stats, referrer_stats.c.referrer_id == _users.c.id).outerjoin(
-            reward_balances, reward_balances.c.user_id == _users.c.id
+_NO_COUNT = sa.cast(sa.null(), sa.Integer)
+# One round trip for a referrer's stats: the row of totals (its `day` NULL: the user's
+# counter, their stats and balance, or nulls), then one row per day of the window with
+# referrals.
+_STATS = Read(
+    sa.union_all(
+        sa.select(
+            sa.cast(sa.null(), sa.Date).label("day"),
+            _users.c.referral_count,
+            referrer_stats.c.approved,
+            referrer_stats.c.pending_review,
+            referrer_stats.c.rejected,
+            referrer_stats.c.qualified,
+            referrer_stats.c.link_opens,
+            reward_balances.c.balance,
         )
-    )
-    .where(_users.c.id == sa.bindparam("user"))
-)
-_STATS_DAYS = Read(
-    sa.select(referrer_days.c.day, referrer_days.c.referrals).where(
-        referrer_days.c.referrer_id == sa.bindparam("referrer"),
-        referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()),
+        .select_from(
+            _users.outerjoin(referrer_stats, referrer_stats.c.referrer_id == _users.c.id).outerjoin(
+                reward_balances, reward_balances.c.user_id == _users.c.id
+            )
+        )
+        .where(_users.c.id == sa.bindparam("user")),
+        sa.select(referrer_days.c.day, referrer_days.c.referrals, *[_NO_COUNT] * 6).where(
+            referrer_days.c.referrer_id == sa.bindparam("user"),
+            referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()),
+        ),
     )
 )
 _WINDOW_TOTAL = sa.func.sum(referrer_days.c.approved).label("total")
@@ -684,14 +690,19 @@ class ProgramService:
     # -- stats ----------------------------------------------------------------------------
 
     async def referrer_stats(self, *, user_id: int, days: int = 30) -> dict[str, Any]:
-        """A referrer's totals, balance and referrals per day: two reads by key, whatever
-        the number of referrals."""
+        """A referrer's totals, balance and referrals per day: one read by key, whatever the
+        number of referrals."""
         today = counters.day_of(clock.utcnow())
         first = today - dt.timedelta(days=days - 1)
-        totals = await _STATS_TOTALS.first(user=user_id)
-        daily = {day: n for day, n in await _STATS_DAYS.all(referrer=user_id, first=first)}
+        totals: Sequence[Any] = (0,) * 7
+        daily: dict[dt.date, int] = {}
+        for day, *values in await _STATS.all(user=user_id, first=first):
+            if day is None:
+                totals = values
+            else:
+                daily[day] = values[0]
         count, approved, pending, rejected, qualified, opens, balance = (
-            value or 0 for value in (totals or (0,) * 7)
+            value or 0 for value in totals
         )
         return {
             "referrals": count,

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from core import metrics
-from core.deadlines import Deadlines
+from core.redispipe import RedisPipe
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +83,11 @@ def _seen(raw: bytes | None) -> Lookup:
     return Lookup(raw)
 
 
-def connect_redis(url: str, *, timeout: float, bounds_commands: bool = True) -> Redis:
-    """A client that gives up fast: one attempt per command, connecting bounded by `timeout`,
-    and every command's wait too unless `bounds_commands=False`: then the caller bounds each
-    call itself (see core.deadlines: redis-py's own bound runs every send as a task under
-    `wait_for` and every read under a timer, which on a cache hit cost about a tenth of the
-    request)."""
+def connect_redis(url: str, *, timeout: float) -> Redis:
+    """A client that gives up fast: one attempt per command, every wait bounded by `timeout`."""
     return Redis.from_url(
         url,
-        socket_timeout=timeout if bounds_commands else None,
+        socket_timeout=timeout,
         socket_connect_timeout=timeout,
         retry=None,  # no retries: the database answers instead, which beats waiting
         health_check_interval=0,
@@ -183,11 +179,10 @@ class RedisCache:
         pause_after_error: float = 1.0,
         recovery_grace: float | None = None,
     ) -> None:
-        # Every call below is bounded by `timeout`: reads on the hot path by one watcher,
-        # the rare writes by a timer each.
-        self._redis = connect_redis(url, timeout=timeout, bounds_commands=False)
+        # Reads, on the hot path, through one pipelined connection; the rest through redis-py.
+        self._pipe = RedisPipe(url, timeout=timeout)
+        self._redis = connect_redis(url, timeout=timeout)
         self._timeout = timeout
-        self._deadlines = Deadlines(timeout, tick=timeout / 5)
         self._pause_after_error = pause_after_error
         # Other processes retry their kept invalidations every `pause_after_error`.
         self._recovery_grace = 2 * pause_after_error if recovery_grace is None else recovery_grace
@@ -208,7 +203,7 @@ class RedisCache:
         if not await self._readable():
             return NO_FILL
         try:
-            raw = await self._deadlines.bound(self._redis.get(key))
+            raw = await self._pipe.call("GET", key)
         except REDIS_ERRORS as exc:
             self._failed(exc)
             return NO_FILL
@@ -272,6 +267,7 @@ class RedisCache:
             replayer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await replayer
+        await self._pipe.close()
         await self._redis.aclose()
 
     def _available(self) -> bool:

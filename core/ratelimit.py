@@ -27,8 +27,8 @@ from redis.exceptions import NoScriptError, RedisError
 
 from core import clock, metrics
 from core.cache import connect_redis
-from core.deadlines import Deadlines
 from core.errors import InvalidInput, RateLimited
+from core.redispipe import RedisPipe
 from core.settings import RateLimitSettings, Settings
 from core.users.emails import normalize_email
 
@@ -223,11 +223,10 @@ class RedisCounters:
         pause_after_error: float = 1.0,
         prefix: str = "ratelimit:",
     ) -> None:
-        # Every call below is bounded by `timeout`: the script on the hot path by one watcher,
-        # the rare deletes by a timer each.
-        self._redis = connect_redis(url, timeout=timeout, bounds_commands=False)
-        self._deadlines = Deadlines(timeout, tick=timeout / 5)
-        self._timeout = timeout
+        # The script, on every counted request, through one pipelined connection; the rest
+        # (loading the script, forgetting a key) through redis-py.
+        self._pipe = RedisPipe(url, timeout=timeout)
+        self._redis = connect_redis(url, timeout=timeout)
         self._sha = hashlib.sha1(_GCRA_LUA.encode()).hexdigest()  # noqa: S324 (Redis's id)
         self._prefix = prefix
         self._fallback = MemoryCounters()
@@ -257,7 +256,7 @@ class RedisCounters:
         for limit, _ in hits:
             args += (limit.rate.interval_ms, limit.rate.burst_ms)
         try:
-            wait, value = await self._deadlines.bound(self._run_script(keys, args))
+            wait, value = await self._run_script(keys, args)
         except _REDIS_ERRORS as exc:
             self._failed(exc)
             return await self._fallback.acquire(hits, now_ms), None
@@ -267,14 +266,12 @@ class RedisCounters:
         return int(wait), (Prefetch(value) if key is not None else None)
 
     async def _run_script(self, keys: list[str], args: list[int]) -> list[Any]:
-        """The limits script by its SHA (EVALSHA), loaded first on a server that lacks it.
-        Called directly: redis-py's Script object re-imports and re-wraps on every call, which
-        on the lookup's hot path cost as much as parsing the reply."""
+        """The limits script by its SHA (EVALSHA), loaded first on a server that lacks it."""
         try:
-            reply = await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
+            reply = await self._pipe.call("EVALSHA", self._sha, len(keys), *keys, *args)
         except NoScriptError:
             self._sha = await self._redis.script_load(_GCRA_LUA)
-            reply = await self._redis.execute_command("EVALSHA", self._sha, len(keys), *keys, *args)
+            reply = await self._pipe.call("EVALSHA", self._sha, len(keys), *keys, *args)
         return list(reply)
 
     async def forget(self, limit: Limit, key: str) -> None:
@@ -282,13 +279,13 @@ class RedisCounters:
         if self._down_until > time.monotonic():
             return
         try:
-            async with asyncio.timeout(self._timeout):
-                await self._redis.delete(f"{self._prefix}{limit.name}:{key}")
+            await self._redis.delete(f"{self._prefix}{limit.name}:{key}")
         except _REDIS_ERRORS as exc:
             self._failed(exc)
 
     async def close(self) -> None:
         await self._fallback.close()
+        await self._pipe.close()
         await self._redis.aclose()
 
     def _failed(self, exc: BaseException) -> None:

@@ -254,13 +254,18 @@ async def test_a_check_is_one_redis_round_trip(monkeypatch: pytest.MonkeyPatch) 
     try:
         await limiter.check((LIMITS.lookup, "warm-up"))  # loads the script once
         commands: list[str] = []
-        send = counters.client.execute_command
+        send, call = counters.client.execute_command, counters._pipe.call
 
         async def counting(*args: object, **options: object) -> object:
             commands.append(str(args[0]))
             return await send(*args, **options)
 
+        async def counting_pipe(*args: str | bytes | int) -> object:
+            commands.append(str(args[0]))
+            return await call(*args)
+
         monkeypatch.setattr(counters.client, "execute_command", counting)
+        monkeypatch.setattr(counters._pipe, "call", counting_pipe)
         await limiter.check((LIMITS.login, "203.0.113.7"), (LIMITS.login_account, "ann"))
         assert commands == ["EVALSHA"]
     finally:
@@ -287,8 +292,7 @@ async def test_redis_counters_load_their_script_where_it_is_missing():
 
 
 async def test_a_hung_redis_costs_one_check_one_bound_then_counts_in_process() -> None:
-    """A Redis that accepts and never answers: the check gives up after its bound (the
-    client's own socket timeout is off: the counters bound each call themselves), and the
+    """A Redis that accepts and never answers: the check gives up after its bound, and the
     checks after it are counted in process without asking Redis again."""
     accepted: list[asyncio.StreamWriter] = []
 

@@ -10,6 +10,7 @@ of a referral still `pending_review`), a balance never below zero (a CHECK).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -143,6 +144,16 @@ _ITEMS = sa.select(*_ITEM_COLUMNS).select_from(
 
 # The reads of stats and the leaderboard: by key, or over the window's rows only.
 _NO_COUNT = sa.cast(sa.null(), sa.Integer)
+
+
+@functools.lru_cache(maxsize=8)
+def _window(first: dt.date, days: int) -> tuple[tuple[dt.date, str], ...]:
+    """The days from `first` on, with their ISO names: the same for every request of a day."""
+    return tuple(
+        (day, day.isoformat()) for day in (first + dt.timedelta(days=n) for n in range(days))
+    )
+
+
 # One round trip for a referrer's stats: the row of totals (its `day` NULL: the user's
 # counter, their stats and balance, or nulls), then one row per day of the window with
 # referrals.
@@ -713,8 +724,7 @@ class ProgramService:
             "rewards_balance": balance,
             "link_opens": opens,
             "last_30_days": [
-                {"date": day.isoformat(), "referrals": daily.get(day, 0)}
-                for day in (first + dt.timedelta(days=n) for n in range(days))
+                {"date": name, "referrals": daily.get(day, 0)} for day, name in _window(first, days)
             ],
         }
 

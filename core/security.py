@@ -46,18 +46,22 @@ def set_hash_cost(*, time_cost: int, memory_cost: int, parallelism: int) -> None
 # logins queue among themselves instead of starving every other request.
 HASHING_SLOTS = max(1, (os.cpu_count() or 2) - 1)
 _hashing_slots = asyncio.Semaphore(HASHING_SLOTS)
-# The hashing threads run at the lowest priority (nice 19), the event loop's thread at the
-# process's: when the cores are busy, answering requests goes first and logins take the
-# spare time. With 8 logins running, the cached lookup's p99 rose 2.2x at the default
-# priority, 1.6-2.8x at nice 10 and 1.7x at nice 19 (bench/RESULTS.md, "Logins").
+# The hashing threads run at the lowest priority (SCHED_IDLE, nice 19), the event loop's
+# thread at the process's: when the cores are busy, answering requests goes first and logins
+# take the spare time. With 8 logins running, the cached lookup's p99 rose 2.2x at the
+# default priority, 1.6-2.8x at nice 10, 1.7x at nice 19 when a hit took 10 ms at p99 and
+# 2.1-2.2x once it took 5 ms; 1.7-1.9x with SCHED_IDLE (bench/RESULTS.md, "Logins").
 HASHING_NICENESS = 19
 
 
 def _lower_priority() -> None:
-    # Linux: a thread has its own nice value, set through its native id. Elsewhere, or when
-    # not permitted, hashing keeps the default priority.
+    # Linux: a thread has its own scheduling policy and nice value (0 and its native id name
+    # the calling thread). SCHED_IDLE: any other runnable thread preempts it at once. Elsewhere,
+    # or when not permitted, hashing keeps the default priority.
     with contextlib.suppress(AttributeError, OSError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HASHING_NICENESS)
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
 
 _hashing_threads = ThreadPoolExecutor(

@@ -232,6 +232,7 @@ class RedisCounters:
         self._fallback = MemoryCounters()
         self._pause_after_error = pause_after_error
         self._down_until = 0.0
+        self._failed_at = 0.0
         self._down = False
 
     @property
@@ -255,12 +256,14 @@ class RedisCounters:
         args: list[int] = [now_ms, MAX_SKEW_MS, len(hits)]
         for limit, _ in hits:
             args += (limit.rate.interval_ms, limit.rate.burst_ms)
+        started = time.monotonic()
         try:
             wait, value = await self._run_script(keys, args)
         except _REDIS_ERRORS as exc:
             self._failed(exc)
             return await self._fallback.acquire(hits, now_ms), None
-        if self._down:
+        # A call that was answered before the failure was seen proves nothing about after it.
+        if self._down and started > self._failed_at:
             self._down = False
             log.warning("rate limits: Redis is back, counting there again")
         return int(wait), (Prefetch(value) if key is not None else None)
@@ -293,7 +296,8 @@ class RedisCounters:
         if not self._down:
             self._down = True
             log.warning("rate limits: Redis unavailable, counting in process: %r", exc)
-        self._down_until = time.monotonic() + self._pause_after_error
+        self._failed_at = time.monotonic()
+        self._down_until = self._failed_at + self._pause_after_error
 
 
 class RateLimiter:

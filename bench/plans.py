@@ -18,12 +18,15 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from bench import seed
 from core.auth import service as auth
 from core.db import Read
+from core.program import service as program
 from core.referrals import service as referrals
 
 
-def compiled(read: Read) -> tuple[str, tuple[str, ...]]:
+def compiled(read: Read) -> tuple[str, tuple[str, ...], dict[str, Any]]:
+    """The SQL, its parameters in order, and the values the statement binds itself."""
     statement = read.statement.compile(dialect=asyncpg_dialect())
-    return statement.string, tuple(statement.positiontup or ())
+    bound = {name: value for name, value in statement.params.items() if value is not None}
+    return statement.string, tuple(statement.positiontup or ()), bound
 
 
 async def cursor_at(connection: asyncpg.Connection, depth: int) -> tuple[dt.datetime, int]:
@@ -68,11 +71,22 @@ async def main() -> None:
                 referrals._PAGE_AT,
                 {"referrer": seed.BIG, "limit": 51, "offset": 90_000},
             ),
+            (
+                "a referrer's stats (the totals and 30 days, one statement)",
+                program._STATS,
+                {"user": seed.BIG, "first": now.date() - dt.timedelta(days=29)},
+            ),
+            (
+                "the leaderboard, 30 days",
+                program._LEADERS,
+                {"first": now.date() - dt.timedelta(days=29), "limit": 10},
+            ),
         ]
         for name, read, params in cases:
-            sql, names = compiled(read)
+            sql, names, bound = compiled(read)
+            values = {**bound, **params}
             rows = await connection.fetch(
-                f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *(params[n] for n in names)
+                f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql}", *(values[n] for n in names)
             )
             print(f"### {name}\n\n```\n{sql}\n\n" + "\n".join(r[0] for r in rows) + "\n```\n")
     finally:

@@ -26,23 +26,6 @@ async def redis_server() -> AsyncIterator[RedisServer]:
     await server.stop()
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RedisServer]:
-    """A server of the test's own, for tests that stop it."""
-    instance = RedisServer()
-    await instance.start()
-    yield instance
-    await instance.stop()
-
-
-@pytest.fixture
-async def proxy(server: RedisServer) -> AsyncIterator[Proxy]:
-    instance = Proxy(server.port)
-    await instance.start()
-    yield instance
-    await instance.close()
-
-
 def redis_cache(url: str) -> RedisCache:
     return RedisCache(url, timeout=TIMEOUT, pause_after_error=PAUSE, recovery_grace=0)
 

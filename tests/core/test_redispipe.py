@@ -16,14 +16,6 @@ from tests.redis_server import Proxy, RedisServer
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[RedisServer]:
-    instance = RedisServer()
-    await instance.start()
-    yield instance
-    await instance.stop()
-
-
-@pytest.fixture
 async def pipe(server: RedisServer) -> AsyncIterator[RedisPipe]:
     instance = RedisPipe(server.url, timeout=0.5)
     yield instance
@@ -95,10 +87,8 @@ async def test_the_database_of_the_url_is_selected(server: RedisServer) -> None:
 
 
 async def test_a_hung_server_times_out_and_no_late_reply_reaches_a_later_call(
-    server: RedisServer,
+    proxy: Proxy,
 ) -> None:
-    proxy = Proxy(server.port)
-    await proxy.start()
     pipe = RedisPipe(proxy.url, timeout=0.2)
     try:
         await pipe.call("SET", "a", "old")
@@ -111,7 +101,6 @@ async def test_a_hung_server_times_out_and_no_late_reply_reaches_a_later_call(
         assert proxy.accepted == 2  # the connection of the lost reply was dropped
     finally:
         await pipe.close()
-        await proxy.close()
 
 
 async def test_a_restarted_server_fails_the_waiting_calls_then_serves_again(

@@ -54,6 +54,7 @@ from core.cache import MemoryCache, RedisCache  # noqa: E402
 from core.container import Core, build_core  # noqa: E402
 from core.migrate import upgrade_to_head  # noqa: E402
 from core.settings import Settings, get_settings  # noqa: E402
+from tests.redis_server import Proxy, RedisServer  # noqa: E402
 
 # Production argon2 costs ~0.25 s a hash here; the tests check behaviour, not cost, so they
 # hash with the same algorithm at its cheapest settings.
@@ -195,3 +196,22 @@ def user(
         return body, await login(email)
 
     return _user
+
+
+@pytest.fixture
+async def own_redis() -> AsyncIterator[RedisServer]:
+    """A redis-server of the test's own (skips where none is installed), for tests that stop
+    or cut it."""
+    instance = RedisServer()
+    await instance.start()
+    yield instance
+    await instance.stop()
+
+
+@pytest.fixture
+async def proxy(own_redis: RedisServer) -> AsyncIterator[Proxy]:
+    """A proxy to `own_redis` that a test can cut, blackhole or slow down."""
+    instance = Proxy(own_redis.port)
+    await instance.start()
+    yield instance
+    await instance.close()

@@ -160,27 +160,9 @@ def instance(
 
 
 @pytest.fixture
-async def redis_server() -> AsyncIterator[RedisServer]:
-    server = RedisServer()
-    await server.start()
-    yield server
-    await server.stop()
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisServer) -> AsyncIterator[Proxy]:
-    instance = Proxy(redis_server.port)
-    await instance.start()
-    yield instance
-    await instance.close()
-
-
-@pytest.fixture
-async def pair(
-    instance: Any, redis_server: RedisServer
-) -> AsyncIterator[tuple[Instance, Instance]]:
+async def pair(instance: Any, own_redis: RedisServer) -> AsyncIterator[tuple[Instance, Instance]]:
     """Two API processes sharing one Redis."""
-    async with instance(redis_server.url) as a, instance(redis_server.url) as b:
+    async with instance(own_redis.url) as a, instance(own_redis.url) as b:
         yield a, b
 
 
@@ -304,7 +286,7 @@ async def test_an_expired_code_is_never_served_from_the_cache(pair):
             assert refused.json()["code"] == "referral_code_expired"
 
 
-async def test_no_entry_outlives_its_code(pair, redis_server):
+async def test_no_entry_outlives_its_code(pair, own_redis):
     """Redis's own TTL ends with the code even if the cache TTL is longer."""
     a, b = pair
     response = await b.create_code(
@@ -319,7 +301,7 @@ async def test_no_entry_outlives_its_code(pair, redis_server):
 # -- Redis dead, hung, slow or flushed -------------------------------------------------------
 
 
-async def test_redis_stopped_mid_test_then_restarted(pair, redis_server):
+async def test_redis_stopped_mid_test_then_restarted(pair, own_redis):
     a, b = pair
     ann = await b.owner("ann@example.com")
     ann_code = await b.new_code(ann)
@@ -329,7 +311,7 @@ async def test_redis_stopped_mid_test_then_restarted(pair, redis_server):
     await a.cached("bob@example.com", bob_code)
     assert await a.cache_status() == "ok"
 
-    await redis_server.stop()
+    await own_redis.stop()
 
     # Right answers from the database, none slow (Instance.request checks the time).
     assert (await a.by_email("ann@example.com")).json()["code"] == ann_code
@@ -350,7 +332,7 @@ async def test_redis_stopped_mid_test_then_restarted(pair, redis_server):
     assert (await b.by_email("ann@example.com")).json()["code"] == ann_new
     assert (await a.create_code(ann)).json()["code"] == "active_code_exists"
 
-    await redis_server.start()
+    await own_redis.start()
 
     assert await a.cache_status() == "ok"
     assert await b.cache_status() == "ok"
@@ -446,7 +428,7 @@ async def test_a_slow_redis_still_serves_and_a_slower_one_is_skipped(proxied_pai
     assert await a.cache_status() == "degraded"
 
 
-async def test_a_flushed_redis_only_costs_misses(pair, redis_server):
+async def test_a_flushed_redis_only_costs_misses(pair, own_redis):
     a, b = pair
     headers = await b.owner("ann@example.com")
     code = await b.new_code(headers)

@@ -232,14 +232,14 @@ async def test_a_slow_but_answering_redis_is_used(proxy: Proxy):
 
 
 async def test_the_client_reconnects_after_a_restart_without_a_failed_command(
-    server: RedisServer,
+    own_redis: RedisServer,
 ):
-    cache = redis_cache(server.url)
+    cache = redis_cache(own_redis.url)
     try:
         await read_then_fill(cache, "k", b"v")
         assert await cache.get("k") == b"v"  # a pooled connection now exists
-        await server.stop()
-        await server.start()
+        await own_redis.stop()
+        await own_redis.start()
         await asyncio.sleep(0.05)  # the event loop notices the closed connection
         # The pool replaces the dead connection itself: the first command already works.
         assert await cache.lookup("k") == Lookup(None, EMPTY)

@@ -16,8 +16,8 @@ from tests.redis_server import Proxy, RedisServer
 
 
 @pytest.fixture
-async def pipe(server: RedisServer) -> AsyncIterator[RedisPipe]:
-    instance = RedisPipe(server.url, timeout=0.5)
+async def pipe(own_redis: RedisServer) -> AsyncIterator[RedisPipe]:
+    instance = RedisPipe(own_redis.url, timeout=0.5)
     yield instance
     await instance.close()
 
@@ -75,9 +75,9 @@ async def test_a_caller_that_leaves_does_not_shift_the_replies(pipe: RedisPipe) 
     assert await pipe.call("GET", "b") == b"2"
 
 
-async def test_the_database_of_the_url_is_selected(server: RedisServer) -> None:
-    pipe = RedisPipe(server.url.removesuffix("/0") + "/3", timeout=0.5)
-    redis = Redis.from_url(server.url.removesuffix("/0") + "/3")
+async def test_the_database_of_the_url_is_selected(own_redis: RedisServer) -> None:
+    pipe = RedisPipe(own_redis.url.removesuffix("/0") + "/3", timeout=0.5)
+    redis = Redis.from_url(own_redis.url.removesuffix("/0") + "/3")
     try:
         await pipe.call("SET", "in-three", "yes")
         assert await redis.get("in-three") == b"yes"
@@ -104,27 +104,27 @@ async def test_a_hung_server_times_out_and_no_late_reply_reaches_a_later_call(
 
 
 async def test_a_restarted_server_fails_the_waiting_calls_then_serves_again(
-    server: RedisServer,
+    own_redis: RedisServer,
 ) -> None:
-    pipe = RedisPipe(server.url, timeout=0.5)
+    pipe = RedisPipe(own_redis.url, timeout=0.5)
     try:
         await pipe.call("SET", "a", "1")
-        await server.stop()
+        await own_redis.stop()
         with pytest.raises((RedisConnectionError, OSError)):
             await pipe.call("GET", "a")
-        await server.start()
+        await own_redis.start()
         assert await pipe.call("GET", "a") is None  # no persistence: a new, empty server
         assert await pipe.call("SET", "a", "2") == "OK"
     finally:
         await pipe.close()
 
 
-def test_it_runs_on_uvloop_as_the_service_does(server: RedisServer) -> None:
+def test_it_runs_on_uvloop_as_the_service_does(own_redis: RedisServer) -> None:
     """Production serves on uvloop, whose transports are not asyncio's classes."""
     uvloop = pytest.importorskip("uvloop")
 
     async def calls() -> list[object]:
-        pipe = RedisPipe(server.url, timeout=0.5)
+        pipe = RedisPipe(own_redis.url, timeout=0.5)
         try:
             await pipe.call("SET", "on-uvloop", "1")
             return list(await asyncio.gather(*(pipe.call("GET", "on-uvloop") for _ in range(20))))

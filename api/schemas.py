@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import Response
@@ -17,10 +18,12 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     model_validator,
 )
 from typing_extensions import TypedDict  # pydantic needs this one on Python < 3.12
 
+from core.program.tables import AMOUNT_MAX, AMOUNT_PLACES, POINTS_MAX
 from core.referrals.service import Referral
 from core.users.models import Account
 from core.users.names import check_name
@@ -433,6 +436,29 @@ EventType = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_.-]{1,64}$")]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$")]
 
 
+def _json_number(value: object) -> object:
+    """A JSON number as the exact decimal it spells: never a string or a boolean."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("amount is a JSON number")
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_json_number),
+    Field(ge=0, lt=AMOUNT_MAX, decimal_places=AMOUNT_PLACES, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "type": "number",
+            "minimum": 0,
+            "exclusiveMaximum": AMOUNT_MAX,
+            "multipleOf": 10**-AMOUNT_PLACES,
+            "description": f"At most {AMOUNT_PLACES} decimals; stored exactly.",
+        }
+    ),
+]
+
+
 class ConversionCreate(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -452,7 +478,7 @@ class ConversionCreate(BaseModel):
     email: Text | None = Field(default=None, min_length=1, max_length=320)
     event: EventType
     external_id: Text = Field(min_length=1, max_length=128, description="Your own id of it.")
-    amount: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    amount: Amount | None = None
     currency: Currency | None = None
 
     @model_validator(mode="after")
@@ -491,7 +517,7 @@ class RewardPage(BaseModel):
 
 
 class RewardAdjustment(BaseModel):
-    points: int = Field(strict=True, ge=-1_000_000_000, le=1_000_000_000)
+    points: int = Field(strict=True, ge=-POINTS_MAX, le=POINTS_MAX)
     note: Text = Field(min_length=1, max_length=200)
 
     @model_validator(mode="after")

@@ -222,6 +222,11 @@ def is_valid_id(value: int) -> bool:
     return 1 <= value <= MAX_ID
 
 
+# Points, balances and their totals: 64-bit, so sums of bounded amounts never overflow
+# (SQLite's INTEGER is 64-bit already).
+Points = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 # What a database that is down, restarting or out of connections raises, by whichever layer.
 _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused / reset / unreachable, raised by the drivers as is

@@ -280,8 +280,13 @@ class ProgramSettings(BaseSettings):
     model_config = _ENV
 
     # Points for each side when a referral qualifies (its first conversion); 0 turns one off.
-    reward_referrer_points: int = Field(100, ge=0, validation_alias="REWARD_REFERRER_POINTS")
-    reward_friend_points: int = Field(50, ge=0, validation_alias="REWARD_FRIEND_POINTS")
+    # At most 10^9 each, the bound of every grant (core.program.tables.POINTS_MAX).
+    reward_referrer_points: int = Field(
+        100, ge=0, le=1_000_000_000, validation_alias="REWARD_REFERRER_POINTS"
+    )
+    reward_friend_points: int = Field(
+        50, ge=0, le=1_000_000_000, validation_alias="REWARD_FRIEND_POINTS"
+    )
     # More than this many sign-ups with one code within the window are held for review.
     review_burst_limit: int = Field(20, ge=1, validation_alias="REVIEW_BURST_LIMIT")
     review_burst_seconds: int = Field(3600, ge=1, validation_alias="REVIEW_BURST_SECONDS")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -37,7 +36,7 @@ Days = Annotated[int, Query(ge=1, le=365, description="UTC days, today included.
     response_model=ConversionRead,
     responses={
         200: {"description": "Sent before: the first one's body", "model": ConversionRead},
-        **problem_responses(401, 403, 404, 422),
+        **problem_responses(401, 403, 404, 409, 422),
     },
 )
 async def report_conversion(
@@ -45,18 +44,21 @@ async def report_conversion(
 ) -> Response:
     """Report what a user did; the first conversion of a referred user qualifies the referral.
     The same `external_id` again (even at the same moment) answers the first, and nothing
-    happens twice."""
+    happens twice; with another user, event, amount or currency it is `409
+    external_id_conflict`."""
     conversion, created = await core.program.convert(
         user_id=body.user_id,
         email=body.email,
         event=body.event,
         external_id=body.external_id,
-        amount=Decimal(str(body.amount)) if body.amount is not None else None,
+        amount=body.amount,
         currency=body.currency,
     )
-    response = json_of(conversion)
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return response
+    return Response(
+        ConversionRead.model_validate(conversion, from_attributes=True).model_dump_json(),
+        media_type="application/json",
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+    )
 
 
 @router.get("/users/me/rewards", response_model=RewardPage, responses=problem_responses(401, 422))

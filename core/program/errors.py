@@ -14,3 +14,8 @@ class AlreadyReviewed(Conflict):
 class InsufficientBalance(Conflict):
     code = "insufficient_balance"
     message = "The balance may not go below zero."
+
+
+class ExternalIdConflict(Conflict):
+    code = "external_id_conflict"
+    message = "This external_id was reported before with another user, event, amount or currency."

@@ -29,8 +29,14 @@ from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
 from core.pagination import newest_first
 from core.program import counters
-from core.program.errors import AlreadyReviewed, InsufficientBalance, ReferralNotFound
+from core.program.errors import (
+    AlreadyReviewed,
+    ExternalIdConflict,
+    InsufficientBalance,
+    ReferralNotFound,
+)
 from core.program.tables import (
+    AMOUNT_PLACES,
     APPROVED,
     PENDING_REVIEW,
     REJECTED,
@@ -98,7 +104,7 @@ class Conversion:
     user_id: int
     event: str
     external_id: str
-    amount: float | None
+    amount: Decimal | None
     currency: str | None
     created_at: dt.datetime
     referral_qualified: bool
@@ -229,6 +235,13 @@ def is_disposable(email: str | None) -> bool:
     parts = domain.split(".")
     # A subdomain of a throwaway domain is one too.
     return any(".".join(parts[n:]) in DISPOSABLE_DOMAINS for n in range(len(parts) - 1))
+
+
+def _exact(amount: Any) -> Decimal | None:
+    """A stored amount as the exact decimal it was given as (SQLite hands back a double)."""
+    if amount is None:
+        return None
+    return Decimal(str(amount)).quantize(Decimal(1).scaleb(-AMOUNT_PLACES)).normalize()
 
 
 def _reward(row: Any) -> Reward:
@@ -364,9 +377,11 @@ class ProgramService:
         currency: str | None,
     ) -> tuple[Conversion, bool]:
         """Record a conversion once per `external_id`; the first of a referred user qualifies
-        the referral. Returns it and whether this call created it."""
+        the referral. Returns it and whether this call created it. The same `external_id`
+        with another user, event, amount or currency is refused (`external_id_conflict`)."""
         target = await self._user_id(user_id=user_id, email=email)
         now = clock.utcnow()
+        currency = currency.upper() if currency else None
         insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
         statement = (
             insert(conversions)
@@ -375,7 +390,7 @@ class ProgramService:
                 event=event,
                 external_id=external_id,
                 amount=amount,
-                currency=currency.upper() if currency else None,
+                currency=currency,
                 created_at=now,
             )
             .on_conflict_do_nothing(index_elements=["external_id"])
@@ -393,7 +408,11 @@ class ProgramService:
                         .where(conversions.c.id == conversion_id)
                         .values(referral_qualified=True)
                     )
-        return await self._conversion(external_id), created
+        conversion = await self._conversion(external_id)
+        stored = (conversion.user_id, conversion.event, conversion.amount, conversion.currency)
+        if not created and stored != (target, event, amount, currency):
+            raise ExternalIdConflict()
+        return conversion, created
 
     async def _user_id(self, *, user_id: int | None, email: str | None) -> int:
         if user_id is not None:
@@ -435,7 +454,7 @@ class ProgramService:
             user_id=row.user_id,
             event=row.event,
             external_id=row.external_id,
-            amount=float(row.amount) if row.amount is not None else None,
+            amount=_exact(row.amount),
             currency=row.currency,
             created_at=row.created_at,
             referral_qualified=bool(row.referral_qualified),

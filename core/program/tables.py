@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.db import UTCDateTimeType, metadata
+from core.db import Points, UTCDateTimeType, metadata
 
 APPROVED = "approved"
 PENDING_REVIEW = "pending_review"
 REJECTED = "rejected"
 STATUSES = (APPROVED, PENDING_REVIEW, REJECTED)
+
+# A conversion's amount: at most this many decimals, below AMOUNT_MAX, stored exactly.
+AMOUNT_PLACES = 4
+AMOUNT_MAX = 10**11
+# The most points one grant or adjustment moves: no sum of them overflows a 64-bit balance.
+POINTS_MAX = 10**9
 
 # One row per referral: the referred user's id is the referral's id (as in the v1 list).
 referrals = sa.Table(
@@ -44,7 +50,9 @@ conversions = sa.Table(
     sa.Column("event", sa.String(64), nullable=False),
     # The caller's own id of the event: the same one twice is the same conversion.
     sa.Column("external_id", sa.String(128), nullable=False, unique=True),
-    sa.Column("amount", sa.Numeric(18, 4), nullable=True),
+    # Exact to AMOUNT_PLACES decimals on every database (SQLite stores a double: the bound on
+    # amounts keeps them within its 15 exact digits).
+    sa.Column("amount", sa.Numeric(18, AMOUNT_PLACES), nullable=True),
     sa.Column("currency", sa.String(3), nullable=True),
     sa.Column("referral_qualified", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UTCDateTimeType, nullable=False),
@@ -57,7 +65,7 @@ rewards = sa.Table(
     metadata,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    sa.Column("points", sa.Integer, nullable=False),
+    sa.Column("points", Points, nullable=False),
     sa.Column("reason", sa.String(32), nullable=False),
     sa.Column("referral_id", sa.Integer, nullable=True),
     sa.Column("conversion_id", sa.Integer, nullable=True),
@@ -81,7 +89,7 @@ reward_balances = sa.Table(
     sa.Column(
         "user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
     ),
-    sa.Column("balance", sa.Integer, nullable=False),
+    sa.Column("balance", Points, nullable=False),
     # Redemptions and corrections may not take a balance below zero.
     sa.CheckConstraint("balance >= 0", name="not_negative"),
 )
@@ -139,5 +147,5 @@ program_totals = sa.Table(
     sa.Column("referred", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("pending_review", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("qualified", sa.Integer, nullable=False, server_default=sa.text("0")),
-    sa.Column("rewards_points", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("rewards_points", Points, nullable=False, server_default=sa.text("0")),
 )

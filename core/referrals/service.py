@@ -208,8 +208,9 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
             raise ValueError("not a cursor")
         if not is_valid_id(int(user_id)):
             raise ValueError("no such id")
-        return created_at, int(user_id)
-    except ValueError:
+        # An offset that moves the moment out of the calendar (0001-01-01+14:00) overflows.
+        return created_at.astimezone(dt.UTC), int(user_id)
+    except (ValueError, OverflowError):
         raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
 
 

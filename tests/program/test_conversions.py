@@ -197,3 +197,90 @@ async def test_rewards_are_paged_newest_first(client: httpx.AsyncClient, api_key
         "cursor",
     )
     assert_problem(await client.get(f"{API}/users/me/rewards"), 401, "not_authenticated")
+
+
+async def test_a_reused_external_id_with_another_body_is_a_conflict(
+    client: httpx.AsyncClient, api_key, referrer, join, register
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+    other = await register("other@example.com")
+    first = await _convert(client, api_key, user_id=friend["id"], amount=10, currency="EUR")
+    assert first.status_code == 201
+
+    # The same conversion again, however it is spelled: the first one's answer.
+    for same in (
+        {"user_id": friend["id"], "amount": 10.0, "currency": "eur"},
+        {"email": "Friend@Example.com", "amount": 10, "currency": "EUR"},
+    ):
+        again = await _convert(client, api_key, **same)
+        assert again.status_code == 200, again.text
+        assert again.json() == first.json()
+
+    for changed in (
+        {"user_id": other["id"], "amount": 10, "currency": "EUR"},
+        {"user_id": friend["id"], "event": "refund", "amount": 10, "currency": "EUR"},
+        {"user_id": friend["id"], "amount": 10.5, "currency": "EUR"},
+        {"user_id": friend["id"], "currency": "EUR"},
+        {"user_id": friend["id"], "amount": 10, "currency": "USD"},
+        {"user_id": friend["id"], "amount": 10},
+    ):
+        assert_problem(await _convert(client, api_key, **changed), 409, "external_id_conflict")
+    mine = (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()
+    assert mine["balance"] == 100  # nothing happened twice
+
+
+async def test_amounts_are_json_numbers_stored_exactly(
+    client: httpx.AsyncClient, api_key, register
+) -> None:
+    alone = await register("alone@example.com")
+    for n, (amount, stored) in enumerate(
+        ((0.0001, 0.0001), (49.9, 49.9), (99_999_999_999.9999, 99_999_999_999.9999), (7, 7))
+    ):
+        response = await _convert(
+            client, api_key, user_id=alone["id"], external_id=f"o{n}", amount=amount
+        )
+        assert response.status_code == 201, response.text
+        assert response.json()["amount"] == stored
+    from core import db
+    from core.program.tables import conversions
+
+    async with db.database.connection() as connection:
+        rows = (await connection.execute(conversions.select().order_by(conversions.c.id))).all()
+    assert [str(float(row.amount)) for row in rows] == [
+        "0.0001",
+        "49.9",
+        "99999999999.9999",
+        "7.0",
+    ]
+
+    # No coercion, and nothing that cannot be stored as given.
+    for amount in (True, "10", 1e-10, 0.00005, 1e11, 1e300, -0.5):
+        assert_validation_error(
+            await _convert(client, api_key, user_id=alone["id"], external_id="x", amount=amount),
+            "amount",
+        )
+
+
+async def test_points_at_their_bounds_never_overflow_a_balance(
+    client: httpx.AsyncClient, api_key, referrer
+) -> None:
+    """Balances and the program's total are 64-bit: three adjustments of +10^9 (over 2^31
+    together) are fine on every database, and one grant is at most 10^9 either way."""
+    ref = await referrer()
+    url = f"{API}/admin/users/{ref['user']['id']}/rewards"
+    for _ in range(3):
+        response = await client.post(url, json={"points": 10**9, "note": "big"}, headers=api_key)
+        assert response.status_code == 201, response.text
+    page = (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()
+    assert page["balance"] == 3 * 10**9
+    overview = (await client.get(f"{API}/admin/stats", headers=api_key)).json()
+    assert overview["totals"]["rewards_points"] == 3 * 10**9
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])).json()
+    assert stats["rewards_balance"] == 3 * 10**9
+    spent = await client.post(url, json={"points": -(10**9), "note": "out"}, headers=api_key)
+    assert spent.status_code == 201
+    for points in (10**9 + 1, -(10**9) - 1, 2**63):
+        assert_validation_error(
+            await client.post(url, json={"points": points, "note": "x"}, headers=api_key), "points"
+        )

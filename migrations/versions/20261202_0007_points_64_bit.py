@@ -1,0 +1,37 @@
+"""Points, balances and the program's points total are 64-bit: a program-wide total near
+2^31 made every qualifying conversion fail on PostgreSQL. SQLite's INTEGER is 64-bit already.
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-02
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0007"
+down_revision: str | None = "0006"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+COLUMNS = (
+    ("rewards", "points"),
+    ("reward_balances", "balance"),
+    ("program_totals", "rewards_points"),
+)
+
+
+def upgrade() -> None:
+    if op.get_context().dialect.name == "sqlite":
+        return
+    for table, column in COLUMNS:
+        op.alter_column(table, column, type_=sa.BigInteger(), existing_nullable=False)
+
+
+def downgrade() -> None:
+    if op.get_context().dialect.name == "sqlite":
+        return
+    for table, column in COLUMNS:
+        op.alter_column(table, column, type_=sa.Integer(), existing_nullable=False)

@@ -381,6 +381,9 @@ class WebhookRead(BaseModel):
     enabled: bool
     secret: str = Field(description="whsec_<base64>: verify signatures with it.")
     created_at: dt.datetime
+    previous_secret_until: dt.datetime | None = Field(
+        description="After a rotation: until when the old secret signs too (a second `v1,`)."
+    )
 
 
 class WebhookList(BaseModel):

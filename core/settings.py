@@ -322,6 +322,24 @@ class Settings(BaseSettings):
         return _blank_is_none(value)
 
     @model_validator(mode="after")
+    def _lease_outlasts_an_attempt(self) -> Settings:
+        """A lease shorter than one attempt would hand a job still running to a second
+        worker: the lease is at least twice the longest attempt's own bound."""
+        integrations = self.integrations
+        longest = max(
+            self.webhooks.timeout_seconds,
+            self.mail.smtp_timeout_seconds,
+            integrations.timeout_seconds * (integrations.max_retries + 1),
+        )
+        if self.jobs.lease_seconds < 2 * longest:
+            raise ValueError(
+                f"JOB_LEASE_SECONDS={self.jobs.lease_seconds:g} must be at least twice the "
+                f"longest attempt ({longest:g} s: WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS, "
+                "INTEGRATIONS_TIMEOUT_SECONDS x retries)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _enforce_non_default_secrets(self) -> Settings:
         secret = self.auth.secret_key.get_secret_value()
         if secret.lower() in _PLACEHOLDERS or len(secret) < 32:

@@ -10,6 +10,7 @@ from api.deps import CoreDep, CurrentOperator, Cursor
 from api.errors import problem_responses
 from api.schemas import (
     DeliveryPage,
+    DeliveryRead,
     WebhookCreate,
     WebhookList,
     WebhookRead,
@@ -96,12 +97,13 @@ async def rotate_secret(webhook_id: int, operator: CurrentOperator, core: CoreDe
 @router.post(
     "/{webhook_id}/test",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=DeliveryRead,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def test_webhook(webhook_id: int, operator: CurrentOperator, core: CoreDep) -> Response:
-    """Queue a `ping` event to this endpoint."""
-    await core.webhooks.test(operator=operator, endpoint_id=webhook_id)
-    return Response(status_code=status.HTTP_202_ACCEPTED)
+async def test_webhook(webhook_id: int, operator: CurrentOperator, core: CoreDep) -> DeliveryRead:
+    """Queue a `ping` event to this endpoint; the answer is its delivery, to follow."""
+    delivery = await core.webhooks.test(operator=operator, endpoint_id=webhook_id)
+    return DeliveryRead.model_validate(delivery, from_attributes=True)
 
 
 @router.get(

@@ -7,10 +7,10 @@ class WebhookNotFound(NotFound):
 
 
 class DeliveryNotFound(NotFound):
-    code = "not_found"
+    code = "delivery_not_found"
     message = "No webhook delivery with this id."
 
 
 class DeliveryNotFailed(Conflict):
-    code = "conflict"
+    code = "delivery_not_failed"
     message = "Only a failed delivery can be retried."

@@ -37,10 +37,38 @@ def signature(*, secrets: list[str], message_id: str, timestamp: dt.datetime, bo
     )
 
 
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 one leads to: mapped, IPv4-compatible, 6to4, NAT64 and
+    Teredo (its server and its client) forms."""
+    found = []
+    if address.ipv4_mapped is not None:
+        found.append(address.ipv4_mapped)
+    if (address in _IPV4_COMPATIBLE and int(address) > 1) or address in _NAT64:
+        found.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        found.append(address.sixtofour)
+    if address.teredo is not None:
+        found.extend(address.teredo)
+    return found
+
+
 def refused_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a delivery may not go to this address (None: it may)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Why a delivery may not go to this address (None: it may). An IPv6 address that embeds
+    an IPv4 one is judged by what it embeds too, so no tunnel form reaches inside."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return "a local-use NAT64 address"
+        for inner in embedded_ipv4(address):
+            reason = refused_address(inner)
+            if reason is not None:
+                return f"embeds {inner} ({reason})"
+        if address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
     for reason, hit in (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),
@@ -96,7 +124,10 @@ class Sender:
             if reason is None:
                 address = candidate
                 break
-            refusal = refusal or f"address {candidate} is {reason}: refused"
+            refusal = refusal or (
+                f"address {candidate} is {reason}: refused "
+                "(WEBHOOK_ALLOW_PRIVATE_NETWORKS=true allows it)"
+            )
         if address is None:
             return Attempt(ok=False, error=refusal or f"no address for {host}")
         literal = f"[{address}]" if address.version == 6 else str(address)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import ipaddress
 import json
+import re
 import secrets as random
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +59,8 @@ class Endpoint:
     enabled: bool
     secret: str
     created_at: dt.datetime
+    # After a rotation, until when the old secret signs too (None: no old secret signs).
+    previous_secret_until: dt.datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +91,7 @@ _ENDPOINT_COLUMNS = (
     _endpoints.c.enabled,
     _endpoints.c.secret,
     _endpoints.c.created_at,
+    _endpoints.c.previous_secret_until,
 )
 _DELIVERY_COLUMNS = (
     _deliveries.c.id,
@@ -102,16 +107,49 @@ _DELIVERY_COLUMNS = (
 )
 
 
+# A host name as DNS spells it (after IDNA): letters, digits, hyphens, dots.
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.?)+$")
+
+
 def check_url(url: str) -> str:
+    """An http(s) URL a delivery can be sent to, or a 422 naming `url` (checked at create and
+    at every change, so no attempt fails later on what could be known now)."""
     url = url.strip()
-    parts = urlsplit(url)
-    if (
-        parts.scheme not in ("http", "https")
-        or not parts.hostname
-        or len(url) > MAX_URL_LENGTH
-        or parts.fragment
-    ):
-        raise InvalidInput("The URL must be http:// or https:// with a host.", field="url")
+
+    def refuse(why: str) -> InvalidInput:
+        return InvalidInput(f"The URL {why}.", field="url")
+
+    if len(url) > MAX_URL_LENGTH:
+        raise refuse(f"is longer than {MAX_URL_LENGTH} characters")
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise refuse("may not hold spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # a bad port or IPv6 literal raises here
+    except ValueError:
+        raise refuse("cannot be parsed") from None
+    if parts.scheme not in ("http", "https"):
+        raise refuse("must be http:// or https://")
+    if not host:
+        raise refuse("has no host")
+    if parts.username is not None or parts.password is not None:
+        raise refuse("may not carry credentials (deliveries are signed instead)")
+    if parts.fragment:
+        raise refuse("may not have a #fragment")
+    if port == 0:
+        raise refuse("has port 0")
+    if parts.netloc.endswith("]") or "[" in parts.netloc:
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError:
+            raise refuse("has a malformed IPv6 address") from None
+    else:
+        try:
+            ascii_host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise refuse("has a host name that is not valid") from None
+        if not _HOST_NAME.match(ascii_host.lower()):
+            raise refuse("has a host name that is not valid")
     return url
 
 
@@ -237,14 +275,21 @@ class WebhookService:
                 operator=operator, action="webhook.deleted", target=f"webhook:{endpoint_id}"
             )
 
-    async def test(self, *, operator: Operator, endpoint_id: int) -> None:
-        """Queue a `ping` to this endpoint alone."""
+    async def test(self, *, operator: Operator, endpoint_id: int) -> Delivery:
+        """Queue a `ping` to this endpoint alone; the delivery it queued."""
         async with database.transaction():
             endpoint = await self.endpoint(endpoint_id)
-            await self._queue(endpoint.id, "ping", {})
+            delivery_id = await self._queue(endpoint.id, "ping", {})
             await self.operators.record(
                 operator=operator, action="webhook.tested", target=f"webhook:{endpoint_id}"
             )
+            async with database.connection() as connection:
+                row = (
+                    await connection.execute(
+                        sa.select(*_DELIVERY_COLUMNS).where(_deliveries.c.id == delivery_id)
+                    )
+                ).one()
+        return Delivery(**row._mapping)
 
     async def _change(
         self, operator: Operator, endpoint_id: int, values: dict[str, Any], action: str
@@ -398,12 +443,22 @@ class WebhookService:
             row = (await connection.execute(statement)).first()
         if row is None or row.status != PENDING:
             return  # its endpoint was deleted, or this attempt was recorded before a crash
-        attempt = row.attempt + 1
         if not row.enabled:
-            await self._record(
-                delivery_id, attempt=attempt, status=FAILED, error="the endpoint is disabled"
-            )
+            await self._record(delivery_id, status=FAILED, error="the endpoint is disabled")
             raise GiveUp("the endpoint is disabled")
+        # Counted before the POST: a worker killed during it leaves the count true (the
+        # receiver may have seen this attempt).
+        async with database.transaction(), database.connection() as connection:
+            started = (
+                await connection.execute(
+                    sa.update(_deliveries)
+                    .where(_deliveries.c.id == delivery_id, _deliveries.c.status == PENDING)
+                    .values(attempt=_deliveries.c.attempt + 1)
+                    .returning(_deliveries.c.attempt)
+                )
+            ).first()
+        if started is None:
+            return  # recorded by another worker meanwhile
         now = clock.utcnow()
         secrets = [row.secret]
         if row.previous_secret and row.previous_secret_until and row.previous_secret_until > now:
@@ -414,16 +469,12 @@ class WebhookService:
         )
         if result.ok:
             await self._record(
-                delivery_id,
-                attempt=attempt,
-                status=SUCCEEDED,
-                response_status=result.response_status,
+                delivery_id, status=SUCCEEDED, response_status=result.response_status
             )
             return
         retry_at = job.retry_at(clock.utcnow())
         await self._record(
             delivery_id,
-            attempt=attempt,
             status=PENDING if retry_at else FAILED,
             response_status=result.response_status,
             error=result.error,
@@ -432,7 +483,7 @@ class WebhookService:
         raise RetryLater(result.error or "failed")
 
     @staticmethod
-    async def _record(delivery_id: int, *, attempt: int, status: str, **values: Any) -> None:
+    async def _record(delivery_id: int, *, status: str, **values: Any) -> None:
         values.setdefault("error", None)
         values.setdefault("response_status", None)
         values.setdefault("next_attempt_at", None)
@@ -443,7 +494,7 @@ class WebhookService:
         statement = (
             sa.update(_deliveries)
             .where(_deliveries.c.id == delivery_id, _deliveries.c.status == PENDING)
-            .values(attempt=attempt, status=status, **values)
+            .values(status=status, **values)
         )
         async with database.transaction(), database.connection() as connection:
             await connection.execute(statement)

@@ -42,6 +42,10 @@ class WorkerProcess:
                 **os.environ,
                 "JOB_POLL_SECONDS": "0.1",
                 "JOB_LEASE_SECONDS": "3",
+                # The lease outlasts every attempt twice over (the settings refuse less).
+                "WEBHOOK_TIMEOUT_SECONDS": "1",
+                "SMTP_TIMEOUT_SECONDS": "1",
+                "INTEGRATIONS_TIMEOUT_SECONDS": "0.5",
                 "WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true",
                 **env,
             },

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from typing import Any
 
 import httpx
@@ -12,6 +13,7 @@ from core import clock
 from core.container import Core
 from core.jobs.worker import Worker
 from core.webhooks.models import WebhookDelivery
+from core.webhooks.sender import Sender, refused_address
 from tests.api.support import ahead, assert_problem, assert_validation_error
 from tests.conftest import API, PASSWORD
 from tests.redis_server import free_port
@@ -37,7 +39,17 @@ async def test_an_endpoint_is_created_read_changed_and_deleted(
     )
     assert created.status_code == 201
     hook = created.json()
-    assert set(hook) == {"id", "url", "events", "description", "enabled", "secret", "created_at"}
+    assert set(hook) == {
+        "id",
+        "url",
+        "events",
+        "description",
+        "enabled",
+        "secret",
+        "created_at",
+        "previous_secret_until",
+    }
+    assert hook["previous_secret_until"] is None
     assert hook["secret"].startswith("whsec_")
     assert (hook["url"], hook["events"], hook["enabled"]) == (receiver.url, ["user.created"], True)
 
@@ -70,11 +82,48 @@ async def test_an_endpoint_is_created_read_changed_and_deleted(
 
 
 async def test_bad_urls_and_unknown_events_are_422(client: httpx.AsyncClient, operator) -> None:
-    for url in ("ftp://example.com/x", "example.com/hook", "http://", "javascript:alert(1)"):
+    hook = await client.post(
+        f"{API}/webhooks", json={"url": "https://example.com/h", "events": ["*"]}, headers=operator
+    )
+    for url in (
+        "ftp://example.com/x",
+        "example.com/hook",
+        "http://",
+        "javascript:alert(1)",
+        "http://[::1/",
+        "http://[not-ipv6]/x",
+        "http://exa mple.com/x",
+        "http://example.com/x\r\nX-Injected: 1",
+        "http://example.com/\x00",
+        "http://example.com:99999/x",
+        "http://example.com:0/x",
+        "http://example.com:port/x",
+        "http://user:pass@example.com/x",
+        "http://exa_mple..com/x",
+        "http://-bad-.example.com/x",
+        "https://example.com/x#frag",
+        "http://" + "a" * 64 + ".example.com/",
+        "https://example.com/" + "x" * 2000,
+    ):
         response = await client.post(
             f"{API}/webhooks", json={"url": url, "events": ["*"]}, headers=operator
         )
         assert_validation_error(response, "url")
+        changed = await client.patch(
+            f"{API}/webhooks/{hook.json()['id']}", json={"url": url}, headers=operator
+        )
+        assert_validation_error(changed, "url")
+    for url in (
+        "https://example.com",
+        "http://127.0.0.1:8080/hooks?x=1",
+        "http://[2001:db8::1]:8443/h",
+        "https://bücher.example/h",
+        "https://hooks.example.com./h",
+    ):
+        response = await client.post(
+            f"{API}/webhooks", json={"url": url, "events": ["*"]}, headers=operator
+        )
+        assert response.status_code == 201, (url, response.text)
     for events in (["user.deleted"], [], ["*", "nope"]):
         response = await client.post(
             f"{API}/webhooks",
@@ -233,7 +282,7 @@ async def test_a_dead_receiver_ends_failed_and_can_be_retried_by_hand(
     retried = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
     assert retried.status_code == 202
     again = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
-    assert_problem(again, 409, "conflict")  # only a failed delivery
+    assert_problem(again, 409, "delivery_not_failed")  # only a failed delivery
     await deliverer.run_due()
     (arrived,) = receiver.received
     assert arrived.message_id == item["message_id"]
@@ -241,7 +290,9 @@ async def test_a_dead_receiver_ends_failed_and_can_be_retried_by_hand(
     (item,) = await _deliveries(client, operator, hook["id"])
     assert (item["status"], item["attempt"]) == ("succeeded", len(PAUSES) + 2)
     assert_problem(
-        await client.post(f"{API}/admin/deliveries/99999/retry", headers=operator), 404, "not_found"
+        await client.post(f"{API}/admin/deliveries/99999/retry", headers=operator),
+        404,
+        "delivery_not_found",
     )
 
 
@@ -257,7 +308,9 @@ async def test_private_addresses_are_refused_without_the_setting(
     assert receiver.received == []
     (item,) = await _deliveries(client, operator, hook["id"])
     assert item["status"] == "pending"
-    assert item["error"] == "address 127.0.0.1 is loopback: refused"
+    assert item["error"] == (
+        "address 127.0.0.1 is loopback: refused (WEBHOOK_ALLOW_PRIVATE_NETWORKS=true allows it)"
+    )
 
 
 async def test_redirects_are_not_followed(
@@ -280,13 +333,20 @@ async def test_a_rotated_secret_keeps_signing_for_a_day(
     new = rotated.json()["secret"]
     assert new != old
     assert new.startswith("whsec_")
+    # The answer says until when the old secret signs too.
+    until = dt.datetime.fromisoformat(rotated.json()["previous_secret_until"])
+    assert until - clock.utcnow() > dt.timedelta(hours=23, minutes=59)
+    assert until - clock.utcnow() <= dt.timedelta(hours=24)
 
     for secrets in ([old], [new]):
         receiver.secrets = secrets
-        assert (
-            await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator)
-        ).status_code == 202
+        tested = await client.post(f"{API}/webhooks/{hook['id']}/test", headers=operator)
+        assert tested.status_code == 202
+        # The answer is the queued delivery, to follow in the deliveries list.
+        assert (tested.json()["event_type"], tested.json()["status"]) == ("ping", "pending")
         await deliverer.run_due()
+        (latest, *_) = await _deliveries(client, operator, hook["id"])
+        assert (latest["id"], latest["status"]) == (tested.json()["id"], "succeeded")
         assert receiver.received[-1].verified
         assert receiver.received[-1].payload["type"] == "ping"
         assert receiver.received[-1].payload["data"] == {}
@@ -349,3 +409,52 @@ async def test_finished_deliveries_are_removed_after_their_retention(
         for task in deliverer.housekeeping:
             await task()
     assert await WebhookDelivery.objects.count() == 0
+
+
+async def test_an_attempt_is_counted_when_it_starts(
+    client: httpx.AsyncClient, core: Core, operator, register, endpoint, receiver: Receiver
+) -> None:
+    """A worker that dies after the POST but before recording it leaves the attempt counted:
+    the count says what the receiver may have seen."""
+
+    class DiesAfterSending(Sender):
+        async def send(self, **values: Any) -> Any:
+            await super().send(**values)
+            raise RuntimeError("the worker died here")
+
+    original = core.webhooks.sender
+    core.webhooks.sender = DiesAfterSending(timeout=2, allow_private_networks=True)
+    try:
+        hook = await endpoint(["user.created"])
+        await register("ann@example.com")
+        await core.worker().run_due()
+        (item,) = await _deliveries(client, operator, hook["id"])
+        assert (len(receiver.received), item["attempt"], item["status"]) == (1, 1, "pending")
+        with clock.shift(dt.timedelta(seconds=PAUSES[0] + 1)):
+            await core.worker().run_due()
+        (item,) = await _deliveries(client, operator, hook["id"])
+        assert (len(receiver.received), item["attempt"]) == (2, 2)
+    finally:
+        await core.webhooks.sender.close()
+        core.webhooks.sender = original
+
+
+def test_ipv6_forms_that_embed_a_non_public_ipv4_are_refused() -> None:
+    for address in (
+        "2002:7f00:1::",  # 6to4 of 127.0.0.1
+        "2002:a9fe:a9fe::1",  # 6to4 of the metadata address 169.254.169.254
+        "2002:0a00:0001::",  # 6to4 of 10.0.0.1
+        "64:ff9b::7f00:1",  # NAT64 of 127.0.0.1
+        "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254
+        "64:ff9b:1::a00:1",  # local-use NAT64
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",  # Teredo, client 127.0.0.1
+        "2001:0:a00:1::1",  # Teredo, server 10.0.0.1
+        "::127.0.0.1",  # IPv4-compatible
+        "::ffff:192.168.1.1",  # IPv4-mapped
+        "::1",
+        "fe80::1",
+        "fc00::1",
+    ):
+        assert refused_address(ipaddress.ip_address(address)) is not None, address
+    for address in ("2606:4700:4700::1111", "2002:808:808::1", "8.8.8.8"):
+        assert refused_address(ipaddress.ip_address(address)) is None, address

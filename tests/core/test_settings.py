@@ -1,0 +1,24 @@
+"""Settings that cannot work together are refused at start, with the setting named."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from core.settings import Settings
+
+
+def _settings(**values: object) -> Settings:
+    return Settings(environment="test", **values)  # type: ignore[arg-type]
+
+
+def test_a_job_lease_must_outlast_an_attempt_twice_over(monkeypatch) -> None:
+    monkeypatch.setenv("JOB_LEASE_SECONDS", "19")
+    with pytest.raises(ValidationError, match="JOB_LEASE_SECONDS=19 must be at least twice"):
+        _settings()  # a webhook attempt may take 10 s
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("SMTP_TIMEOUT_SECONDS", "5")
+    assert _settings().jobs.lease_seconds == 19
+    monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "10")
+    with pytest.raises(ValidationError, match="WEBHOOK_TIMEOUT_SECONDS"):
+        _settings()

@@ -148,10 +148,11 @@ async def reject(referral_id: int, operator: CurrentOperator, core: CoreDep) -> 
 @router.post(
     "/admin/users/{user_id}/block",
     response_model=UserRead,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def block(user_id: int, operator: CurrentOperator, core: CoreDep) -> UserRead:
-    """Block a user: tokens, sign-in and their code stop working at once."""
+    """Block a user: tokens, sign-in and their code stop working at once. An operator cannot
+    be blocked (`409 cannot_block_operator`): demoting is a command-line act."""
     account = await core.program.set_blocked(operator=operator, user_id=user_id, blocked=True)
     return UserRead.of(account)
 

@@ -19,3 +19,8 @@ class InsufficientBalance(Conflict):
 class ExternalIdConflict(Conflict):
     code = "external_id_conflict"
     message = "This external_id was reported before with another user, event, amount or currency."
+
+
+class CannotBlockOperator(Conflict):
+    code = "cannot_block_operator"
+    message = "Operators cannot be blocked; demote them from the command line first."

@@ -31,6 +31,7 @@ from core.pagination import newest_first
 from core.program import counters
 from core.program.errors import (
     AlreadyReviewed,
+    CannotBlockOperator,
     ExternalIdConflict,
     InsufficientBalance,
     ReferralNotFound,
@@ -198,7 +199,7 @@ _WINDOW = (
 _LEADERS = Read(
     sa.select(_WINDOW.c.referrer_id, _users.c.full_name, _WINDOW.c.total)
     .select_from(_WINDOW.join(_users, _users.c.id == _WINDOW.c.referrer_id))
-    .where(_users.c.blocked_at.is_(None))
+    .where(_users.c.blocked_at.is_(None), _users.c.erased_at.is_(None))
     .order_by(_WINDOW.c.total.desc(), _WINDOW.c.referrer_id)
     .limit(sa.bindparam("limit"))
 )
@@ -499,13 +500,26 @@ class ProgramService:
     async def _grant(
         self, connection: Any, item: ReferralItem, *, conversion_id: int | None
     ) -> list[Reward]:
-        """The referral's rewards, each once (the unique index decides under races)."""
+        """The referral's rewards, each once (the unique index decides under races). A side
+        that is blocked or erased at that moment earns nothing, and never will for this
+        referral: unblocking grants nothing after the fact."""
         granted = []
+        earners = set(
+            (
+                await connection.execute(
+                    sa.select(_users.c.id).where(
+                        _users.c.id.in_((item.referrer_id, item.id)),
+                        _users.c.blocked_at.is_(None),
+                        _users.c.erased_at.is_(None),
+                    )
+                )
+            ).scalars()
+        )
         for user_id, points, reason in (
             (item.referrer_id, self.settings.reward_referrer_points, REFERRAL_QUALIFIED),
             (item.id, self.settings.reward_friend_points, REFERRED_SIGNUP_BONUS),
         ):
-            if points <= 0:
+            if points <= 0 or user_id not in earners:
                 continue
             insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
             row = (
@@ -695,19 +709,23 @@ class ProgramService:
 
     async def set_blocked(self, *, operator: Operator, user_id: int, blocked: bool) -> Account:
         """Block (tokens, sign-in and the user's code stop at once, cache included) or
-        unblock (all of it works again)."""
+        unblock (all of it works again). Operators cannot be blocked here: demoting one is
+        a command-line act."""
         if not is_valid_id(user_id):
             raise UserNotFound()
-        statement = (
-            sa.update(_users)
-            .where(_users.c.id == user_id)
-            .values(blocked_at=clock.utcnow() if blocked else None)
-            .returning(*ACCOUNT_COLUMNS)
+        statement = sa.update(_users).where(_users.c.id == user_id)
+        if blocked:
+            statement = statement.where(_users.c.is_superuser.is_(False))
+        statement = statement.values(blocked_at=clock.utcnow() if blocked else None).returning(
+            *ACCOUNT_COLUMNS
         )
         async with database.transaction(), database.connection() as connection:
             row = (await connection.execute(statement)).first()
             if row is None:
-                raise UserNotFound()
+                exists = (
+                    await connection.execute(sa.select(_users.c.id).where(_users.c.id == user_id))
+                ).first()
+                raise CannotBlockOperator() if exists else UserNotFound()
             await self.operators.record(
                 operator=operator,
                 action="user.blocked" if blocked else "user.unblocked",
@@ -782,7 +800,11 @@ class ProgramService:
             per_referrer = (
                 sa.select(total.label("total"))
                 .select_from(referrer_days.join(_users, _users.c.id == referrer_days.c.referrer_id))
-                .where(referrer_days.c.day >= first, _users.c.blocked_at.is_(None))
+                .where(
+                    referrer_days.c.day >= first,
+                    _users.c.blocked_at.is_(None),
+                    _users.c.erased_at.is_(None),
+                )
                 .group_by(referrer_days.c.referrer_id)
                 .subquery()
             )

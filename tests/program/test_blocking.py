@@ -103,3 +103,73 @@ async def test_a_block_during_sign_ups_with_the_blocked_users_code(
     assert stats["referrals"] == stats["approved"] == len(joined)
     after = await sign_up(99)
     assert after.json()["code"] == "referral_code_expired"
+
+
+async def test_operators_cannot_be_blocked_not_even_by_themselves(
+    client: httpx.AsyncClient, operator, api_key
+) -> None:
+    me = (await client.get(f"{API}/users/me", headers=operator)).json()
+    for headers in (operator, api_key):
+        assert_problem(
+            await client.post(f"{API}/admin/users/{me['id']}/block", headers=headers),
+            409,
+            "cannot_block_operator",
+        )
+    assert (await client.get(f"{API}/users/me", headers=operator)).status_code == 200
+    assert_problem(
+        await client.post(f"{API}/admin/users/999999/block", headers=operator),
+        404,
+        "user_not_found",
+    )
+
+
+async def test_a_blocked_referrer_earns_nothing_and_unblocking_grants_nothing_later(
+    client: httpx.AsyncClient, api_key, operator, referrer, join
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+    await client.post(f"{API}/admin/users/{ref['user']['id']}/block", headers=operator)
+
+    converted = await client.post(
+        f"{API}/conversions",
+        json={"user_id": friend["id"], "event": "purchase", "external_id": "o-1"},
+        headers=api_key,
+    )
+    assert converted.status_code == 201
+    # The referral qualified; only the friend, who is not blocked, is rewarded.
+    assert converted.json()["referral_qualified"] is True
+    assert [(r["user_id"], r["points"]) for r in converted.json()["rewards"]] == [
+        (friend["id"], 50)
+    ]
+
+    await client.post(f"{API}/admin/users/{ref['user']['id']}/unblock", headers=operator)
+    signed_in = await client.post(
+        f"{API}/auth/token", data={"username": "ref@example.com", "password": PASSWORD}
+    )
+    headers = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    rewards = (await client.get(f"{API}/users/me/rewards", headers=headers)).json()
+    assert (rewards["balance"], rewards["items"]) == (0, [])
+    overview = (await client.get(f"{API}/admin/stats", headers=operator)).json()
+    assert overview["totals"]["rewards_points"] == 50
+
+
+async def test_an_erased_referrer_earns_nothing_and_leaves_the_leaderboard(
+    client: httpx.AsyncClient, api_key, referrer, join
+) -> None:
+    ref = await referrer(full_name="Gone Soon")
+    other = await referrer("other@example.com", full_name="Stays")
+    friend = await join("friend@example.com", ref["code"])
+    await join("pal@example.com", other["code"])
+    erased = await client.request(
+        "DELETE", f"{API}/users/me", json={"password": PASSWORD}, headers=ref["headers"]
+    )
+    assert erased.status_code == 204
+
+    converted = await client.post(
+        f"{API}/conversions",
+        json={"user_id": friend["id"], "event": "purchase", "external_id": "o-1"},
+        headers=api_key,
+    )
+    assert [r["user_id"] for r in converted.json()["rewards"]] == [friend["id"]]
+    board = (await client.get(f"{API}/leaderboard")).json()["items"]
+    assert [item["referrer"]["id"] for item in board] == [other["user"]["id"]]

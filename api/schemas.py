@@ -27,6 +27,7 @@ from core.program.tables import AMOUNT_MAX, AMOUNT_PLACES, POINTS_MAX
 from core.referrals.service import Referral
 from core.users.models import Account
 from core.users.names import check_name
+from core.users.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 
 Code = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{4,32}$")]
 
@@ -137,7 +138,7 @@ class UserCreate(BaseModel):
     )
 
     email: EmailStr = Field(max_length=320)
-    password: Text = Field(min_length=8, max_length=128)
+    password: Text = Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
     full_name: Name | None = Field(default=None, min_length=1, max_length=100)
     referral_code: Text | None = Field(default=None, max_length=256)
 
@@ -197,7 +198,9 @@ class RefreshRequest(BaseModel):
 
 
 Password = Annotated[
-    str, AfterValidator(_storable), StringConstraints(min_length=8, max_length=128)
+    str,
+    AfterValidator(_storable),
+    StringConstraints(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
 ]
 
 

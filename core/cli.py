@@ -10,7 +10,7 @@ import asyncio
 import os
 import sys
 
-from core import db, security
+from core.container import build_core
 from core.errors import DomainError
 from core.settings import get_settings
 from core.users.emails import normalize_email
@@ -18,23 +18,23 @@ from core.users.models import User
 
 
 async def make_superuser(email: str, password: str | None) -> str:
+    """Grant an existing account superuser rights, or make one with `password`: through the
+    same sign-up as the API (its password rules, counters and events)."""
     email = normalize_email(email)
-    settings = get_settings()
-    db.database.configure(settings.database_url, settings.database)
-    await db.database.connect()
+    core = build_core(get_settings())
+    await core.start()
     try:
         user = await User.objects.get_or_none(email=email)
         if user is None:
             if not password:
                 raise DomainError(f"no user {email}; set PASSWORD=… to create one")
-            await User.objects.create(
-                email=email, password_hash=await security.hash_password(password), is_superuser=True
-            )
+            user = await core.users.register(email=email, password=password)
+            await user.update(is_superuser=True)
             return f"created superuser {email}"
         await user.update(is_superuser=True)
         return f"{email} is now a superuser"
     finally:
-        await db.database.disconnect()
+        await core.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

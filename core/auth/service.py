@@ -27,6 +27,7 @@ from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
 from core.mail import MAIL, Mail, Mailer
 from core.settings import AuthSettings
+from core.users import passwords
 from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
@@ -218,6 +219,7 @@ class AuthService:
         self, *, user: Person, current_password: str, new_password: str
     ) -> None:
         """Every token of the user, access and refresh, stops working at once."""
+        passwords.check_password(new_password, field="new_password")
         await self.check_password(user=user, password=current_password)
         await self._set_password(user.id, await security.hash_password(new_password))
 
@@ -236,6 +238,7 @@ class AuthService:
             await self._queue_mail(user, PASSWORD_RESET)
 
     async def confirm_password_reset(self, *, token: str, new_password: str) -> None:
+        passwords.check_password(new_password, field="new_password")
         user_id = await self._spend(token, PASSWORD_RESET)  # junk costs no password hashing
         if user_id is None:
             raise InvalidResetToken()

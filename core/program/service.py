@@ -665,6 +665,12 @@ class ProgramService:
                 await counters.referrer_day(
                     connection, decided.referrer_id, counters.day_of(decided.created_at), approved=1
                 )
+            elif decided.qualified_at is not None:
+                # "Qualified" counts referrals that qualified and were not rejected.
+                await counters.referrer(connection, decided.referrer_id, qualified=-1)
+                await counters.program(
+                    connection, counters.day_of(decided.qualified_at), qualified=-1
+                )
             await counters.program(connection, pending_review=-1)
             item = await self._item(connection, referral_id)
             points = 0

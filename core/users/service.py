@@ -24,6 +24,7 @@ from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 from core.users.names import clean_name
+from core.users.passwords import check_password
 from core.webhooks.events import Events, NoEvents, user_data
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class UserService:
         """Create an API account, optionally as a referral of a code's owner (`client_address`,
         the one the rate limits count, decides with the rest whether it is held for review)."""
         email = normalize_email(email)
+        check_password(password)
         if await User.objects.filter(email=email).exists():
             raise EmailTaken()  # fast path; the unique index decides under races
         if referral_code:

@@ -206,3 +206,29 @@ async def test_the_review_queue_is_listed_by_status(client, operator, referrer, 
     )
     everything = (await client.get(f"{API}/admin/referrals", headers=operator)).json()["items"]
     assert len(everything) == 4
+
+
+async def test_a_qualified_referral_rejected_later_is_no_longer_counted_qualified(
+    client, operator, api_key, referrer, join
+) -> None:
+    """ "Qualified" counts referrals that qualified and were not rejected, in every number."""
+    ref = await referrer()
+    held = await join("held@mailinator.com", ref["code"])
+    converted = await client.post(
+        f"{API}/conversions",
+        json={"user_id": held["id"], "event": "purchase", "external_id": "o-1"},
+        headers=api_key,
+    )
+    assert converted.json()["referral_qualified"] is True
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])).json()
+    overview = (await client.get(f"{API}/admin/stats", headers=operator)).json()
+    assert (stats["qualified"], overview["totals"]["qualified"]) == (1, 1)
+    assert overview["days"][-1]["qualified"] == 1
+
+    await client.post(f"{API}/admin/referrals/{held['id']}/reject", headers=operator)
+
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])).json()
+    overview = (await client.get(f"{API}/admin/stats", headers=operator)).json()
+    assert (stats["qualified"], stats["rejected"]) == (0, 1)
+    assert overview["totals"]["qualified"] == 0
+    assert overview["days"][-1]["qualified"] == 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 
+from api.clients import ClientAddress
 from core.auth.errors import NotAuthenticated
 from core.container import Core
 from core.operators.service import Operator, operator_of
@@ -66,9 +68,11 @@ async def get_viewer(
 Viewer = Annotated[Account | Operator, Depends(get_viewer)]
 
 
-async def get_operator(viewer: Viewer) -> Operator:
-    """A superuser's bearer token or an API key; a non-superuser's token is a 403."""
-    return viewer if isinstance(viewer, Operator) else operator_of(viewer)
+async def get_operator(viewer: Viewer, address: ClientAddress) -> Operator:
+    """A superuser's bearer token or an API key; a non-superuser's token is a 403. The
+    operator carries the client address the audit log records."""
+    operator = viewer if isinstance(viewer, Operator) else operator_of(viewer)
+    return dataclasses.replace(operator, address=address)
 
 
 CurrentOperator = Annotated[Operator, Depends(get_operator)]

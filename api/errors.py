@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import routes
+from api.clients import client_address
 from core import errors as core_errors
 from core.db import is_outage
 
@@ -134,8 +135,21 @@ async def http_error_handler(request: Request, exc: Exception) -> Response:
     return problem(status, code, detail, headers=headers or None)
 
 
+def _client(request: Request) -> str:
+    try:
+        return client_address(request)
+    except Exception:  # an app without the front's state (never fail an error's answer)
+        return "unknown"
+
+
 async def unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    log.exception(
+        "unhandled error on %s %s from %s",
+        request.method,
+        request.url.path,
+        _client(request),
+        exc_info=exc,
+    )
     return problem(500, "internal_error", "Something went wrong on our side; try again.")
 
 
@@ -143,7 +157,13 @@ async def database_error_handler(request: Request, exc: Exception) -> JSONRespon
     """A database that cannot be reached is a 503 to retry, not a failure of the request."""
     if not is_outage(exc):
         return await unexpected_error_handler(request, exc)
-    log.error("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+    log.error(
+        "database unavailable on %s %s from %s: %r",
+        request.method,
+        request.url.path,
+        _client(request),
+        exc,
+    )
     return problem(
         503,
         "service_unavailable",

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp
 
 from api import console, docs, errors, pages
 from api.bodylimit import BodyLimit
+from api.clients import parse_networks
 from api.front import Front
 from api.routers import auth, health, operators, program, referral_codes, users, webhooks
 from api.routing import CachedReads, cached_routes
@@ -105,6 +106,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         redirect_slashes=False,
     )
     app.state.core = core
+    app.state.trusted_proxies = parse_networks(settings.http.trusted_proxies)
     errors.install(app)
     docs.install(app)
     pages.install(app)

@@ -1,70 +1,16 @@
-"""Rate-limit dependencies and the client address they count by.
-
-The address is the TCP peer. `X-Forwarded-For` is read only when that peer is a trusted proxy
-(`RATE_LIMIT_TRUSTED_PROXIES`), walking the header from the right past further trusted
-proxies: everything left of the first untrusted hop could have been written by the client, so
-a client cannot pick its own address to dodge a limit.
-"""
+"""Rate-limit dependencies: each counts by the client address of `api.clients`."""
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api.clients import client_address
 from core.container import Core
-from core.ratelimit import IPNetwork, RateLimiter, account_key
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-# One IPv6 host usually holds a whole /64, so that is what one client is.
-_IPV6_CLIENT_PREFIX = 64
-
-
-def _parse_hop(hop: str) -> IPAddress | None:
-    """An address from one X-Forwarded-For entry, with or without a port."""
-    hop = hop.strip()
-    if hop.startswith("["):  # "[2001:db8::1]:443"
-        hop = hop[1 : hop.find("]")]
-    elif hop.count(":") == 1:  # "203.0.113.7:443"
-        hop = hop.partition(":")[0]
-    try:
-        return ipaddress.ip_address(hop)
-    except ValueError:
-        return None
-
-
-def _client_key(address: IPAddress) -> str:
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        network = ipaddress.IPv6Network((address, _IPV6_CLIENT_PREFIX), strict=False)
-        return str(network)
-    return str(address)
-
-
-def client_address(request: Request, trusted_proxies: tuple[IPNetwork, ...] = ()) -> str:
-    """The address a request is counted under."""
-    peer = request.client.host if request.client else ""
-    if not trusted_proxies and ":" not in peer:
-        return peer or "unknown"  # the common case: a plain IPv4 peer, no proxy to consider
-    address = _parse_hop(peer)
-    if address is None:
-        return peer or "unknown"
-    if not any(address in network for network in trusted_proxies):
-        return _client_key(address)
-    hops = [hop for value in request.headers.getlist("x-forwarded-for") for hop in value.split(",")]
-    for hop in reversed(hops):
-        forwarded = _parse_hop(hop)
-        if forwarded is None:  # garbage where a proxy should have written an address
-            break
-        address = forwarded
-        if not any(address in network for network in trusted_proxies):
-            break
-    return _client_key(address)
+from core.ratelimit import RateLimiter, account_key
 
 
 def _limiter(request: Request) -> RateLimiter:
@@ -85,7 +31,7 @@ async def core_for_lookup(request: Request) -> Core:
     core: Core = request.app.state.core
     limiter = core.limiter
     if limiter.enabled and not request.scope.get(LOOKUP_COUNTED):
-        address = client_address(request, limiter.trusted_proxies)
+        address = client_address(request)
         await limiter.check((limiter.limits.lookup, address))
     return core
 
@@ -118,7 +64,7 @@ async def limit_login(
     if not limiter.enabled:
         return LoginAttempt(limiter, "", "")
     account = account_key(form.username)
-    address = client_address(request, limiter.trusted_proxies)
+    address = client_address(request)
     account_at_address = f"{account}@{address}"
     limits = limiter.limits
     # One check for both: a refused attempt counts against neither.
@@ -128,11 +74,5 @@ async def limit_login(
     return LoginAttempt(limiter, account, account_at_address)
 
 
-async def get_client_address(request: Request) -> str:
-    """The client address as the rate limits count it (trusted proxies decide the header)."""
-    return client_address(request, _limiter(request).trusted_proxies)
-
-
-ClientAddress = Annotated[str, Depends(get_client_address)]
 LookupCore = Annotated[Core, Depends(core_for_lookup)]
 LoginLimit = Annotated[LoginAttempt, Depends(limit_login)]

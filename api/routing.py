@@ -25,8 +25,9 @@ from starlette.convertors import Convertor
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.clients import client_address
 from api.errors import domain_error_handler
-from api.ratelimit import LOOKUP_COUNTED, client_address
+from api.ratelimit import LOOKUP_COUNTED
 from core.cache import Lookup
 from core.container import Core
 from core.errors import RateLimited
@@ -87,7 +88,7 @@ def _counted(handler: Handler, pick: PickLimit) -> Handler:
     async def counted(request: Request) -> Response:
         limiter = request.app.state.core.limiter
         if limiter.enabled:
-            address = client_address(request, limiter.trusted_proxies)
+            address = client_address(request)
             await limiter.check((pick(limiter.limits), address))
         return await handler(request)
 
@@ -173,7 +174,7 @@ class CachedReads:
         limiter = core.limiter
         hit = None
         if cached.pick is not None and limiter.enabled:
-            hit = (cached.pick(limiter.limits), client_address(request, limiter.trusted_proxies))
+            hit = (cached.pick(limiter.limits), client_address(request))
             scope[LOOKUP_COUNTED] = True  # the route does not count it again
         try:
             if key is None:

@@ -328,6 +328,7 @@ class ApiKeyList(BaseModel):
 class Actor(BaseModel):
     user_id: int | None
     api_key_id: int | None
+    address: str | None = Field(description="The client address the action came from.")
 
 
 class AuditItem(BaseModel):

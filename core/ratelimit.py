@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import ipaddress
 import logging
 import math
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -33,8 +32,6 @@ from core.settings import RateLimitSettings, Settings
 from core.users.emails import normalize_email
 
 log = logging.getLogger(__name__)
-
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,13 +305,10 @@ class RateLimiter:
         counters: Counters | None,
         *,
         limits: Limits,
-        trusted_proxies: Iterable[IPNetwork] = (),
     ) -> None:
         self._counters = counters
         self.enabled = counters is not None
         self.limits = limits
-        # Peers whose X-Forwarded-For is believed (read by the HTTP front).
-        self.trusted_proxies = tuple(trusted_proxies)
 
     @classmethod
     def disabled(cls) -> RateLimiter:
@@ -367,10 +361,6 @@ def account_key(username: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
-def parse_networks(entries: Iterable[str]) -> tuple[IPNetwork, ...]:
-    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in entries)
-
-
 def build_limiter(settings: Settings) -> RateLimiter:
     config = settings.rate_limit
     limits = Limits.from_settings(config)
@@ -381,6 +371,4 @@ def build_limiter(settings: Settings) -> RateLimiter:
         if settings.redis_url
         else MemoryCounters()
     )
-    return RateLimiter(
-        counters, limits=limits, trusted_proxies=parse_networks(config.trusted_proxies)
-    )
+    return RateLimiter(counters, limits=limits)

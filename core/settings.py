@@ -10,7 +10,7 @@ import secrets
 from functools import lru_cache
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,24 @@ class HttpSettings(BaseSettings):
         (10_000, 10, 10), validation_alias="GC_THRESHOLDS"
     )
 
+    # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed: "10.0.0.1,10.1.0.0/16" or
+    # JSON. The client address it gives is the one rate limits, review, audit and logs use.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        validation_alias=AliasChoices("TRUSTED_PROXIES", "RATE_LIMIT_TRUSTED_PROXIES"),
+    )
+
     _split_origins = field_validator("cors_origins", mode="before")(_split_list)
+    _split_proxies = field_validator("trusted_proxies", mode="before")(_split_list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, value: list[str]) -> list[str]:
+        entries = [entry.strip() for entry in value if entry.strip()]
+        for entry in entries:
+            ipaddress.ip_network(entry, strict=False)  # a typo stops the start, loudly
+        return entries
+
     _split_thresholds = field_validator("gc_thresholds", mode="before")(_split_list)
 
     @field_validator("gc_thresholds")
@@ -148,8 +165,6 @@ class RateLimitSettings(BaseSettings):
     # Password-reset requests and confirmations per client address (each request may mail).
     password_reset: str = "5/3600"  # noqa: S105 (a rate, not a password)
     lookup: str = "120/60"
-    # Proxies (IPs or CIDRs) whose X-Forwarded-For is believed: "10.0.0.1,10.1.0.0/16" or JSON.
-    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     @field_validator(
         "login",
@@ -165,16 +180,6 @@ class RateLimitSettings(BaseSettings):
         if not (count.isdigit() and seconds.isdigit() and int(count) > 0 and int(seconds) > 0):
             raise ValueError("a rate limit is written '<count>/<seconds>', e.g. '10/60'")
         return value
-
-    _split_proxies = field_validator("trusted_proxies", mode="before")(_split_list)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _check_proxies(cls, value: list[str]) -> list[str]:
-        entries = [entry.strip() for entry in value if entry.strip()]
-        for entry in entries:
-            ipaddress.ip_network(entry, strict=False)  # a typo stops the start, loudly
-        return entries
 
 
 class TelegramSettings(BaseSettings):

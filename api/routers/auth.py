@@ -5,9 +5,10 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api.clients import ClientAddress
 from api.deps import CoreDep
 from api.errors import problem_responses
-from api.ratelimit import ClientAddress, LoginLimit
+from api.ratelimit import LoginLimit
 from api.routing import ServiceRoute, per_address
 from api.schemas import (
     EmailVerification,

@@ -29,6 +29,8 @@ class AuditEntry(ormar.Model):
     id: int = ormar.Integer(primary_key=True)
     actor_user_id: int | None = ormar.Integer(nullable=True)
     actor_api_key_id: int | None = ormar.Integer(nullable=True)
+    # The client address of the request (None: the command line, or before it was kept).
+    actor_address: str | None = ormar.String(max_length=64, nullable=True)
     action: str = ormar.String(max_length=64)
     target: str = ormar.String(max_length=200)
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)

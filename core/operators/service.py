@@ -32,6 +32,8 @@ class Operator:
 
     user_id: int | None = None
     api_key_id: int | None = None
+    # Where the request came from (the client address of the front), for the audit log.
+    address: str | None = None
 
     @property
     def is_superuser(self) -> bool:
@@ -49,7 +51,7 @@ class ApiKeyView:
 @dataclass(frozen=True, slots=True)
 class AuditItem:
     id: int
-    actor: dict[str, int | None]
+    actor: dict[str, int | str | None]
     action: str
     target: str
     created_at: dt.datetime
@@ -139,6 +141,7 @@ class OperatorService:
                 sa.insert(_audit).values(
                     actor_user_id=operator.user_id,
                     actor_api_key_id=operator.api_key_id,
+                    actor_address=(operator.address or "")[:64] or None,
                     action=action,
                     target=target[:200],
                     created_at=clock.utcnow(),
@@ -152,6 +155,7 @@ class OperatorService:
             _audit.c.id,
             _audit.c.actor_user_id,
             _audit.c.actor_api_key_id,
+            _audit.c.actor_address,
             _audit.c.action,
             _audit.c.target,
             _audit.c.created_at,
@@ -160,7 +164,11 @@ class OperatorService:
         items = [
             AuditItem(
                 id=row.id,
-                actor={"user_id": row.actor_user_id, "api_key_id": row.actor_api_key_id},
+                actor={
+                    "user_id": row.actor_user_id,
+                    "api_key_id": row.actor_api_key_id,
+                    "address": row.actor_address,
+                },
                 action=row.action,
                 target=row.target,
                 created_at=row.created_at,

@@ -36,11 +36,13 @@ def limited_app(settings: Settings) -> AppFactory:
     async def build(redis_url: str | None = REDIS_URL, **limits: Any) -> AsyncIterator[FastAPI]:
         from api.main import create_app
 
+        proxies = limits.pop("trusted_proxies", [])
         rate_limit = settings.rate_limit.model_copy(update={"enabled": True, **limits})
+        http = settings.http.model_copy(update={"trusted_proxies": proxies})
         # A loaded test machine must not pass for a Redis outage (that has its own test).
         cache = settings.cache.model_copy(update={"redis_timeout_seconds": 5.0})
         custom = settings.model_copy(
-            update={"rate_limit": rate_limit, "cache": cache, "redis_url": redis_url}
+            update={"rate_limit": rate_limit, "http": http, "cache": cache, "redis_url": redis_url}
         )
         application = create_app(custom, core=build_core(custom))
         async with LifespanManager(application) as manager:

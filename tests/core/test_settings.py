@@ -22,3 +22,14 @@ def test_a_job_lease_must_outlast_an_attempt_twice_over(monkeypatch) -> None:
     monkeypatch.setenv("WEBHOOK_TIMEOUT_SECONDS", "10")
     with pytest.raises(ValidationError, match="WEBHOOK_TIMEOUT_SECONDS"):
         _settings()
+
+
+def test_trusted_proxies_are_their_own_setting_under_either_name(monkeypatch) -> None:
+    monkeypatch.setenv("RATE_LIMIT_ENABLED", "false")
+    monkeypatch.setenv("RATE_LIMIT_TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.1")
+    assert _settings().http.trusted_proxies == ["10.0.0.0/8", "192.168.1.1"]
+    monkeypatch.setenv("TRUSTED_PROXIES", "172.16.0.0/12")
+    assert _settings().http.trusted_proxies == ["172.16.0.0/12"]
+    monkeypatch.setenv("TRUSTED_PROXIES", "not-an-address")
+    with pytest.raises(ValidationError):
+        _settings()

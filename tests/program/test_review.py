@@ -232,3 +232,52 @@ async def test_a_qualified_referral_rejected_later_is_no_longer_counted_qualifie
     assert (stats["qualified"], stats["rejected"]) == (0, 1)
     assert overview["totals"]["qualified"] == 0
     assert overview["days"][-1]["qualified"] == 0
+
+
+async def test_behind_a_trusted_proxy_review_sees_the_real_clients_with_limits_off(
+    core, settings, operator, referrer, join
+) -> None:
+    """TRUSTED_PROXIES is its own setting: with rate limits off (as here) the forwarded
+    address still decides review, and the audit log records it."""
+    from api.main import create_app
+
+    assert settings.rate_limit.enabled is False
+    http = settings.http.model_copy(update={"trusted_proxies": ["10.0.0.0/8"]})
+    app = create_app(settings.model_copy(update={"http": http}), core=core)
+    transport = httpx.ASGITransport(app=app, client=("10.0.0.1", 40000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as proxy:
+
+        def via(address: str) -> dict[str, str]:
+            return {"X-Forwarded-For": address}
+
+        ref = await referrer()
+        signed_in = await proxy.post(
+            f"{API}/auth/token",
+            data={"username": "ref@example.com", "password": "correct horse battery"},
+            headers=via("203.0.113.10"),
+        )
+        assert signed_in.status_code == 200
+
+        async def join_via(email: str, address: str) -> dict:
+            response = await proxy.post(
+                f"{API}/auth/register",
+                json={"email": email, "password": "a long password", "referral_code": ref["code"]},
+                headers=via(address),
+            )
+            assert response.status_code == 201, response.text
+            return dict(response.json())
+
+        same = await join_via("a@example.com", "203.0.113.77")
+        other = await join_via("b@example.com", "198.51.100.5")
+        queue = (
+            await proxy.get(f"{API}/admin/referrals", headers={**operator, **via("192.0.2.44")})
+        ).json()["items"]
+        status = {item["id"]: item["status"] for item in queue}
+        assert (status[same["id"]], status[other["id"]]) == ("pending_review", "approved")
+
+        await proxy.post(
+            f"{API}/admin/referrals/{same['id']}/approve", headers={**operator, **via("192.0.2.44")}
+        )
+        audit = (await proxy.get(f"{API}/admin/audit", headers=operator)).json()["items"]
+        assert audit[0]["action"] == "referral.approved"
+        assert audit[0]["actor"]["address"] == "192.0.2.44"

@@ -117,7 +117,7 @@ async def test_every_operator_action_is_in_the_audit_log(
         "api_key.created",
     ]
     updated = entries[4]
-    assert updated["actor"] == {"user_id": None, "api_key_id": key["id"]}
+    assert updated["actor"] == {"user_id": None, "api_key_id": key["id"], "address": "127.0.0.1"}
     assert updated["target"] == f"webhook:{hook['id']} (enabled)"
     assert entries[0]["actor"]["api_key_id"] is None
     assert entries[0]["actor"]["user_id"] is not None

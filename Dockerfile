@@ -41,5 +41,6 @@ USER app
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('PORT', '8000')}/health/live\", timeout=3)"]
-# uvicorn starts WEB_CONCURRENCY workers; their metrics meet in an emptied shared directory.
-CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec uvicorn --factory api.main:create_app --host \"$HOST\" --port \"$PORT\" --no-access-log --no-proxy-headers"]
+# python -m api checks the settings, then uvicorn starts WEB_CONCURRENCY workers; their
+# metrics meet in an emptied shared directory.
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec python -m api --host \"$HOST\" --port \"$PORT\""]

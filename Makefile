@@ -43,7 +43,7 @@ migrate: install
 	$(BIN)/alembic upgrade head
 
 run: migrate
-	$(BIN)/uvicorn --factory api.main:create_app --host $(HOST) --port $(PORT) --no-access-log --no-proxy-headers
+	$(BIN)/python -m api --host $(HOST) --port $(PORT)
 
 bot: migrate
 	$(BIN)/python -m bot

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,9 +19,12 @@ from api.front import Front
 from api.routers import auth, health, operators, program, referral_codes, users, webhooks
 from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
+from core import db
 from core.container import Core, build_core
 from core.logs import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings, get_settings, workers_problem
+
+log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 # Matched in this order, each router's routes in turn: the public lookups, the busiest, first
@@ -62,6 +66,14 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
         worker = core.worker() if runs_jobs(settings) else None
         if worker is not None:
             worker.start()
+        else:
+            log.warning(
+                "this API process runs no job worker (JOBS_IN_PROCESS=%s on %s): mail, "
+                "webhooks and enrichment wait for `make worker` (python -m core.jobs); "
+                "/health/ready and /metrics show how long the oldest due job has waited",
+                settings.jobs.in_process,
+                db.backend_name(settings.database_url),
+            )
         core.link_opens.start()  # the landing page's views, written in batches
         # What start-up built lives as long as the process: moved out of the collector's
         # sight, so full collections under load no longer walk it (they set the p99).
@@ -167,14 +179,10 @@ def runs_jobs(settings: Settings) -> bool:
 
 
 def check_workers(settings: Settings) -> None:
-    """Several workers (uvicorn --workers reads WEB_CONCURRENCY) must share one cache and
-    one set of rate-limit counters: Redis. In-process ones would each see a part."""
-    workers = os.environ.get("WEB_CONCURRENCY", "1")
-    if workers.isdigit() and int(workers) > 1 and not settings.redis_url:
-        raise RuntimeError(
-            f"WEB_CONCURRENCY={workers} needs REDIS_URL: without Redis every worker keeps its "
-            "own cache and rate limits (run one worker, or set REDIS_URL)"
-        )
+    """The same check in each worker, for `uvicorn --workers` started by hand."""
+    problem = workers_problem(settings, os.environ.get("WEB_CONCURRENCY", "1"))
+    if problem:
+        raise RuntimeError(problem)
 
 
 def _add_problem_schema(app: FastAPI) -> None:

@@ -294,10 +294,17 @@ class Liveness(BaseModel):
     status: Literal["ok"] = "ok"
 
 
+class JobBacklog(BaseModel):
+    oldest_due_seconds: float = Field(
+        description="How long the earliest due job has waited (0: none waits)."
+    )
+
+
 class Readiness(BaseModel):
     status: Literal["ok", "unavailable"]
     database: Literal["ok", "unavailable"]
     cache: Literal["ok", "degraded"]
+    jobs: JobBacklog | None = Field(description="Null when the database does not answer.")
 
 
 # -- operators -------------------------------------------------------------------------

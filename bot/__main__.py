@@ -13,10 +13,8 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from pydantic import ValidationError
-
 from core.logs import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings, settings_or_exit
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
@@ -183,13 +181,7 @@ async def _serve_webhook(
 
 
 def main() -> int:
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        print(f"bot: invalid setting {where}: {first['msg']}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("bot")
     redact = configure_logging(settings)
     try:
         token = check_settings(settings)

@@ -71,14 +71,17 @@ class Core:
 
     async def database_ok(self) -> bool:
         """Whether the database answers, decided within the readiness bound."""
+        return await self.oldest_due_job() is not None
+
+    async def oldest_due_job(self) -> float | None:
+        """How long the earliest due job has waited, in seconds; None when the database does
+        not answer within the readiness bound (the query is the database check too)."""
         try:
             async with asyncio.timeout(self.settings.database.ready_timeout_seconds):
-                async with db.database.connection() as connection:
-                    await connection.exec_driver_sql("SELECT 1")
+                return await self.jobs.oldest_due_seconds()
         except Exception as exc:
             log.warning("database check failed: %r", exc)
-            return False
-        return True
+            return None
 
     def handlers(self) -> dict[str, Handler]:
         """The job kinds any worker of the core runs: all but chat messages, which only a

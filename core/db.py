@@ -26,6 +26,11 @@ NAMING_CONVENTION = {
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
+def backend_name(url: str) -> str:
+    """`sqlite`, `postgresql`, …: the database a URL names."""
+    return str(make_url(url).get_backend_name())
+
+
 def async_url(url: str) -> str:
     """Accept plain `sqlite:///…` / `postgresql://…` URLs and add the async driver."""
     parsed = make_url(url)

@@ -25,6 +25,7 @@ from prometheus_client import (
 from prometheus_client import (
     process_collector as _process,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 # Several worker processes (uvicorn --workers / WEB_CONCURRENCY) share their counts through
 # files in this directory (prometheus_client's multiprocess mode, chosen when the variable is
@@ -88,11 +89,31 @@ bot_updates = Counter(
 )
 
 
-def exposition() -> tuple[bytes, str]:
-    """Every metric in Prometheus's text format (all workers' in multiprocess mode), and
-    its content type."""
-    if MULTIPROCESS_DIR is None:
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+class _Snapshot:
+    """Values read at the scrape itself (from the database), not kept by any process."""
+
+    def __init__(self, oldest_due_job: float | None) -> None:
+        self.oldest_due_job = oldest_due_job
+
+    def collect(self) -> list[GaugeMetricFamily]:
+        if self.oldest_due_job is None:
+            return []
+        return [
+            GaugeMetricFamily(
+                "jobs_oldest_due_seconds",
+                "How long the earliest due job has waited (0: none); grows without a worker.",
+                value=self.oldest_due_job,
+            )
+        ]
+
+
+def exposition(*, oldest_due_job: float | None = None) -> tuple[bytes, str]:
+    """Every metric in Prometheus's text format (all workers' in multiprocess mode), with
+    the scrape's own readings, and its content type."""
     combined = CollectorRegistry()
-    multiprocess.MultiProcessCollector(combined, path=MULTIPROCESS_DIR)
+    if MULTIPROCESS_DIR is None:
+        combined.register(registry)  # type: ignore[arg-type]  # a registry collects too
+    else:
+        multiprocess.MultiProcessCollector(combined, path=MULTIPROCESS_DIR)
+    combined.register(_Snapshot(oldest_due_job))  # type: ignore[arg-type]
     return generate_latest(combined), CONTENT_TYPE_LATEST

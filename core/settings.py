@@ -7,10 +7,20 @@ import json
 import logging
 import os
 import secrets
+import sys
+import time
 from functools import lru_cache
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 log = logging.getLogger(__name__)
@@ -356,11 +366,71 @@ class Settings(BaseSettings):
             if secret:
                 log.warning("SECRET_KEY is weak; fine for development, refused in production")
             else:
-                # Tokens will not survive a restart; development only.
-                self.auth.secret_key = SecretStr(secrets.token_urlsafe(48))
+                self.auth.secret_key = SecretStr(development_secret(self.database_url))
         return self
+
+
+def development_secret(database_url: str) -> str:
+    """Development's signing secret when SECRET_KEY is unset: made once and kept beside the
+    SQLite file (else in ./data), so every process of the deployment signs alike and tokens
+    survive a restart. Never used in production, which requires SECRET_KEY."""
+    from sqlalchemy.engine import make_url  # the settings module imports nothing heavy at top
+
+    parsed = make_url(database_url)
+    folder = Path("data")
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        folder = Path(parsed.database).expanduser().parent
+    path = folder / ".development-secret-key"
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    folder.mkdir(parents=True, exist_ok=True)
+    made = secrets.token_urlsafe(48)
+    try:  # whichever process makes it first wins; the others read that one
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        for _ in range(50):
+            kept = path.read_text(encoding="utf-8").strip()
+            if kept:
+                return kept
+            time.sleep(0.01)  # its maker is writing it (start-up, before any event loop)
+        raise RuntimeError(f"{path} is empty: remove it or set SECRET_KEY") from None
+    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+        handle.write(made)
+    return made
 
 
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def describe(error: ValidationError) -> str:
+    """One line for the first problem of invalid settings, naming the setting."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"invalid setting {where}: {message}" if where else message
+
+
+def workers_problem(settings: Settings, workers: str) -> str | None:
+    """Why this many API workers cannot run (None: they can). Several workers must share one
+    cache and one set of rate-limit counters: Redis. In-process ones would each see a part."""
+    if not workers.isdigit() or not 1 <= int(workers) <= 64:
+        return f"WEB_CONCURRENCY={workers!r} is not a number of workers from 1 to 64"
+    if int(workers) > 1 and not settings.redis_url:
+        return (
+            f"WEB_CONCURRENCY={workers} needs REDIS_URL: without Redis every worker keeps its "
+            "own cache and rate limits (run one worker, or set REDIS_URL)"
+        )
+    return None
+
+
+def settings_or_exit(program: str) -> Settings:
+    """The environment's settings, or one line on stderr and exit status 2 (no traceback)."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        print(f"{program}: {describe(exc)}", file=sys.stderr)
+        raise SystemExit(2) from None

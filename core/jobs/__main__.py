@@ -18,10 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from core.logs import configure_logging
-from core.settings import Settings, get_settings
+from core.settings import Settings, settings_or_exit
 
 log = logging.getLogger("worker")
 
@@ -76,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.healthy:
         return 0 if is_fresh() else 1
-    try:
-        settings = get_settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        print(f"worker: invalid setting {where}: {first['msg']}", file=sys.stderr)
-        return 2
+    settings = settings_or_exit("worker")
     configure_logging(settings)
     ran = asyncio.run(run(settings, once=args.once))
     if args.once:

@@ -235,6 +235,21 @@ class JobQueue:
         rows, next_cursor = await newest_first(statement, _jobs.c.id, limit=limit, cursor=cursor)
         return JobPage([JobView(**row._mapping) for row in rows], next_cursor)
 
+    async def oldest_due_seconds(self) -> float:
+        """How long the earliest due job has waited (0: none waits). It grows when no worker
+        runs the due kinds: the first sign that mail and webhooks are piling up."""
+        now = clock.utcnow()
+        statement = sa.select(sa.func.min(_jobs.c.run_at)).where(
+            _jobs.c.status.in_(UNFINISHED), _jobs.c.run_at <= now
+        )
+        async with database.connection() as connection:
+            oldest = (await connection.execute(statement)).scalar()
+        if oldest is None:
+            return 0.0
+        if oldest.tzinfo is None:  # an aggregate skips the column type's conversion
+            oldest = oldest.replace(tzinfo=dt.UTC)
+        return max(0.0, (now - oldest).total_seconds())
+
     async def counts(self) -> dict[str, int]:
         """Jobs by status (the failed ones stay visible until their retention ends)."""
         statement = sa.select(_jobs.c.status, sa.func.count()).group_by(_jobs.c.status)

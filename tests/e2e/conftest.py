@@ -38,8 +38,7 @@ def _free_port() -> int:
 
 
 class Server:
-    """`uvicorn --factory api.main:create_app` in a subprocess; `wait()` returns once
-    /health/live answers."""
+    """`python -m api` in a subprocess; `wait()` returns once /health/live answers."""
 
     def __init__(self, port: int | None = None, **env_overrides: str | None) -> None:
         env = dict(os.environ)
@@ -50,19 +49,8 @@ class Server:
                 env[name] = value
         port = port or _free_port()
         self.base_url = f"http://127.0.0.1:{port}"
-        command = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "api.main:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-access-log",
-            "--no-proxy-headers",
-        ]
+        # What `make run` starts: the settings checked, then uvicorn.
+        command = [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)]
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed by stop())
         self._process = subprocess.Popen(  # noqa: S603
             command, cwd=ROOT, env=env, stdout=self._log, stderr=self._log

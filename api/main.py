@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp
 
-from api import console, docs, errors, pages
+from api import account_pages, console, docs, errors, pages
 from api.bodylimit import BodyLimit
 from api.clients import parse_networks
 from api.front import Front
@@ -122,6 +122,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
     errors.install(app)
     docs.install(app)
     pages.install(app)
+    account_pages.install(app)
     console.install(app)
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     cached = cached_routes(API_PREFIX, V1_ROUTERS)

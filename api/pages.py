@@ -22,8 +22,12 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from api.clients import client_address
+from api.preview import preview_png
+from api.routing import ServiceRoute, per_address
 from core.container import Core
 from core.errors import DomainError
+from core.ratelimit import Limit, Limits
 
 HERE = Path(__file__).parent
 STATIC = "/static/pages"
@@ -53,8 +57,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "join": "Join",
         "welcome": "Welcome! Your account is ready.",
         "next_email": "Check your email: we sent you a link to confirm the address.",
-        "next_telegram": "Open the bot in Telegram to link your chat to the account.",
-        "next_signin": "Sign in with your email and password.",
+        "next_telegram": "Link your Telegram chat to this account (the link works once):",
+        "link_telegram": "Link Telegram",
+        "next_signin": "Your own referral code and link are on your account page.",
+        "account": "Open my account",
+        "preview_heading": "An invitation",
         "a_friend": "A friend",
         "missing_title": "Invitation not found",
         "missing_heading": "This invitation does not work",
@@ -80,8 +87,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "join": "Присоединиться",
         "welcome": "Добро пожаловать! Аккаунт создан.",
         "next_email": "Проверьте почту: мы отправили ссылку для подтверждения адреса.",
-        "next_telegram": "Откройте бота в Telegram, чтобы привязать чат к аккаунту.",
-        "next_signin": "Войдите с вашей почтой и паролем.",
+        "next_telegram": "Привяжите чат Telegram к этому аккаунту (ссылка одноразовая):",
+        "link_telegram": "Привязать Telegram",
+        "next_signin": "Ваш собственный код и ссылка — на странице аккаунта.",
+        "account": "Открыть мой аккаунт",
+        "preview_heading": "Приглашение",
         "a_friend": "Друг",
         "missing_title": "Приглашение не найдено",
         "missing_heading": "Это приглашение не работает",
@@ -152,15 +162,21 @@ def pick_language(header: str | None) -> str:
     return best
 
 
-def _render(name: str, status: int, **context: Any) -> HTMLResponse:
+def render(name: str, status: int, **context: Any) -> HTMLResponse:
+    """A page of `api/templates/`, under the strict CSP and never cached."""
     page = _templates.get_template(name).render(static=STATIC, api=API, **context)
     return HTMLResponse(page, status_code=status, headers=HEADERS)
 
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=ServiceRoute)
+
+
+def _lookup(limits: Limits) -> Limit:
+    return limits.lookup
 
 
 @router.get("/r/{code}")
+@per_address(_lookup)  # a page that says whether a code exists is a lookup, limited as one
 async def landing(code: str, request: Request) -> HTMLResponse:
     core: Core = request.app.state.core
     lang = pick_language(request.headers.get("accept-language"))
@@ -168,14 +184,19 @@ async def landing(code: str, request: Request) -> HTMLResponse:
     try:
         view = json.loads(await core.referrals.public_by_code(code))
     except DomainError:
-        return _render("missing.html", 404, lang=lang, title=texts["missing_title"], t=texts)
+        return render("missing.html", 404, lang=lang, title=texts["missing_title"], t=texts)
     referrer = view["referrer"]
-    core.link_opens.record(int(referrer["id"]))  # counted in memory, written in batches
+    # Counted in memory, written in batches; once per visitor and code in a window.
+    await core.link_opens.record(
+        int(referrer["id"]), visitor=client_address(request), code=view["code"]
+    )
     name = referrer["full_name"] or texts["a_friend"]
+    # The page's own resources by relative URL (it works on any host and port); absolute
+    # ones only where another site reads them: OpenGraph (the preview image too).
     base = core.settings.mail.public_base_url
     expires = dt.datetime.fromisoformat(view["expires_at"])
     t = {key: value.format(name=name, code=view["code"]) for key, value in texts.items()}
-    return _render(
+    return render(
         "landing.html",
         200,
         lang=lang,
@@ -186,7 +207,8 @@ async def landing(code: str, request: Request) -> HTMLResponse:
         expires=format_datetime(expires, "d MMMM y, HH:mm 'UTC'", tzinfo=dt.UTC, locale=lang),
         expires_iso=expires.isoformat(),
         page_url=f"{base}/r/{view['code']}",
-        qr_url=f"{base}/r/{view['code']}/qr.svg",
+        preview_url=f"{base}/r/{view['code']}/preview.png",
+        qr_url=f"/r/{view['code']}/qr.svg",
         telegram_link=core.telegram.deep_link(view["code"]),
         verification=core.auth.mailer is not None,
         errors={key.replace("_", "-"): value for key, value in ERRORS[lang].items()},
@@ -194,6 +216,7 @@ async def landing(code: str, request: Request) -> HTMLResponse:
 
 
 @router.get("/r/{code}/qr.svg")
+@per_address(_lookup)
 async def qr(code: str, request: Request) -> Response:
     """The QR code of the page's own address (no open counted: the page already was)."""
     core: Core = request.app.state.core
@@ -207,6 +230,27 @@ async def qr(code: str, request: Request) -> Response:
     return Response(
         buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
     )
+
+
+@router.get("/r/{code}/preview.png")
+@per_address(_lookup)
+async def preview(code: str, request: Request) -> Response:
+    """The link preview messengers show: the referrer's name and the code, as a PNG."""
+    core: Core = request.app.state.core
+    texts = TEXTS[pick_language(request.headers.get("accept-language"))]
+    try:
+        view = json.loads(await core.referrals.public_by_code(code))
+    except DomainError:
+        return Response(status_code=404, headers={"Cache-Control": "no-store"})
+    name = view["referrer"]["full_name"] or texts["a_friend"]
+    image = await preview_png(
+        heading=texts["preview_heading"],
+        name=name,
+        invitation=texts["invited"].format(name=name, code=view["code"]),
+        code=view["code"],
+    )
+    # Messengers fetch it once and keep it; a short private life keeps a renamed referrer fresh.
+    return Response(image, media_type="image/png", headers={"Cache-Control": "max-age=300"})
 
 
 def install(app: FastAPI) -> None:

@@ -23,7 +23,7 @@ from core.mail import MAIL, build_mailer
 from core.operators.service import OperatorService
 from core.program.opens import LinkOpens
 from core.program.service import ProgramService
-from core.ratelimit import RateLimiter, build_limiter
+from core.ratelimit import RateLimiter, build_counters, build_limiter
 from core.referrals.service import ReferralService
 from core.settings import Settings
 from core.telegram.service import TelegramService
@@ -65,6 +65,7 @@ class Core:
         await self.integrations.stop()
         await self.cache.close()
         await self.limiter.close()
+        await self.link_opens.close()
         if self._connected:
             await db.database.disconnect()
             self._connected = False
@@ -193,6 +194,9 @@ def build_core(settings: Settings) -> Core:
         webhooks=webhooks,
         program=program,
         link_opens=LinkOpens(
-            program=program, flush_seconds=settings.program.link_opens_flush_seconds
+            program=program,
+            flush_seconds=settings.program.link_opens_flush_seconds,
+            repeats=build_counters(settings),
+            repeat_seconds=settings.program.link_open_repeat_seconds,
         ),
     )

@@ -361,14 +361,16 @@ def account_key(username: str) -> str:
     return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def build_counters(settings: Settings) -> Counters:
+    """Counters in Redis when it is configured (shared by every process), else in this one."""
+    if settings.redis_url:
+        return RedisCounters(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
+    return MemoryCounters()
+
+
 def build_limiter(settings: Settings) -> RateLimiter:
     config = settings.rate_limit
     limits = Limits.from_settings(config)
     if not config.enabled:
         return RateLimiter(None, limits=limits)
-    counters: Counters = (
-        RedisCounters(settings.redis_url, timeout=settings.cache.redis_timeout_seconds)
-        if settings.redis_url
-        else MemoryCounters()
-    )
-    return RateLimiter(counters, limits=limits)
+    return RateLimiter(build_counters(settings), limits=limits)

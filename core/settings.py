@@ -130,6 +130,10 @@ class HttpSettings(BaseSettings):
         return origins
 
 
+# Where `make run` serves: fine in development, refused as the public address in production.
+DEVELOPMENT_BASE_URL = "http://127.0.0.1:8000"
+
+
 class MailSettings(BaseSettings):
     model_config = _ENV
 
@@ -139,18 +143,28 @@ class MailSettings(BaseSettings):
     mail_from: str = Field("Referrals <noreply@localhost>", validation_alias="MAIL_FROM")
     # The most one delivery may take (connect, TLS, the whole exchange).
     smtp_timeout_seconds: float = Field(10.0, gt=0, validation_alias="SMTP_TIMEOUT_SECONDS")
-    # The service's public address, used in the links mails carry.
-    public_base_url: str = Field("http://127.0.0.1:8000", validation_alias="PUBLIC_BASE_URL")
+    # The service's public address, in what other places carry: mail links, the landing
+    # page's OpenGraph tags and its QR code (the pages' own resources are relative).
+    # Required in production.
+    public_base_url: str = Field(DEVELOPMENT_BASE_URL, validation_alias="PUBLIC_BASE_URL")
 
     @field_validator("smtp_url", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return _blank_is_none(value)
 
+    @field_validator("public_base_url", mode="before")
+    @classmethod
+    def _blank_is_development(cls, value: object) -> object:
+        return _blank_is_none(value) or DEVELOPMENT_BASE_URL
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or value[-3:] == "://":
+            raise ValueError("PUBLIC_BASE_URL is http(s)://host[:port][/path]")
+        return value
 
 
 class CacheSettings(BaseSettings):
@@ -307,6 +321,10 @@ class ProgramSettings(BaseSettings):
     review_burst_seconds: int = Field(3600, ge=1, validation_alias="REVIEW_BURST_SECONDS")
     # How often a process writes the link opens it counted (a process that dies loses these).
     link_opens_flush_seconds: float = Field(5.0, gt=0, validation_alias="LINK_OPENS_FLUSH_SECONDS")
+    # One visitor opening one code counts once within this many seconds.
+    link_open_repeat_seconds: int = Field(
+        3600, ge=1, le=30 * 86400, validation_alias="LINK_OPEN_REPEAT_SECONDS"
+    )
 
 
 class Settings(BaseSettings):
@@ -335,6 +353,17 @@ class Settings(BaseSettings):
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return _blank_is_none(value)
+
+    @model_validator(mode="after")
+    def _public_address_in_production(self) -> Settings:
+        """Mail links, the OpenGraph tags and the QR code carry the public address: in
+        production it must be said, not guessed from the development default."""
+        if self.environment == "production" and self.mail.public_base_url == DEVELOPMENT_BASE_URL:
+            raise ValueError(
+                "PUBLIC_BASE_URL must be set in production: the address people open "
+                "(https://referrals.example.com), used in mail links, previews and QR codes"
+            )
+        return self
 
     @model_validator(mode="after")
     def _lease_outlasts_an_attempt(self) -> Settings:

@@ -29,7 +29,9 @@ async def start(
     await state.clear()
     code = command.args
     if code:
-        await core.referrals.count_open(code, opens=core.link_opens)
+        await core.referrals.count_open(
+            code, visitor=f"telegram:{profile.telegram_id}", opens=core.link_opens
+        )
     if account is not None:
         if code and await core.telegram.is_own_code(user_id=account.id, code=code):
             text = _("This is your own referral code: share it with friends instead.")

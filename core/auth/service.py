@@ -335,24 +335,39 @@ class AuthService:
         )
         return token
 
+    async def reset_token_is_live(self, token: str) -> bool:
+        """Whether a password-reset link still works (the page asks before its form)."""
+        return await _is_live(token, PASSWORD_RESET)
+
     @staticmethod
     async def _spend(token: str, purpose: str) -> int | None:
         """The user a one-time token was mailed to, once; None when unknown, used or expired."""
         now = clock.utcnow()
         statement = (
             sa.update(_account_tokens)
-            .where(
-                _account_tokens.c.token_hash == security.token_digest(token),
-                _account_tokens.c.purpose == purpose,
-                _account_tokens.c.used_at.is_(None),
-                _account_tokens.c.expires_at > now,
-            )
+            .where(_live_token(token, purpose, now))
             .values(used_at=now)
             .returning(_account_tokens.c.user_id)
         )
         async with database.transaction(), database.connection() as connection:
             row = (await connection.execute(statement)).first()
         return row.user_id if row is not None else None
+
+
+def _live_token(token: str, purpose: str, now: dt.datetime) -> sa.ColumnElement[bool]:
+    """A mailed one-time token of this purpose that is neither used nor expired."""
+    return sa.and_(
+        _account_tokens.c.token_hash == security.token_digest(token),
+        _account_tokens.c.purpose == purpose,
+        _account_tokens.c.used_at.is_(None),
+        _account_tokens.c.expires_at > now,
+    )
+
+
+async def _is_live(token: str, purpose: str) -> bool:
+    statement = sa.select(_account_tokens.c.id).where(_live_token(token, purpose, clock.utcnow()))
+    async with database.connection() as connection:
+        return (await connection.execute(statement)).first() is not None
 
 
 def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:

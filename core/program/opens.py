@@ -2,7 +2,10 @@
 
 No write per open: a process adds up what it saw and writes the sums every
 `LINK_OPENS_FLUSH_SECONDS` (and when it stops). A process that dies loses its last seconds of
-opens; a batch is taken out before it is written, so no open is ever counted twice.
+opens; a batch is taken out before it is written, so no open is ever counted twice. One
+visitor (a client address, a Telegram user) opening one code counts once per
+`LINK_OPEN_REPEAT_SECONDS`, so a loop cannot inflate the count: the repeats are told apart by
+counters in Redis when it is configured (every process agrees), else in this process.
 """
 
 from __future__ import annotations
@@ -14,19 +17,34 @@ from collections import Counter
 
 from sqlalchemy.exc import IntegrityError
 
+from core import clock
 from core.program.service import ProgramService
+from core.ratelimit import Counters, Limit, Rate
 
 log = logging.getLogger(__name__)
 
 
 class LinkOpens:
-    def __init__(self, *, program: ProgramService, flush_seconds: float) -> None:
+    def __init__(
+        self,
+        *,
+        program: ProgramService,
+        flush_seconds: float,
+        repeats: Counters,
+        repeat_seconds: int,
+    ) -> None:
         self.program = program
         self.flush_seconds = flush_seconds
+        self._repeats = repeats
+        self._once = Limit("link_open", Rate(count=1, seconds=repeat_seconds))
         self._pending: Counter[int] = Counter()
         self._task: asyncio.Task[None] | None = None
 
-    def record(self, referrer_id: int) -> None:
+    async def record(self, referrer_id: int, *, visitor: str, code: str) -> None:
+        """Count `visitor`'s opening of `code`, unless they opened it within the window."""
+        now_ms = int(clock.timestamp() * 1000)
+        if await self._repeats.acquire(((self._once, f"{visitor}|{code}"),), now_ms):
+            return
         self._pending[referrer_id] += 1
 
     def start(self) -> None:
@@ -40,6 +58,9 @@ class LinkOpens:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.flush()
+
+    async def close(self) -> None:
+        await self._repeats.close()
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, Counter()

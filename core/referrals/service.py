@@ -215,7 +215,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
 
 
 class OpenCounter(Protocol):
-    def record(self, referrer_id: int) -> None: ...
+    async def record(self, referrer_id: int, *, visitor: str, code: str) -> None: ...
 
 
 class ReferralService:
@@ -421,13 +421,13 @@ class ReferralService:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
         raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
 
-    async def count_open(self, code: str, *, opens: OpenCounter) -> None:
-        """Count an opening of a live code's link (`/start <code>`, the landing page)."""
+    async def count_open(self, code: str, *, visitor: str, opens: OpenCounter) -> None:
+        """Count `visitor`'s opening of a live code's link (`/start <code>`)."""
         if not is_valid_code(code):
             return
         row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
         if row is not None:
-            opens.record(int(row[1]))
+            await opens.record(int(row[1]), visitor=visitor, code=code)
 
     async def check_claimable(self, code: str) -> None:
         """Raise what `claim` would for a code that cannot be used now (no lock, no write:

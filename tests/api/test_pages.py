@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import httpx
 
@@ -40,7 +41,14 @@ async def test_the_landing_page_names_the_referrer_and_never_their_email(
     assert 'property="og:title"' in html
     assert 'name="twitter:card"' in html
     assert f'href="https://t.me/referral_test_bot?start={code}"' in html
-    assert f'src="{core.settings.mail.public_base_url}/r/{code}/qr.svg"' in html
+    # The page's own resources are relative (any host and port, under img-src 'self');
+    # only what other sites read is absolute.
+    base = core.settings.mail.public_base_url
+    assert f'src="/r/{code}/qr.svg"' in html
+    assert f'content="{base}/r/{code}/preview.png"' in html
+    assert f'href="{base}/r/{code}"' in html  # canonical
+    assert 'content="image/png"' in html
+    assert 'href="/account"' in html
     assert "<script>" not in html
     assert "style=" not in html
     assert '<script src="/static/pages/landing.js">' in html
@@ -67,6 +75,23 @@ async def test_the_qr_code_is_an_svg_of_the_pages_address(client: httpx.AsyncCli
     assert qr.text.startswith("<svg")
 
 
+async def test_the_link_preview_is_a_png_with_the_referrers_name(
+    client: httpx.AsyncClient, user
+) -> None:
+    from PIL import Image
+
+    _, code = await _code(client, user)
+    for language in ("en", "ru"):
+        image = await client.get(f"/r/{code}/preview.png", headers={"Accept-Language": language})
+        assert image.status_code == 200
+        assert image.headers["content-type"] == "image/png"
+        picture = Image.open(io.BytesIO(image.content))
+        assert picture.size == (1200, 630)
+        # Text was drawn (many colours), not an empty card.
+        assert len(picture.getcolors(maxcolors=100_000) or []) > 20
+    assert (await client.get("/r/NoSuchCode/preview.png")).status_code == 404
+
+
 async def test_unknown_expired_deleted_and_exhausted_codes_get_a_friendly_404(
     client: httpx.AsyncClient, user, register
 ) -> None:
@@ -91,13 +116,30 @@ async def test_unknown_expired_deleted_and_exhausted_codes_get_a_friendly_404(
     assert (await client.get(f"/r/{fresh}")).status_code == 404
 
 
-async def test_each_view_counts_as_a_link_open(client: httpx.AsyncClient, core, user) -> None:
+async def test_a_view_counts_as_a_link_open_once_per_visitor_in_a_window(
+    app, client: httpx.AsyncClient, core, user, settings
+) -> None:
     ada, code = await _code(client, user)
-    for _ in range(3):
-        await client.get(f"/r/{code}")
-    await core.link_opens.flush()
-    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ada["headers"])).json()
-    assert stats["link_opens"] == 3
+
+    async def views(address: str, count: int) -> None:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as visitor:
+            for _ in range(count):
+                assert (await visitor.get(f"/r/{code}")).status_code == 200
+
+    async def opens() -> int:
+        await core.link_opens.flush()
+        stats = await client.get(f"{API}/users/me/referral-stats", headers=ada["headers"])
+        return int(stats.json()["link_opens"])
+
+    await views("203.0.113.1", 50)  # a loop from one address
+    assert await opens() == 1
+    await views("203.0.113.2", 1)
+    await views("2001:db8::1", 2)
+    assert await opens() == 3
+    with clock.shift(dt.timedelta(seconds=settings.program.link_open_repeat_seconds + 1)):
+        await views("203.0.113.1", 3)
+    assert await opens() == 4
 
 
 async def test_the_console_and_its_chart(client: httpx.AsyncClient, user) -> None:

@@ -356,3 +356,22 @@ async def test_malformed_logins_count_against_the_address(limited_app: AppFactor
             response = await client.post(f"{API}/auth/token", content=b"\xff", headers={})
             assert response.status_code == 422
         assert_limited(await login(client, "ann@example.com", PASSWORD))
+
+
+async def test_the_landing_page_and_its_qr_are_lookups_limited_per_address(
+    limited_app: AppFactory,
+) -> None:
+    """Probing codes through the page is a lookup like any other: it shares their limit."""
+    async with limited_app(lookup="4/60") as app, client_at(app, "203.0.113.40") as client:
+        answers = [
+            (await client.get("/r/NoSuchCode1")).status_code,
+            (await client.get("/r/NoSuchCode2/qr.svg")).status_code,
+            (await lookups(client, 1))[0].status_code,
+            (await client.get("/r/NoSuchCode3")).status_code,
+        ]
+        assert answers == [404, 404, 404, 404]
+        for path in ("/r/NoSuchCode4", "/r/NoSuchCode5/qr.svg"):
+            assert_limited(await client.get(path))
+        assert_limited((await lookups(client, 1))[0])
+    async with limited_app(lookup="4/60") as app, client_at(app, "203.0.113.41") as other:
+        assert (await other.get("/r/NoSuchCode6")).status_code == 404  # its own allowance

@@ -33,3 +33,16 @@ def test_trusted_proxies_are_their_own_setting_under_either_name(monkeypatch) ->
     monkeypatch.setenv("TRUSTED_PROXIES", "not-an-address")
     with pytest.raises(ValidationError):
         _settings()
+
+
+def test_production_needs_its_public_address(monkeypatch) -> None:
+    monkeypatch.setenv("SECRET_KEY", "s" * 48)
+    monkeypatch.delenv("PUBLIC_BASE_URL", raising=False)
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL must be set in production"):
+        Settings(environment="production")
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://referrals.example.com/")
+    settings = Settings(environment="production")
+    assert settings.mail.public_base_url == "https://referrals.example.com"
+    monkeypatch.setenv("PUBLIC_BASE_URL", "referrals.example.com")
+    with pytest.raises(ValidationError, match="PUBLIC_BASE_URL is http"):
+        Settings(environment="production")

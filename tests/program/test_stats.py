@@ -26,8 +26,8 @@ async def test_a_referrers_stats_and_their_last_30_days(
         json={"user_id": friend["id"], "event": "purchase", "external_id": "o-1"},
         headers=api_key,
     )
-    core.link_opens.record(ref["user"]["id"])
-    core.link_opens.record(ref["user"]["id"])
+    for visitor in ("203.0.113.1", "telegram:42", "203.0.113.1"):  # a repeat counts once
+        await core.link_opens.record(ref["user"]["id"], visitor=visitor, code=ref["code"])
     await core.link_opens.flush()
 
     response = await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])

@@ -30,6 +30,33 @@
     if (input) input.setAttribute("aria-invalid", "true");
   }
 
+  // After a sign-up here, the chat is linked to the new account by a one-time link: the
+  // referral deep link would make a second account and count a second referral.
+  async function offerTelegramLink(email, password) {
+    const invite = document.getElementById("telegram-invite");
+    if (invite) invite.hidden = true;
+    const item = document.getElementById("next-telegram");
+    if (!item) return;
+    try {
+      const signIn = await fetch("/api/v1/auth/token", {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "application/json" },
+        body: new URLSearchParams({ username: email, password: password }),
+      });
+      if (!signIn.ok) return;
+      const token = (await signIn.json()).access_token;
+      const link = await fetch("/api/v1/users/me/telegram-link", {
+        method: "POST",
+        headers: { Authorization: "Bearer " + token, Accept: "application/json" },
+      });
+      if (link.status !== 201) return;
+      document.getElementById("link-telegram").href = (await link.json()).url;
+      item.hidden = false;
+    } catch (error) {
+      // No link offered: the account page makes one later.
+    }
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clear();
@@ -49,6 +76,7 @@
       if (response.status === 201) {
         document.getElementById("signup").hidden = true;
         document.getElementById("done").hidden = false;
+        await offerTelegramLink(body.email, body.password);
         return;
       }
       const problem = await response.json().catch(() => ({}));

@@ -24,14 +24,16 @@ from tests.e2e.conftest import Server, _execute, _free_port, running
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 API = "/api/v1"
+PUBLIC_BASE_URL = "https://referrals.example.com"
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    """The service as `make run` starts it, on the run's database; the links it puts in its
-    pages (PUBLIC_BASE_URL) name its own address."""
+    """The service as `make run` starts it, on the run's database, its public address
+    (PUBLIC_BASE_URL) another host than the one the browser opens: the pages' own resources
+    must load wherever they are served."""
     port = _free_port()
-    served = Server(port=port, PUBLIC_BASE_URL=f"http://127.0.0.1:{port}")
+    served = Server(port=port, PUBLIC_BASE_URL=PUBLIC_BASE_URL)
     with running(served):
         yield served.base_url
 
@@ -124,3 +126,25 @@ async def token_of(base: str, email: str) -> str:
 async def make_superuser(user_id: int) -> None:
     users = User.ormar_config.table
     await _execute(users.update().where(users.c.id == user_id).values(is_superuser=True))
+
+
+async def mailed_token(user_id: int, purpose: str) -> str:
+    """What a mail job makes: a one-time token, stored as its digest, valid 30 minutes."""
+    import datetime as dt
+
+    from core import security
+    from core.auth.models import AccountToken
+
+    token = security.new_opaque_token()
+    now = dt.datetime.now(dt.UTC)
+    tokens = AccountToken.ormar_config.table
+    await _execute(
+        tokens.insert().values(
+            user_id=user_id,
+            purpose=purpose,
+            token_hash=security.token_digest(token),
+            created_at=now,
+            expires_at=now + dt.timedelta(minutes=30),
+        )
+    )
+    return token

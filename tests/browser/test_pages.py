@@ -7,7 +7,14 @@ import pytest
 from playwright.async_api import expect
 
 from tests.api.support import ahead
-from tests.browser.conftest import API, make_superuser, sign_up, token_of
+from tests.browser.conftest import (
+    API,
+    PUBLIC_BASE_URL,
+    mailed_token,
+    make_superuser,
+    sign_up,
+    token_of,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -37,7 +44,9 @@ async def test_the_landing_page_in_english_signs_a_referral_up(server, open_page
     await expect(page.locator("#code")).to_have_text(code)
     assert "ada@example.com" not in await page.content()
     qr_width = await page.locator("#qr").evaluate("img => img.complete && img.naturalWidth")
-    assert qr_width, "the QR image loaded"
+    assert qr_width, "the QR image loaded, though PUBLIC_BASE_URL names another host"
+    preview = page.locator("meta[property='og:image']")
+    await expect(preview).to_have_attribute("content", f"{PUBLIC_BASE_URL}/r/{code}/preview.png")
     await expect(page.locator("#telegram")).to_have_attribute(
         "href", f"https://t.me/referral_test_bot?start={code}"
     )
@@ -49,7 +58,15 @@ async def test_the_landing_page_in_english_signs_a_referral_up(server, open_page
     await page.click("button[type=submit]")
 
     await expect(page.locator("#done")).to_be_visible()
-    await expect(page.locator("#done")).to_contain_text("Sign in with your email and password.")
+    # The chat is linked to the new account by a one-time link, never by the referral deep
+    # link (a second account, a second referral); the account page is where one signs in.
+    link = page.locator("#link-telegram")
+    await expect(link).to_be_visible()
+    href = await link.get_attribute("href")
+    assert href is not None
+    assert href.startswith("https://t.me/referral_test_bot?start=link_")
+    await expect(page.locator("#telegram")).to_be_hidden()
+    await expect(page.locator("#account")).to_have_attribute("href", "/account")
     await watched.screenshot("landing-en-done")
     async with httpx.AsyncClient(base_url=server) as http:
         listed = await http.get(
@@ -162,4 +179,80 @@ async def test_the_console_is_for_operators_only_and_ends_with_the_token(server,
     await page.reload()
     await expect(page.locator("#sign-in")).to_be_visible()
     await expect(page.locator("#notice")).to_have_text("Your session has ended: sign in again.")
+    assert await watched.violations() == []
+
+
+async def test_a_mailed_verification_link_confirms_the_address(server, open_page) -> None:
+    ann = await sign_up(server, "verify@example.com")
+    token = await mailed_token(ann["id"], "email_verification")
+    watched = await open_page("en-US")
+    page = watched.page
+
+    await page.goto(f"{server}/verify-email?token={token}")
+    await expect(page.locator("#heading")).to_have_text("Your email is confirmed")
+    await watched.screenshot("verify-email")
+    async with httpx.AsyncClient(base_url=server) as http:
+        me = await http.get(
+            f"{API}/users/me",
+            headers={"Authorization": f"Bearer {await token_of(server, 'verify@example.com')}"},
+        )
+    assert me.json()["email_verified"] is True
+
+    await page.goto(f"{server}/verify-email?token={token}")  # the same link again
+    await expect(page.locator("#heading")).to_have_text("This link does not work")
+    assert [e for e in watched.errors if "400" not in e] == []  # the used link's page
+    assert await watched.violations() == []
+
+
+async def test_a_mailed_reset_link_takes_the_new_password_twice(server, open_page) -> None:
+    ann = await sign_up(server, "reset@example.com")
+    token = await mailed_token(ann["id"], "password_reset")
+    watched = await open_page("ru-RU")
+    page = watched.page
+
+    await page.goto(f"{server}/reset-password?token={token}")
+    await expect(page.locator("h1")).to_have_text("Придумайте новый пароль")
+    await page.fill("#new_password", "новый пароль 1")
+    await page.fill("#repeat_password", "новый пароль 2")
+    await page.click("#reset-form button")
+    await expect(page.locator("#reset-error")).to_have_text("Пароли не совпадают.")
+    await watched.screenshot("reset-password-ru")
+    await page.fill("#repeat_password", "новый пароль 1")
+    await page.click("#reset-form button")
+    await expect(page.locator("#heading")).to_have_text("Пароль изменён")
+    async with httpx.AsyncClient(base_url=server) as http:
+        signed_in = await http.post(
+            f"{API}/auth/token",
+            data={"username": "reset@example.com", "password": "новый пароль 1"},
+        )
+    assert signed_in.status_code == 200
+    assert watched.errors == []
+    assert await watched.violations() == []
+
+
+async def test_the_account_page_signs_in_makes_a_code_and_links_telegram(server, open_page) -> None:
+    await sign_up(server, "own@example.com", full_name="Own Page")
+    watched = await open_page("en-US")
+    page = watched.page
+
+    await page.goto(f"{server}/account")
+    await page.fill("#email", "own@example.com")
+    await page.fill("#password", "wrong password")
+    await page.click("#signin-form button")
+    await expect(page.locator("#signin-error")).to_have_text("The email or the password is wrong.")
+    await page.fill("#password", "correct horse battery")
+    await page.click("#signin-form button")
+    await expect(page.locator("#hello")).to_have_text("Hello, Own Page!")
+    await expect(page.locator("#my-code")).to_have_text("none yet")
+    await page.click("#new-code")
+    await expect(page.locator("#share")).to_be_visible()
+    code = await page.locator("#my-code").text_content()
+    assert code
+    await expect(page.locator("#my-page")).to_have_attribute("href", f"/r/{code}")
+    await expect(page.locator("#new-code")).to_be_hidden()
+    await expect(page.locator("#link-telegram")).to_be_visible()
+    await watched.screenshot("account")
+    assert await page.evaluate("localStorage.length") == 0
+    # Console lines for the wrong password's 401 and the 404 of "no code yet", nothing else.
+    assert [e for e in watched.errors if "401" not in e and "404" not in e] == []
     assert await watched.violations() == []

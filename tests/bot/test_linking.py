@@ -173,3 +173,35 @@ async def test_junk_link_payloads(harness: Harness, lang: str) -> None:
             t("This link is not valid. Request a new link and open it again.", lang) in replies.text
         )
     assert await User.objects.count() == 0
+
+
+async def test_a_web_referral_linked_by_its_one_time_link_is_never_referred_again(
+    harness: Harness, client, user, register
+) -> None:
+    """The landing page's path: sign up on the web with a code, link the chat with the
+    one-time link it offers, then open any referral deep link: no second account, no
+    second referral."""
+    ref, ref_headers = await user("ref@example.com", full_name="Ref")
+    made = await client.post(
+        f"{API}/referral-codes",
+        json={"expires_at": (clock.utcnow() + dt.timedelta(days=3)).isoformat()},
+        headers=ref_headers,
+    )
+    code = made.json()["code"]
+    await register("bob@example.com", referral_code=code)
+    login = await client.post(
+        f"{API}/auth/token",
+        data={"username": "bob@example.com", "password": "correct horse battery"},
+    )
+    bob_headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    bob = harness.person(303, "Bob", lang="en")
+    await bob.send(f"/start {await _link(client, bob_headers)}")
+
+    replies = await bob.send(f"/start {code}")
+
+    assert replies.last.text == t(
+        "You are already registered. A referrer is set only when an account is created.", "en"
+    )
+    assert await User.objects.filter(telegram_id=303).count() == 1
+    page = await client.get(f"{API}/users/{ref['id']}/referrals", headers=ref_headers)
+    assert page.json()["total"] == 1

@@ -395,6 +395,13 @@ class WebhookRead(BaseModel):
     previous_secret_until: dt.datetime | None = Field(
         description="After a rotation: until when the old secret signs too (a second `v1,`)."
     )
+    consecutive_failures: int = Field(
+        description="Deliveries that failed for good in a row (reset by a success or by "
+        "enabling the endpoint)."
+    )
+    disabled_reason: str | None = Field(
+        description="Why the service switched the endpoint off (null: it did not)."
+    )
 
 
 class WebhookList(BaseModel):
@@ -416,6 +423,10 @@ class DeliveryRead(BaseModel):
 class DeliveryPage(BaseModel):
     items: list[DeliveryRead]
     next_cursor: str | None
+
+
+class RetriedDeliveries(BaseModel):
+    retried: int = Field(description="Failed deliveries queued again.")
 
 
 class JobRead(BaseModel):

@@ -124,6 +124,25 @@ def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
             )
             return text.format(name=name, points=points)
         return translate("{name}'s referral was approved.", locale=locale).format(name=name)
+    if delivery.kind in ("webhook_failing", "webhook_disabled"):
+        values = {
+            "url": escape(str(payload.get("url") or "")),
+            "failures": int(payload.get("failures") or 0),
+            "limit": int(payload.get("limit") or 0),
+        }
+        if delivery.kind == "webhook_failing":
+            text = translate(
+                "Webhook {url}: {failures} deliveries in a row have failed. At {limit} it is "
+                "switched off.",
+                locale=locale,
+            )
+        else:
+            text = translate(
+                "Webhook {url} is switched off after {limit} failed deliveries in a row. "
+                "Fix the receiver, then enable it again in the console.",
+                locale=locale,
+            )
+        return text.format(**values)
     return None
 
 

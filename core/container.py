@@ -146,6 +146,7 @@ def build_core(settings: Settings) -> Core:
     webhooks = WebhookService(
         jobs=jobs,
         operators=operators,
+        disable_after_failures=settings.webhooks.disable_after_failures,
         sender=Sender(
             timeout=settings.webhooks.timeout_seconds,
             allow_private_networks=settings.webhooks.allow_private_networks,

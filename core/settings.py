@@ -299,6 +299,9 @@ class WebhookSettings(BaseSettings):
     timeout_seconds: float = Field(10.0, gt=0, le=30)
     # Private, loopback and link-local addresses are refused at delivery unless this is on.
     allow_private_networks: bool = False
+    # An endpoint whose deliveries failed this many times in a row is switched off (0: never);
+    # operators are warned at half of it.
+    disable_after_failures: int = Field(20, ge=0, le=10_000)
 
     _schedule = field_validator("retry_schedule")(_check_schedule)
 

@@ -11,6 +11,7 @@ from api.errors import problem_responses
 from api.schemas import (
     DeliveryPage,
     DeliveryRead,
+    RetriedDeliveries,
     WebhookCreate,
     WebhookList,
     WebhookRead,
@@ -123,3 +124,17 @@ async def deliveries(
         for item in found.items
     ]
     return json_of({"items": items, "next_cursor": found.next_cursor})
+
+
+@router.post(
+    "/{webhook_id}/deliveries/retry-failed",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=RetriedDeliveries,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def retry_failed_deliveries(
+    webhook_id: int, operator: CurrentOperator, core: CoreDep
+) -> RetriedDeliveries:
+    """Try every failed delivery of this endpoint again (after fixing or re-enabling it)."""
+    retried = await core.webhooks.retry_failed(operator=operator, endpoint_id=webhook_id)
+    return RetriedDeliveries(retried=retried)

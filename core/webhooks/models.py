@@ -27,6 +27,12 @@ class WebhookEndpoint(ormar.Model):
     previous_secret: str | None = ormar.String(max_length=100, nullable=True)
     previous_secret_until: dt.datetime | None = UTCDateTime(nullable=True)
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
+    # Deliveries that ended failed since the last one that succeeded; at
+    # WEBHOOK_DISABLE_AFTER_FAILURES the endpoint is switched off, and `disabled_reason` says why.
+    consecutive_failures: int = ormar.Integer(
+        default=0, server_default=sa.text("0"), nullable=False
+    )
+    disabled_reason: str | None = ormar.String(max_length=200, nullable=True)
 
 
 class WebhookDelivery(ormar.Model):

@@ -26,6 +26,8 @@ from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
 from core.operators.service import Operator, OperatorService
 from core.pagination import delete_finished, newest_first
+from core.telegram.service import TelegramService
+from core.users.models import User
 from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound
 from core.webhooks.models import FAILED, PENDING, SUCCEEDED, WebhookDelivery, WebhookEndpoint
 from core.webhooks.sender import Sender
@@ -48,6 +50,7 @@ MAX_URL_LENGTH = 2000
 
 _endpoints = WebhookEndpoint.ormar_config.table
 _deliveries = WebhookDelivery.ormar_config.table
+_users = User.ormar_config.table
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ class Endpoint:
     created_at: dt.datetime
     # After a rotation, until when the old secret signs too (None: no old secret signs).
     previous_secret_until: dt.datetime | None
+    consecutive_failures: int
+    disabled_reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +97,8 @@ _ENDPOINT_COLUMNS = (
     _endpoints.c.secret,
     _endpoints.c.created_at,
     _endpoints.c.previous_secret_until,
+    _endpoints.c.consecutive_failures,
+    _endpoints.c.disabled_reason,
 )
 _DELIVERY_COLUMNS = (
     _deliveries.c.id,
@@ -183,11 +190,26 @@ def json_ready(value: Any) -> Any:
     return value
 
 
+# Chat messages to superusers linked to Telegram (rendered by the bot).
+WEBHOOK_FAILING_MESSAGE = "webhook_failing"
+WEBHOOK_DISABLED_MESSAGE = "webhook_disabled"
+# Who acts when the service itself switches an endpoint off (the audit log's actor).
+_SERVICE = Operator()
+
+
 class WebhookService:
-    def __init__(self, *, jobs: JobQueue, sender: Sender, operators: OperatorService) -> None:
+    def __init__(
+        self,
+        *,
+        jobs: JobQueue,
+        sender: Sender,
+        operators: OperatorService,
+        disable_after_failures: int = 20,
+    ) -> None:
         self.jobs = jobs
         self.sender = sender
         self.operators = operators
+        self.disable_after_failures = disable_after_failures
 
     # -- endpoints ------------------------------------------------------------------------
 
@@ -211,14 +233,14 @@ class WebhookService:
             await self.operators.record(
                 operator=operator, action="webhook.created", target=f"webhook:{row.id}"
             )
-        return Endpoint(*row)
+        return Endpoint(**row._mapping)
 
     async def endpoints(self) -> list[Endpoint]:
         async with database.connection() as connection:
             rows = (
                 await connection.execute(sa.select(*_ENDPOINT_COLUMNS).order_by(_endpoints.c.id))
             ).all()
-        return [Endpoint(*row) for row in rows]
+        return [Endpoint(**row._mapping) for row in rows]
 
     async def endpoint(self, endpoint_id: int) -> Endpoint:
         if not is_valid_id(endpoint_id):
@@ -231,7 +253,7 @@ class WebhookService:
             ).first()
         if row is None:
             raise WebhookNotFound()
-        return Endpoint(*row)
+        return Endpoint(**row._mapping)
 
     async def update(
         self, *, operator: Operator, endpoint_id: int, changes: dict[str, Any]
@@ -245,7 +267,9 @@ class WebhookService:
             values["description"] = changes["description"]
         if "enabled" in changes:
             values["enabled"] = bool(changes["enabled"])
-        what = ",".join(sorted(values)) or "nothing"
+            if values["enabled"]:  # switched on again: its count starts over
+                values.update(consecutive_failures=0, disabled_reason=None)
+        what = ",".join(sorted(set(values) & set(changes))) or "nothing"
         return await self._change(operator, endpoint_id, values, f"webhook.updated:{what}")
 
     async def rotate_secret(self, *, operator: Operator, endpoint_id: int) -> Endpoint:
@@ -315,7 +339,7 @@ class WebhookService:
             name, _, detail = action.partition(":")
             target = f"webhook:{endpoint_id}" + (f" ({detail})" if detail else "")
             await self.operators.record(operator=operator, action=name, target=target)
-        return Endpoint(*row)
+        return Endpoint(**row._mapping)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -419,6 +443,30 @@ class WebhookService:
                 operator=operator, action="delivery.retried", target=f"delivery:{delivery_id}"
             )
 
+    async def retry_failed(self, *, operator: Operator, endpoint_id: int) -> int:
+        """Try every failed delivery of one endpoint again (after it was fixed or switched on
+        again), each with its own webhook-id; how many."""
+        await self.endpoint(endpoint_id)
+        now = clock.utcnow()
+        async with database.transaction(), database.connection() as connection:
+            reopened = (
+                await connection.execute(
+                    sa.update(_deliveries)
+                    .where(_deliveries.c.endpoint_id == endpoint_id, _deliveries.c.status == FAILED)
+                    .values(status=PENDING, next_attempt_at=now, finished_at=None)
+                    .returning(_deliveries.c.id)
+                )
+            ).scalars()
+            ids = sorted(reopened)
+            for delivery_id in ids:
+                await self.jobs.enqueue(WEBHOOK_DELIVERY, {"delivery_id": delivery_id})
+            await self.operators.record(
+                operator=operator,
+                action="deliveries.retried",
+                target=f"webhook:{endpoint_id} ({len(ids)} failed)",
+            )
+        return len(ids)
+
     async def deliver(self, job: ClaimedJob) -> None:
         """The job handler: one attempt of one delivery, its outcome stored on the delivery."""
         delivery_id = job.payload.get("delivery_id")
@@ -426,6 +474,7 @@ class WebhookService:
             raise GiveUp("no delivery id in the job")
         statement = (
             sa.select(
+                _deliveries.c.endpoint_id,
                 _deliveries.c.message_id,
                 _deliveries.c.payload,
                 _deliveries.c.status,
@@ -471,19 +520,86 @@ class WebhookService:
             await self._record(
                 delivery_id, status=SUCCEEDED, response_status=result.response_status
             )
+            await self._endpoint_succeeded(row.endpoint_id)
             return
         retry_at = job.retry_at(clock.utcnow())
-        await self._record(
+        recorded = await self._record(
             delivery_id,
             status=PENDING if retry_at else FAILED,
             response_status=result.response_status,
             error=result.error,
             next_attempt_at=retry_at,
         )
+        if recorded and retry_at is None:
+            await self._endpoint_failed(row.endpoint_id, row.url)
         raise RetryLater(result.error or "failed")
 
     @staticmethod
-    async def _record(delivery_id: int, *, status: str, **values: Any) -> None:
+    async def _endpoint_succeeded(endpoint_id: int) -> None:
+        async with database.transaction(), database.connection() as connection:
+            await connection.execute(
+                sa.update(_endpoints)
+                .where(_endpoints.c.id == endpoint_id, _endpoints.c.consecutive_failures != 0)
+                .values(consecutive_failures=0)
+            )
+
+    async def _endpoint_failed(self, endpoint_id: int, url: str) -> None:
+        """One more delivery failed for good: warn operators at half the limit, switch the
+        endpoint off at the limit (re-enabling it resumes deliveries)."""
+        limit = self.disable_after_failures
+        async with database.transaction(), database.connection() as connection:
+            failures = (
+                await connection.execute(
+                    sa.update(_endpoints)
+                    .where(_endpoints.c.id == endpoint_id)
+                    .values(consecutive_failures=_endpoints.c.consecutive_failures + 1)
+                    .returning(_endpoints.c.consecutive_failures)
+                )
+            ).scalar()
+            if failures is None or limit == 0:
+                return
+            values = {"endpoint_id": endpoint_id, "url": url[:200], "failures": failures}
+            if failures == max(1, (limit + 1) // 2) and failures < limit:
+                await self.operators.record(
+                    operator=_SERVICE,
+                    action="webhook.failing",
+                    target=f"webhook:{endpoint_id} ({failures} failed in a row)",
+                )
+                await self._tell_superusers(WEBHOOK_FAILING_MESSAGE, limit=limit, **values)
+            if failures == limit:
+                reason = f"switched off after {limit} failed deliveries in a row"
+                await connection.execute(
+                    sa.update(_endpoints)
+                    .where(_endpoints.c.id == endpoint_id)
+                    .values(enabled=False, disabled_reason=reason)
+                )
+                await self.operators.record(
+                    operator=_SERVICE, action="webhook.disabled", target=f"webhook:{endpoint_id}"
+                )
+                await self._tell_superusers(WEBHOOK_DISABLED_MESSAGE, limit=limit, **values)
+
+    async def _tell_superusers(self, message: str, **values: Any) -> None:
+        """Queue a chat message to every superuser linked to Telegram (the caller's
+        transaction)."""
+        async with database.connection() as connection:
+            recipients = (
+                await connection.execute(
+                    sa.select(_users.c.id).where(
+                        _users.c.is_superuser.is_(True),
+                        _users.c.telegram_id.is_not(None),
+                        _users.c.blocked_at.is_(None),
+                        _users.c.erased_at.is_(None),
+                    )
+                )
+            ).scalars()
+            for recipient_id in list(recipients):
+                await TelegramService.notify(
+                    jobs=self.jobs, recipient_id=recipient_id, message=message, **values
+                )
+
+    @staticmethod
+    async def _record(delivery_id: int, *, status: str, **values: Any) -> bool:
+        """Store an attempt's outcome on a delivery still pending; whether it was."""
         values.setdefault("error", None)
         values.setdefault("response_status", None)
         values.setdefault("next_attempt_at", None)
@@ -497,7 +613,7 @@ class WebhookService:
             .values(status=status, **values)
         )
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(statement)
+            return bool((await connection.execute(statement)).rowcount)
 
     async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
         """Remove finished deliveries past their retention; returns how many."""

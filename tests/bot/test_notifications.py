@@ -155,3 +155,32 @@ async def test_messages_waiting_out_a_pause_do_not_hold_up_a_new_one(
     waiting = [row for row in await chat_messages() if row.status == "queued"]
     assert len(waiting) == 2
     assert all(row.attempts == 1 for row in waiting)
+
+
+async def test_superusers_in_chat_hear_of_a_failing_webhook_in_their_language(
+    harness: Harness, core: Core, fake: FakeTelegram, notifier: Worker
+) -> None:
+    from core.telegram.service import TelegramService
+    from core.users.models import User
+
+    root = harness.person(404, "Root", lang="ru")
+    await root.send("/start")
+    account = await root.account()
+    await User.objects.filter(id=account.id).update(is_superuser=True)
+    values = {"endpoint_id": 1, "url": "https://shop.example.com/hooks", "limit": 20}
+    await TelegramService.notify(
+        jobs=core.jobs, recipient_id=account.id, message="webhook_failing", failures=10, **values
+    )
+    await TelegramService.notify(
+        jobs=core.jobs, recipient_id=account.id, message="webhook_disabled", failures=20, **values
+    )
+    assert await notifier.run_due() == 2
+    texts = [c.text for c in fake.calls if c.chat_id == 404][-2:]
+    assert sorted(texts) == sorted(
+        [
+            "Вебхук https://shop.example.com/hooks: подряд не доставлено 10. При 20 он будет "
+            "отключён.",
+            "Вебхук https://shop.example.com/hooks отключён после 20 недоставленных подряд. "
+            "Исправьте приёмник и включите его снова в консоли.",
+        ]
+    )

@@ -48,8 +48,11 @@ async def test_an_endpoint_is_created_read_changed_and_deleted(
         "secret",
         "created_at",
         "previous_secret_until",
+        "consecutive_failures",
+        "disabled_reason",
     }
     assert hook["previous_secret_until"] is None
+    assert (hook["consecutive_failures"], hook["disabled_reason"]) == (0, None)
     assert hook["secret"].startswith("whsec_")
     assert (hook["url"], hook["events"], hook["enabled"]) == (receiver.url, ["user.created"], True)
 
@@ -458,3 +461,83 @@ def test_ipv6_forms_that_embed_a_non_public_ipv4_are_refused() -> None:
         assert refused_address(ipaddress.ip_address(address)) is not None, address
     for address in ("2606:4700:4700::1111", "2002:808:808::1", "8.8.8.8"):
         assert refused_address(ipaddress.ip_address(address)) is None, address
+
+
+async def test_an_endpoint_failing_in_a_row_is_warned_about_then_switched_off(
+    client: httpx.AsyncClient,
+    core: Core,
+    operator,
+    register,
+    endpoint,
+    receiver: Receiver,
+    deliverer,
+) -> None:
+    """WEBHOOK_DISABLE_AFTER_FAILURES (4 here, one attempt per delivery): the operators hear
+    of it at half (audit, chat for superusers linked to Telegram), then it is switched off;
+    enabling it again starts the count over and deliveries resume."""
+    from core.jobs.models import Job
+    from core.jobs.queue import RetrySchedule
+    from core.users.models import User
+    from core.webhooks.service import WEBHOOK_DELIVERY
+
+    me = (await client.get(f"{API}/users/me", headers=operator)).json()
+    await User.objects.filter(id=me["id"]).update(telegram_id=777)
+    schedules, limit = core.jobs.schedules, core.webhooks.disable_after_failures
+    core.jobs.schedules = {**schedules, WEBHOOK_DELIVERY: RetrySchedule(())}
+    core.webhooks.disable_after_failures = 4
+    try:
+        hook = await endpoint(["user.created"], url=f"http://127.0.0.1:{free_port()}/gone")
+        for n in range(5):
+            await register(f"user{n}@example.com")
+            await deliverer.run_due()
+            state = (await client.get(f"{API}/webhooks/{hook['id']}", headers=operator)).json()
+            if n < 3:
+                assert (state["enabled"], state["consecutive_failures"]) == (True, n + 1)
+        assert state["enabled"] is False
+        assert state["consecutive_failures"] == 4
+        assert state["disabled_reason"] == "switched off after 4 failed deliveries in a row"
+        deliveries = await _deliveries(client, operator, hook["id"])
+        assert len(deliveries) == 4  # the fifth sign-up found no enabled endpoint
+
+        audit = (await client.get(f"{API}/admin/audit", headers=operator)).json()["items"]
+        actions = [(a["action"], a["actor"]["user_id"]) for a in audit]
+        assert ("webhook.failing", None) in actions
+        assert ("webhook.disabled", None) in actions
+        chats = [j.payload for j in await Job.objects.filter(kind="telegram.message").all()]
+        assert [(c["recipient_id"], c["message"], c["failures"]) for c in chats] == [
+            (me["id"], "webhook_failing", 2),
+            (me["id"], "webhook_disabled", 4),
+        ]
+
+        # Fixed and switched on again: the count starts over, events flow again.
+        changed = await client.patch(
+            f"{API}/webhooks/{hook['id']}",
+            json={"url": receiver.url, "enabled": True},
+            headers=operator,
+        )
+        assert (changed.json()["consecutive_failures"], changed.json()["disabled_reason"]) == (
+            0,
+            None,
+        )
+        await register("back@example.com")
+        await deliverer.run_due()
+        assert [item.payload["data"]["email"] for item in receiver.received] == ["back@example.com"]
+        # The four that failed while it was broken, in one go.
+        retried = await client.post(
+            f"{API}/webhooks/{hook['id']}/deliveries/retry-failed", headers=operator
+        )
+        assert (retried.status_code, retried.json()) == (202, {"retried": 4})
+        await deliverer.run_due()
+        emails = sorted(item.payload["data"]["email"] for item in receiver.received)
+        assert emails == sorted(["back@example.com", *(f"user{n}@example.com" for n in range(4))])
+        again = await client.post(
+            f"{API}/webhooks/{hook['id']}/deliveries/retry-failed", headers=operator
+        )
+        assert again.json() == {"retried": 0}
+        assert_problem(
+            await client.post(f"{API}/webhooks/999999/deliveries/retry-failed", headers=operator),
+            404,
+            "webhook_not_found",
+        )
+    finally:
+        core.jobs.schedules, core.webhooks.disable_after_failures = schedules, limit

@@ -336,6 +336,9 @@ class Actor(BaseModel):
     user_id: int | None
     api_key_id: int | None
     address: str | None = Field(description="The client address the action came from.")
+    label: str = Field(
+        description="Who, as a person reads it: an email, `key: <name>`, or `the service`."
+    )
 
 
 class AuditItem(BaseModel):
@@ -550,6 +553,15 @@ class RewardAdjustment(BaseModel):
         if self.points == 0:
             raise ValueError("points must not be zero")
         return self
+
+
+class AdminUser(UserRead):
+    pass
+
+
+class AdminUserPage(BaseModel):
+    items: list[AdminUser]
+    next_cursor: str | None
 
 
 class AdminReferral(BaseModel):

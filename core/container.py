@@ -17,10 +17,11 @@ from core.auth.service import AuthService
 from core.cache import CodeCache, build_cache
 from core.integrations.enrichment import ENRICHMENT, enrichment_schedule
 from core.integrations.providers import Integrations, build_integrations
+from core.jobs.errors import JobNotFailed, JobNotFound, RetryItsDelivery
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, Handler, Worker
 from core.mail import MAIL, build_mailer
-from core.operators.service import OperatorService
+from core.operators.service import Operator, OperatorService
 from core.program.opens import LinkOpens
 from core.program.service import ProgramService
 from core.ratelimit import RateLimiter, build_counters, build_limiter
@@ -83,6 +84,23 @@ class Core:
         except Exception as exc:
             log.warning("database check failed: %r", exc)
             return None
+
+    async def retry_job(self, *, operator: Operator, job_id: int) -> None:
+        """Queue a failed job again (its attempts from zero). A webhook delivery's job is
+        retried through its delivery, whose state the job carries out."""
+        if not db.is_valid_id(job_id):
+            raise JobNotFound()
+        async with db.database.transaction():
+            kind = await self.jobs.kind_of(job_id)
+            if kind is None:
+                raise JobNotFound()
+            if kind == WEBHOOK_DELIVERY:
+                raise RetryItsDelivery()
+            if not await self.jobs.retry(job_id):
+                raise JobNotFailed()
+            await self.operators.record(
+                operator=operator, action="job.retried", target=f"job:{job_id} ({kind})"
+            )
 
     def handlers(self) -> dict[str, Handler]:
         """The job kinds any worker of the core runs: all but chat messages, which only a

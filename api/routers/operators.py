@@ -10,12 +10,16 @@ from api.deps import CoreDep, CurrentOperator, Cursor
 from api.errors import problem_responses
 from api.schemas import (
     AdminDeliveryPage,
+    AdminUser,
+    AdminUserPage,
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyList,
     ApiKeyRead,
     AuditPage,
     JobPage,
+    RewardPage,
+    UserRead,
     json_of,
 )
 
@@ -101,3 +105,52 @@ async def retry_delivery(delivery_id: int, operator: CurrentOperator, core: Core
     """Try a failed delivery again, with the same `webhook-id`."""
     await core.webhooks.retry(operator=operator, delivery_id=delivery_id)
     return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.post(
+    "/admin/jobs/{job_id}/retry",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def retry_job(job_id: int, operator: CurrentOperator, core: CoreDep) -> Response:
+    """Queue a failed job again, its attempts from zero (webhook deliveries: retry the
+    delivery instead, `409 job_not_retryable`)."""
+    await core.retry_job(operator=operator, job_id=job_id)
+    return Response(status_code=status.HTTP_202_ACCEPTED)
+
+
+@router.get(
+    "/admin/users", response_model=AdminUserPage, responses=problem_responses(401, 403, 422)
+)
+async def users(
+    operator: CurrentOperator,
+    page: Cursor,
+    core: CoreDep,
+    query: Annotated[
+        str | None, Query(max_length=320, description="An id, or the start of an email.")
+    ] = None,
+    id: Annotated[list[int] | None, Query(max_length=100, description="These ids.")] = None,
+) -> AdminUserPage:
+    """Accounts, newest first: by id or the start of the email (`query`), or these `id`s."""
+    found, next_cursor = await core.users.search(
+        query=query, ids=id or (), limit=page.limit, cursor=page.cursor
+    )
+    return AdminUserPage(
+        items=[AdminUser(**UserRead.of(account).model_dump()) for account in found],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/admin/users/{user_id}/rewards",
+    response_model=RewardPage,
+    responses=problem_responses(401, 403, 422),
+)
+async def user_rewards(
+    user_id: int, operator: CurrentOperator, page: Cursor, core: CoreDep
+) -> Response:
+    """A user's balance and rewards, newest first."""
+    found = await core.program.rewards(user_id=user_id, limit=page.limit, cursor=page.cursor)
+    return json_of(
+        {"balance": found.balance, "items": found.items, "next_cursor": found.next_cursor}
+    )

@@ -9,6 +9,8 @@ lease ends. One retry policy for every kind: a schedule of pauses between attemp
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import logging
 import secrets
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from core import clock
 from core.db import database
@@ -28,6 +31,10 @@ log = logging.getLogger(__name__)
 
 _jobs = Job.ormar_config.table
 _ERROR_LENGTH = 500
+# PostgreSQL's NOTIFY channel of enqueued jobs (the payload is the kind).
+WAKEUP_CHANNEL = "jobs_enqueued"
+# Pauses before listening again after the connection was lost, longest last.
+_RELISTEN_PAUSES = (0.5, 1, 2, 5, 10, 30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,9 +124,11 @@ class JobQueue:
         return lambda: self._listeners.remove(callback)
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, delay: float = 0) -> int:
-        """Add a job, in the transaction under way when there is one."""
+        """Add a job, in the transaction under way when there is one. On PostgreSQL the same
+        statement notifies WAKEUP_CHANNEL (delivered at commit), so idle workers in other
+        processes start it at once instead of at their next poll."""
         now = clock.utcnow()
-        statement = (
+        statement: Any = (
             sa.insert(_jobs)
             .values(
                 kind=kind,
@@ -130,10 +139,13 @@ class JobQueue:
                 run_at=now + dt.timedelta(seconds=delay),
                 created_at=now,
             )
-            .returning(_jobs.c.id)
+            .returning(_jobs.c.id, _jobs.c.kind)
         )
+        if not database.is_sqlite and delay <= 0:
+            added = statement.cte("added")
+            statement = sa.select(added.c.id, sa.func.pg_notify(WAKEUP_CHANNEL, added.c.kind))
         async with database.connection() as connection:
-            job_id = int((await connection.execute(statement)).scalar_one())
+            job_id = int((await connection.execute(statement)).one()[0])
         for listener in list(self._listeners):
             listener(kind)
         return job_id
@@ -235,6 +247,31 @@ class JobQueue:
         rows, next_cursor = await newest_first(statement, _jobs.c.id, limit=limit, cursor=cursor)
         return JobPage([JobView(**row._mapping) for row in rows], next_cursor)
 
+    @staticmethod
+    async def kind_of(job_id: int) -> str | None:
+        async with database.connection() as connection:
+            kind = (
+                await connection.execute(sa.select(_jobs.c.kind).where(_jobs.c.id == job_id))
+            ).scalar()
+        return str(kind) if kind is not None else None
+
+    async def retry(self, job_id: int) -> bool:
+        """Queue a failed job again, due now, with its attempts from zero; False when it is
+        not a failed job."""
+        statement = (
+            sa.update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.status == FAILED)
+            .values(status=QUEUED, attempts=0, run_at=clock.utcnow(), finished_at=None)
+            .returning(_jobs.c.kind)
+        )
+        async with database.connection() as connection:
+            kind = (await connection.execute(statement)).scalar()
+        if kind is None:
+            return False
+        for listener in list(self._listeners):
+            listener(kind)
+        return True
+
     async def oldest_due_seconds(self) -> float:
         """How long the earliest due job has waited (0: none waits). It grows when no worker
         runs the due kinds: the first sign that mail and webhooks are piling up."""
@@ -249,6 +286,42 @@ class JobQueue:
         if oldest.tzinfo is None:  # an aggregate skips the column type's conversion
             oldest = oldest.replace(tzinfo=dt.UTC)
         return max(0.0, (now - oldest).total_seconds())
+
+    async def hear_enqueues(self, callback: Callable[[str], None]) -> None:
+        """Until cancelled: tell `callback` of every job another process enqueues, through a
+        PostgreSQL connection of its own that LISTENs (nothing to do on SQLite, whose single
+        file has one writer process in the embedded default). A lost connection is opened
+        again; meanwhile the workers' polling still finds every job."""
+        if database.is_sqlite:
+            return
+        import asyncpg  # PostgreSQL only
+
+        url = make_url(database.url).set(drivername="postgresql")
+        failures = 0
+        while True:
+            lost = asyncio.Event()
+            try:
+                connection = await asyncpg.connect(
+                    url.render_as_string(hide_password=False), timeout=5
+                )
+            except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+                pause = _RELISTEN_PAUSES[min(failures, len(_RELISTEN_PAUSES) - 1)]
+                failures += 1
+                log.warning("cannot listen for enqueued jobs (%s); polling meanwhile", exc)
+                await asyncio.sleep(pause)
+                continue
+            try:
+                connection.add_termination_listener(lambda _, done=lost: done.set())
+                await connection.add_listener(
+                    WAKEUP_CHANNEL, lambda _c, _pid, _channel, kind: callback(str(kind))
+                )
+                failures = 0
+                callback("")  # what was enqueued before listening is looked for now
+                await lost.wait()
+                log.warning("the connection listening for enqueued jobs was lost")
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=2)
 
     async def counts(self) -> dict[str, int]:
         """Jobs by status (the failed ones stay visible until their retention ends)."""

@@ -86,6 +86,7 @@ class Worker:
     async def run(self) -> None:
         self._stopping = False
         self._unlisten = self.queue.listen(self._on_enqueue)
+        hearing = asyncio.create_task(self.queue.hear_enqueues(self._on_enqueue))
         log.info("worker %s runs %s", self.name, ", ".join(self.kinds))
         loop = asyncio.get_running_loop()
         next_housekeeping = loop.time()
@@ -106,6 +107,9 @@ class Worker:
                 pause = _RECHECK_SECONDS if woken and not claimed else self.poll_seconds
                 await self._wait(pause)
         finally:
+            hearing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hearing
             if self._unlisten is not None:
                 self._unlisten()
                 self._unlisten = None
@@ -142,7 +146,8 @@ class Worker:
             await asyncio.wait(set(self._running))
 
     def _on_enqueue(self, kind: str) -> None:
-        if kind in self.handlers:
+        """A job of `kind` was enqueued (here, or in another process); "" : look anyway."""
+        if not kind or kind in self.handlers:
             self._wake.set()
 
     async def _wait(self, seconds: float) -> None:

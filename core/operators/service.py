@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -12,7 +13,7 @@ from core.db import Read, database, is_valid_id
 from core.operators.errors import ApiKeyNotFound, BadApiKey, KeysNeedASuperuser, NotAnOperator
 from core.operators.models import ApiKey, AuditEntry
 from core.pagination import newest_first
-from core.users.models import Account
+from core.users.models import Account, User
 
 API_KEY_PREFIX = "rk_"
 MAX_API_KEY_LENGTH = 100
@@ -21,6 +22,19 @@ _LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
 
 _keys = ApiKey.ormar_config.table
 _audit = AuditEntry.ormar_config.table
+_users = User.ormar_config.table
+
+
+def _actor_label(row: Any) -> str:
+    """Who acted, as a person reads it: the operator's email, the key's name, or the service
+    itself (an endpoint it switched off)."""
+    if row.actor_user_id is not None:
+        return str(row.actor_email or f"user #{row.actor_user_id} (erased)")
+    if row.actor_api_key_id is not None:
+        return f"key: {row.actor_key_name or f'#{row.actor_api_key_id} (deleted)'}"
+    return "the service"
+
+
 _KEY_BY_DIGEST = Read(
     sa.select(_keys.c.id, _keys.c.last_used_at).where(_keys.c.key_digest == sa.bindparam("digest"))
 )
@@ -159,6 +173,12 @@ class OperatorService:
             _audit.c.action,
             _audit.c.target,
             _audit.c.created_at,
+            _users.c.email.label("actor_email"),
+            _keys.c.name.label("actor_key_name"),
+        ).select_from(
+            _audit.outerjoin(_users, _users.c.id == _audit.c.actor_user_id).outerjoin(
+                _keys, _keys.c.id == _audit.c.actor_api_key_id
+            )
         )
         rows, next_cursor = await newest_first(statement, _audit.c.id, limit=limit, cursor=cursor)
         items = [
@@ -168,6 +188,7 @@ class OperatorService:
                     "user_id": row.actor_user_id,
                     "api_key_id": row.actor_api_key_id,
                     "address": row.actor_address,
+                    "label": _actor_label(row),
                 },
                 action=row.action,
                 target=row.target,

@@ -568,6 +568,8 @@ class ProgramService:
     # -- rewards --------------------------------------------------------------------------
 
     async def rewards(self, *, user_id: int, limit: int, cursor: str | None) -> RewardPage:
+        if not is_valid_id(user_id):
+            raise UserNotFound()
         statement = sa.select(*_REWARD_COLUMNS).where(rewards.c.user_id == user_id)
         rows, next_cursor = await newest_first(statement, rewards.c.id, limit=limit, cursor=cursor)
         async with database.connection() as connection:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from core.auth.models import AccountToken, RefreshToken
 from core.db import database, is_valid_id
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.jobs.queue import JobQueue
+from core.pagination import newest_first
 from core.program.service import ProgramService
 from core.program.tables import APPROVED
 from core.referrals.models import ReferralCode
@@ -78,8 +79,31 @@ class UserService:
             raise UserNotFound()
         return user
 
-    async def by_email(self, email: str) -> User | None:
-        return await User.objects.get_or_none(email=email.strip().lower())
+    async def search(
+        self,
+        *,
+        query: str | None = None,
+        ids: Sequence[int] = (),
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[Account], str | None]:
+        """Accounts for operators, newest first: by exact id (`query` of digits, or `ids`),
+        else by the start of the email address; every account without either."""
+        statement = sa.select(*ACCOUNT_COLUMNS)
+        text = (query or "").strip()
+        if ids:
+            statement = statement.where(_users.c.id.in_([i for i in ids if is_valid_id(i)]))
+        elif text.isascii() and text.isdigit():
+            statement = statement.where(
+                _users.c.id == int(text) if is_valid_id(int(text)) else sa.false()
+            )
+        elif text:
+            pattern = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            statement = statement.where(
+                sa.func.lower(_users.c.email).like(pattern[:320] + "%", escape="\\")
+            )
+        rows, next_cursor = await newest_first(statement, _users.c.id, limit=limit, cursor=cursor)
+        return [Account(*row) for row in rows], next_cursor
 
     async def by_telegram_id(self, telegram_id: int) -> User | None:
         return await User.objects.get_or_none(telegram_id=telegram_id)

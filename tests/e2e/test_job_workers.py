@@ -229,3 +229,41 @@ async def test_sigterm_lets_the_worker_put_a_running_job_back(
     # The grace period passed with the job still running: it is back, due at once, and its
     # cut-short attempt is not counted.
     assert (job.status, job.attempts, job.lease) == ("queued", 0, None)
+
+
+async def test_an_enqueue_wakes_idle_workers_of_other_processes(
+    core: Core, runs: None, workers: list[WorkerProcess]
+) -> None:
+    """Two idle workers that poll only once a minute: each job still starts at once, woken by
+    the enqueue's NOTIFY; after the listening connection is cut they listen again."""
+    workers += [WorkerProcess(JOB_POLL_SECONDS="60") for _ in range(2)]
+    for worker in workers:
+        await worker.ready()
+
+    async def listening() -> bool:
+        rows = await _rows(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %jobs_enqueued%'"
+        )
+        return bool(rows[0][0] == 2)
+
+    await eventually(listening, within=30)
+
+    async def run_one() -> None:
+        done = await Job.objects.filter(status="succeeded").count()
+        await core.jobs.enqueue("test.record", {})
+
+        async def finished() -> bool:
+            return await Job.objects.filter(status="succeeded").count() == done + 1
+
+        await eventually(finished, within=20)  # a third of one poll interval
+
+    for _ in range(5):
+        await run_one()
+    await _rows(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE query LIKE 'LISTEN %jobs_enqueued%'"
+    )
+    await eventually(listening, within=30)
+    for _ in range(3):
+        await run_one()
+    assert len(await _rows("SELECT job_id FROM test_job_runs")) == 8

@@ -78,8 +78,12 @@ def test_a_start_that_cannot_work_is_refused_once_in_one_line(tmp_path: Path) ->
         ),
         ({"WEB_CONCURRENCY": "many"}, "api: WEB_CONCURRENCY='many' is not a number"),
         (
-            {"ENVIRONMENT": "production", "SECRET_KEY": None},
+            {"ENVIRONMENT": "production", "SECRET_KEY": None, "PUBLIC_BASE_URL": "https://x.io"},
             "api: SECRET_KEY must be set to a random value",
+        ),
+        (
+            {"ENVIRONMENT": "production", "PUBLIC_BASE_URL": None},
+            "api: PUBLIC_BASE_URL must be set in production",
         ),
         ({"JOB_LEASE_SECONDS": "5"}, "api: JOB_LEASE_SECONDS=5 must be at least twice"),
     ):

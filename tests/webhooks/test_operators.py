@@ -117,7 +117,12 @@ async def test_every_operator_action_is_in_the_audit_log(
         "api_key.created",
     ]
     updated = entries[4]
-    assert updated["actor"] == {"user_id": None, "api_key_id": key["id"], "address": "127.0.0.1"}
+    assert updated["actor"] == {
+        "user_id": None,
+        "api_key_id": key["id"],
+        "address": "127.0.0.1",
+        "label": f"key: #{key['id']} (deleted)",  # deleted by then; its id stays
+    }
     assert updated["target"] == f"webhook:{hook['id']} (enabled)"
     assert entries[0]["actor"]["api_key_id"] is None
     assert entries[0]["actor"]["user_id"] is not None
@@ -149,3 +154,70 @@ async def test_failed_jobs_are_visible_to_operators(
     assert_validation_error(
         await client.get(f"{API}/admin/jobs", params={"status": "lost"}, headers=operator)
     )
+
+
+async def test_operators_find_users_by_id_or_email_and_read_their_rewards(
+    client: httpx.AsyncClient, operator, api_key, register
+) -> None:
+    ann = await register("ann@example.com", full_name="Ann")
+    await register("anna_b@example.com")
+    bob = await register("bob@example.com")
+    url = f"{API}/admin/users"
+
+    async def emails(**params) -> list[str]:
+        response = await client.get(url, params=params, headers=api_key)
+        assert response.status_code == 200, response.text
+        return [item["email"] for item in response.json()["items"]]
+
+    assert await emails(query="ann") == ["anna_b@example.com", "ann@example.com"]
+    assert await emails(query="ANNA_") == ["anna_b@example.com"]  # _ is no wildcard
+    assert await emails(query="%") == []
+    assert await emails(query=str(bob["id"])) == ["bob@example.com"]
+    assert await emails(query="99999999999") == []
+    assert await emails(id=[ann["id"], bob["id"]]) == ["bob@example.com", "ann@example.com"]
+    first = (await client.get(url, params={"limit": 2}, headers=api_key)).json()
+    rest = await client.get(url, params={"cursor": first["next_cursor"]}, headers=api_key)
+    assert len(first["items"]) + len(rest.json()["items"]) == 4  # the operator too
+
+    await client.post(
+        f"{API}/admin/users/{ann['id']}/rewards", json={"points": 7, "note": "hi"}, headers=api_key
+    )
+    rewards = (await client.get(f"{url}/{ann['id']}/rewards", headers=api_key)).json()
+    assert (rewards["balance"], [r["points"] for r in rewards["items"]]) == (7, [7])
+    assert_problem(
+        await client.get(f"{url}/{2**40}/rewards", headers=api_key), 404, "user_not_found"
+    )
+    audit = (await client.get(f"{API}/admin/audit", headers=operator)).json()["items"]
+    assert audit[0]["actor"]["label"] == "key: backend"
+
+
+async def test_a_failed_job_is_retried_by_an_operator(
+    client: httpx.AsyncClient, core, operator
+) -> None:
+    from core.jobs.models import Job
+
+    job_id = await core.jobs.enqueue("mail", {"purpose": "nothing"})
+    await core.worker().run_due()  # no mailer here: it gives up at once
+    assert (await Job.objects.get(id=job_id)).status == "failed"
+
+    retried = await client.post(f"{API}/admin/jobs/{job_id}/retry", headers=operator)
+    assert retried.status_code == 202
+    job = await Job.objects.get(id=job_id)
+    assert (job.status, job.attempts) == ("queued", 0)
+    assert_problem(
+        await client.post(f"{API}/admin/jobs/{job_id}/retry", headers=operator),
+        409,
+        "job_not_failed",
+    )
+    assert_problem(
+        await client.post(f"{API}/admin/jobs/999999/retry", headers=operator), 404, "job_not_found"
+    )
+    hook_job = await core.jobs.enqueue("webhook.delivery", {"delivery_id": 1})
+    await Job.objects.filter(id=hook_job).update(status="failed")
+    assert_problem(
+        await client.post(f"{API}/admin/jobs/{hook_job}/retry", headers=operator),
+        409,
+        "job_not_retryable",
+    )
+    audit = (await client.get(f"{API}/admin/audit", headers=operator)).json()["items"]
+    assert (audit[0]["action"], audit[0]["actor"]["label"]) == ("job.retried", "root@example.com")

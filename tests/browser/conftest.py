@@ -80,8 +80,10 @@ class Watched:
 async def open_page(browser: Browser) -> AsyncIterator[Any]:
     contexts = []
 
-    async def make(locale: str = "en-US") -> Watched:
-        context = await browser.new_context(locale=locale, viewport={"width": 1100, "height": 900})
+    async def make(locale: str = "en-US", viewport: dict[str, int] | None = None) -> Watched:
+        context = await browser.new_context(
+            locale=locale, viewport=viewport or {"width": 1100, "height": 900}
+        )
         contexts.append(context)
         # Through the DevTools protocol, not the page: the page's CSP does not apply to it.
         await context.add_init_script(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 from playwright.async_api import expect
@@ -255,4 +257,87 @@ async def test_the_account_page_signs_in_makes_a_code_and_links_telegram(server,
     assert await page.evaluate("localStorage.length") == 0
     # Console lines for the wrong password's 401 and the 404 of "no code yet", nothing else.
     assert [e for e in watched.errors if "401" not in e and "404" not in e] == []
+    assert await watched.violations() == []
+
+
+async def _console(server: str, open_page, email: str, **context) -> Any:
+    root = await sign_up(server, email)
+    await make_superuser(root["id"])
+    watched = await open_page("en-US", **context)
+    page = watched.page
+    await page.goto(f"{server}/console")
+    await page.fill("#username", email)
+    await page.fill("#password", "correct horse battery")
+    await page.click("#sign-in-form button")
+    await expect(page.locator("#console")).to_be_visible()
+    return watched
+
+
+async def test_the_console_runs_webhooks_users_and_jobs(server, open_page) -> None:
+    _, _, code = await _referrer(server, "dora@example.com", "Dora")
+    friend = await sign_up(server, "friend@example.com", full_name="Friend", referral_code=code)
+    watched = await _console(server, open_page, "ops@example.com")
+    page = watched.page
+
+    # Webhook endpoints: add, edit, test, rotate, switch off and on.
+    await page.fill("#endpoint-url", "https://hooks.example.com/a")
+    await page.fill("#endpoint-events", "user.created, referral.created")
+    await page.click("#endpoint-save")
+    await expect(page.locator("#endpoint-secret")).to_contain_text("whsec_")
+    row = page.locator("#endpoints tbody tr").filter(has_text="hooks.example.com/a")
+    await expect(row).to_contain_text("referral.created, user.created")
+    await row.get_by_role("button", name="Edit").click()
+    await page.fill("#endpoint-url", "https://hooks.example.com/b")
+    await page.click("#endpoint-save")
+    row = page.locator("#endpoints tbody tr").filter(has_text="hooks.example.com/b")
+    await expect(row).to_have_count(1)
+    await row.get_by_role("button", name="Test").click()
+    await expect(page.locator("#notice")).to_contain_text("A ping is queued")
+    await expect(page.locator("#deliveries")).to_contain_text("hooks.example.com/b")  # not an id
+    await row.get_by_role("button", name="Rotate secret").click()
+    await expect(page.locator("#endpoint-secret")).to_contain_text("the old one signs too until")
+    await row.get_by_role("button", name="Disable").click()
+    await expect(row).to_contain_text("off")
+    await row.get_by_role("button", name="Enable").click()
+    await expect(row).to_contain_text("on")
+
+    # Users: find, open, adjust, block (an operator has no block button).
+    await page.fill("#user-query", "friend@")
+    await page.click("#user-search button")
+    found = page.locator("#user-list tbody tr")
+    await expect(found).to_have_count(1)
+    await found.get_by_role("button", name="Open").click()
+    await expect(page.locator("#user-title")).to_have_text(f"Friend (#{friend['id']})")
+    await expect(page.locator("#user-referrer")).to_have_text("Dora")
+    await page.fill("#adjust-points", "25")
+    await page.fill("#adjust-note", "welcome gift")
+    await page.click("#adjust-form button")
+    await expect(page.locator("#user-balance")).to_have_text("25")
+    await expect(page.locator("#user-rewards")).to_contain_text("welcome gift")
+    await page.click("#user-block")
+    await expect(page.locator("#user-block")).to_have_text("Unblock")
+    await expect(found).to_contain_text("blocked")
+    await page.click("#user-block")
+    await expect(page.locator("#user-block")).to_have_text("Block")
+    await page.fill("#user-query", "dora")
+    await page.click("#user-search button")
+    await found.get_by_role("button", name="Open").click()
+    await expect(page.locator("#user-referrals")).to_contain_text("friend@example.com")
+
+    await expect(page.locator("#audit")).to_contain_text("ops@example.com")  # names, not ids
+    await expect(page.locator("#audit")).to_contain_text("user.unblocked")
+    await watched.screenshot("console-operations")
+    assert watched.errors == []
+    assert await watched.violations() == []
+
+
+async def test_the_console_fits_a_phone(server, open_page) -> None:
+    watched = await _console(
+        server, open_page, "phone@example.com", viewport={"width": 390, "height": 844}
+    )
+    page = watched.page
+    await expect(page.locator("#totals")).to_be_visible()
+    width = await page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide at 390"
+    await watched.screenshot("console-390")
     assert await watched.violations() == []

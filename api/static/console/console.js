@@ -32,20 +32,29 @@
       headers["Content-Type"] = "application/json";
       options.body = JSON.stringify(options.json);
     }
-    const response = await fetch(API + path, { method: options.method || "GET", headers, body: options.body });
+    const response = await fetch(options.root ? path : API + path, { method: options.method || "GET", headers, body: options.body });
     if (response.status === 401 && token) {
       showSignIn("Your session has ended: sign in again.");
       throw new HttpError(401, {});
     }
-    if (!response.ok) throw new HttpError(response.status, await response.json().catch(() => ({})));
-    if (response.status === 204 || response.status === 202) return null;
+    if (!response.ok && !(options.accept || []).includes(response.status)) {
+      throw new HttpError(response.status, await response.json().catch(() => ({})));
+    }
+    if (response.status === 204) return null;
     const type = response.headers.get("content-type") || "";
     return type.includes("json") ? response.json() : response.text();
   }
 
   function cell(row, text) {
     const td = document.createElement("td");
-    td.textContent = text === null || text === undefined ? "—" : String(text);
+    td.textContent = text === null || text === undefined || text === "" ? "—" : String(text);
+    row.appendChild(td);
+    return td;
+  }
+
+  function actions(row, ...buttons) {
+    const td = document.createElement("td");
+    for (const b of buttons) if (b) td.append(b, " ");
     row.appendChild(td);
     return td;
   }
@@ -64,7 +73,36 @@
   }
 
   const when = (iso) => (iso ? new Date(iso).toISOString().replace("T", " ").slice(0, 16) + " UTC" : "—");
+  const query = (params) => new URLSearchParams(params).toString();
 
+  // A list read page by page: the first page replaces the rows, "More" adds the next one.
+  function pager(tableId, moreId, fetchPage, render, emptyId) {
+    let cursor = null;
+    const body = $(tableId).tBodies[0];
+    async function load(next) {
+      const page = await fetchPage(next ? cursor : null);
+      if (!next) body.replaceChildren();
+      for (const item of page.items) render(body.insertRow(), item);
+      cursor = page.next_cursor;
+      $(moreId).hidden = !cursor;
+      if (emptyId) $(emptyId).hidden = body.rows.length > 0;
+    }
+    $(moreId).addEventListener("click", () => load(true).catch((error) => notice(error.message)));
+    return () => load(false);
+  }
+
+  // Names instead of bare ids: who a user id is, asked once per id.
+  const names = new Map();
+  async function learnNames(ids) {
+    const unknown = [...new Set(ids)].filter((id) => id !== null && !names.has(id));
+    if (!unknown.length) return;
+    const found = await call("/admin/users?" + query([...unknown.map((id) => ["id", id]), ["limit", 100]]));
+    for (const user of found.items) names.set(user.id, user.full_name || user.email || `#${user.id}`);
+    for (const id of unknown) if (!names.has(id)) names.set(id, `#${id}`);
+  }
+  const nameOf = (id) => (id === null || id === undefined ? "—" : names.get(id) || `#${id}`);
+
+  // -- overview ---------------------------------------------------------------------------
   async function loadOverview() {
     const stats = await call("/admin/stats?days=30");
     const totals = $("totals");
@@ -80,6 +118,12 @@
     const svg = await call("/admin/stats/chart.svg?days=30", { headers: { Accept: "image/svg+xml" } });
     const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
     $("chart").replaceChildren(document.importNode(parsed, true));
+    const ready = await call("/health/ready", { root: true, accept: [503] });
+    const waited = ready.jobs ? ready.jobs.oldest_due_seconds : null;
+    $("backlog").textContent = waited === null ? "The database does not answer."
+      : waited > 60 ? `The oldest due job has waited ${Math.round(waited)} s: is a worker running (make worker)?`
+      : "Background jobs: nothing is waiting.";
+    $("backlog").className = waited === null || waited > 60 ? "warning" : "muted";
   }
 
   async function loadTop() {
@@ -94,45 +138,145 @@
     if (!board.items.length) list.replaceChildren(Object.assign(document.createElement("p"), { textContent: "No approved referrals yet.", className: "muted" }));
   }
 
-  async function loadQueue() {
-    const page = await call("/admin/referrals?status=pending_review&limit=50");
-    const body = $("queue").tBodies[0];
-    body.replaceChildren();
-    for (const item of page.items) {
-      const row = body.insertRow();
-      row.dataset.referral = item.id;
-      cell(row, `#${item.id} ${item.full_name || ""} ${item.email || ""}`.trim());
-      cell(row, `#${item.referrer_id} (${item.referral_code})`);
-      cell(row, item.review_reasons.join(", "));
-      const actions = cell(row, "");
-      actions.textContent = "";
-      actions.append(
-        button("Approve", async () => { await call(`/admin/referrals/${item.id}/approve`, { method: "POST" }); await refresh(); }),
-        " ",
-        button("Reject", async () => { await call(`/admin/referrals/${item.id}/reject`, { method: "POST" }); await refresh(); }, "danger"),
-      );
-    }
-    $("queue-empty").hidden = page.items.length > 0;
+  // -- review -----------------------------------------------------------------------------
+  const loadQueue = pager("queue", "queue-more", async (cursor) => {
+    const page = await call("/admin/referrals?" + query({ status: "pending_review", limit: 50, ...(cursor ? { cursor } : {}) }));
+    await learnNames(page.items.map((item) => item.referrer_id));
+    return page;
+  }, (row, item) => {
+    row.dataset.referral = item.id;
+    cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
+    cell(row, `${nameOf(item.referrer_id)} (${item.referral_code})`);
+    cell(row, item.review_reasons.join(", "));
+    actions(row,
+      button("Approve", async () => { await call(`/admin/referrals/${item.id}/approve`, { method: "POST" }); await refresh(); }),
+      button("Reject", async () => { await call(`/admin/referrals/${item.id}/reject`, { method: "POST" }); await refresh(); }, "danger"));
+  }, "queue-empty");
+
+  // -- users ------------------------------------------------------------------------------
+  let userQuery = "";
+  const loadUsers = pager("user-list", "users-more", (cursor) =>
+    call("/admin/users?" + query({ limit: 20, ...(userQuery ? { query: userQuery } : {}), ...(cursor ? { cursor } : {}) })),
+  (row, user) => {
+    row.dataset.user = user.id;
+    cell(row, `${user.full_name || ""} ${user.email || (user.telegram_id ? "Telegram only" : "erased")}`.trim());
+    cell(row, when(user.created_at));
+    cell(row, user.blocked ? "blocked" : user.is_superuser ? "operator" : "active");
+    actions(row, button("Open", () => openUser(user.id)));
+  });
+
+  let openUserId = null;
+  const loadUserReferrals = pager("user-referrals", "user-referrals-more", (cursor) =>
+    call(`/users/${openUserId}/referrals?` + query({ limit: 20, ...(cursor ? { cursor } : {}) })),
+  (row, item) => {
+    cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
+    cell(row, item.status); cell(row, when(item.created_at));
+  });
+  const loadUserRewards = pager("user-rewards", "user-rewards-more", async (cursor) => {
+    const page = await call(`/admin/users/${openUserId}/rewards?` + query({ limit: 20, ...(cursor ? { cursor } : {}) }));
+    $("user-balance").textContent = String(page.balance);
+    return page;
+  }, (row, reward) => {
+    cell(row, when(reward.created_at)); cell(row, (reward.points > 0 ? "+" : "") + reward.points);
+    cell(row, reward.note || reward.reason);
+  });
+
+  async function openUser(id) {
+    const found = await call("/admin/users?" + query({ id: id }));
+    const user = found.items[0];
+    if (!user) { notice(`No user #${id}.`); return; }
+    openUserId = user.id;
+    if (user.referrer_id) await learnNames([user.referrer_id]);
+    $("user-title").textContent = `${user.full_name || "No name"} (#${user.id})`;
+    $("user-email").textContent = user.email || "—";
+    $("user-referrer").textContent = user.referrer_id ? nameOf(user.referrer_id) : "nobody";
+    $("user-telegram").textContent = user.telegram_id ? "linked" : "not linked";
+    const block = $("user-block");
+    block.textContent = user.blocked ? "Unblock" : "Block";
+    block.className = user.blocked ? "" : "danger";
+    block.hidden = user.is_superuser;  // operators are demoted on the command line
+    block.onclick = async () => {
+      try {
+        await call(`/admin/users/${user.id}/${user.blocked ? "unblock" : "block"}`, { method: "POST" });
+        await openUser(user.id); await loadUsers(); await loadAudit();
+      } catch (error) { if (error.status !== 401) notice(error.message); }
+    };
+    $("user-detail").hidden = false;
+    await Promise.all([loadUserReferrals(), loadUserRewards()]);
   }
 
-  async function loadDeliveries() {
-    const failed = await call("/admin/deliveries?status=failed&limit=50");
-    const recent = await call("/admin/deliveries?limit=50");
-    const seen = new Set(failed.items.map((d) => d.id));
-    const body = $("deliveries").tBodies[0];
+  // -- webhooks ---------------------------------------------------------------------------
+  const endpointUrls = new Map();
+  function editEndpoint(endpoint) {
+    $("endpoint-id").value = endpoint ? endpoint.id : "";
+    $("endpoint-url").value = endpoint ? endpoint.url : "";
+    $("endpoint-events").value = endpoint ? endpoint.events.join(", ") : "*";
+    $("endpoint-description").value = endpoint ? endpoint.description || "" : "";
+    $("endpoint-save").textContent = endpoint ? "Save endpoint" : "Add endpoint";
+    $("endpoint-cancel").hidden = !endpoint;
+  }
+
+  async function loadEndpoints() {
+    const list = await call("/webhooks");
+    const body = $("endpoints").tBodies[0];
     body.replaceChildren();
-    for (const d of [...failed.items, ...recent.items.filter((d) => !seen.has(d.id))]) {
+    for (const endpoint of list.items) {
+      endpointUrls.set(endpoint.id, endpoint.url);
       const row = body.insertRow();
-      if (d.status === "failed") row.className = "failed";
-      for (const value of [d.id, d.endpoint_id, d.event_type, d.status, d.attempt, d.error]) cell(row, value);
-      const actions = cell(row, "");
-      actions.textContent = "";
-      if (d.status === "failed") {
-        actions.append(button("Retry", async () => { await call(`/admin/deliveries/${d.id}/retry`, { method: "POST" }); await loadDeliveries(); }));
-      }
+      row.dataset.endpoint = endpoint.id;
+      if (!endpoint.enabled) row.className = "failed";
+      cell(row, `${endpoint.url}${endpoint.description ? " — " + endpoint.description : ""}`);
+      cell(row, endpoint.events.join(", "));
+      cell(row, endpoint.enabled
+        ? (endpoint.consecutive_failures ? `on, ${endpoint.consecutive_failures} failed in a row` : "on")
+        : `off${endpoint.disabled_reason ? ": " + endpoint.disabled_reason : ""}`);
+      const patch = (changes) => call(`/webhooks/${endpoint.id}`, { method: "PATCH", json: changes });
+      actions(row,
+        button("Edit", async () => editEndpoint(endpoint), "quiet"),
+        button(endpoint.enabled ? "Disable" : "Enable", async () => { await patch({ enabled: !endpoint.enabled }); await loadWebhooks(); }),
+        button("Test", async () => { await call(`/webhooks/${endpoint.id}/test`, { method: "POST" }); notice(`A ping is queued to ${endpoint.url}.`); await loadWebhooks(); }),
+        button("Rotate secret", async () => {
+          const rotated = await call(`/webhooks/${endpoint.id}/rotate-secret`, { method: "POST" });
+          $("endpoint-secret").textContent = `New secret of ${endpoint.url}: ${rotated.secret} (the old one signs too until ${when(rotated.previous_secret_until)})`;
+          $("endpoint-secret").hidden = false;
+          await loadAudit();
+        }),
+        button("Retry failed", async () => {
+          const done = await call(`/webhooks/${endpoint.id}/deliveries/retry-failed`, { method: "POST" });
+          notice(`${done.retried} failed deliveries to ${endpoint.url} are queued again.`);
+          await loadWebhooks();
+        }),
+        button("Delete", async () => { await call(`/webhooks/${endpoint.id}`, { method: "DELETE" }); await loadWebhooks(); }, "danger"));
     }
   }
 
+  const loadDeliveries = pager("deliveries", "deliveries-more", (cursor) =>
+    call("/admin/deliveries?" + query({ limit: 30, ...(cursor ? { cursor } : {}) })),
+  (row, d) => {
+    if (d.status === "failed") row.className = "failed";
+    for (const value of [d.id, endpointUrls.get(d.endpoint_id) || `#${d.endpoint_id}`, d.event_type, d.status, d.attempt, d.error]) cell(row, value);
+    actions(row, d.status === "failed"
+      ? button("Retry", async () => { await call(`/admin/deliveries/${d.id}/retry`, { method: "POST" }); await loadDeliveries(); })
+      : null);
+  });
+
+  async function loadWebhooks() {
+    await loadEndpoints();
+    await loadDeliveries();
+  }
+
+  // -- jobs -------------------------------------------------------------------------------
+  const loadJobs = pager("job-list", "jobs-more", (cursor) =>
+    call("/admin/jobs?" + query({ status: "failed", limit: 30, ...(cursor ? { cursor } : {}) })),
+  (row, job) => {
+    row.dataset.job = job.id;
+    for (const value of [job.id, job.kind, `${job.attempts}/${job.max_attempts}`, job.last_error, when(job.finished_at)]) cell(row, value);
+    actions(row, job.kind === "webhook.delivery"
+      ? null  // retried through its delivery, above
+      : button("Retry", async () => { await call(`/admin/jobs/${job.id}/retry`, { method: "POST" }); await loadJobs(); await loadAudit(); }));
+  }, "jobs-empty");
+
+  // -- keys and audit ---------------------------------------------------------------------
   async function loadKeys() {
     const keys = await call("/api-keys");
     const body = $("keys").tBodies[0];
@@ -140,25 +284,18 @@
     for (const key of keys.items) {
       const row = body.insertRow();
       cell(row, key.name); cell(row, when(key.created_at)); cell(row, when(key.last_used_at));
-      const actions = cell(row, "");
-      actions.textContent = "";
-      actions.append(button("Delete", async () => { await call(`/api-keys/${key.id}`, { method: "DELETE" }); $("new-key").hidden = true; await loadKeys(); await loadAudit(); }, "danger"));
+      actions(row, button("Delete", async () => { await call(`/api-keys/${key.id}`, { method: "DELETE" }); $("new-key").hidden = true; await loadKeys(); await loadAudit(); }, "danger"));
     }
   }
 
-  async function loadAudit() {
-    const page = await call("/admin/audit?limit=30");
-    const body = $("audit").tBodies[0];
-    body.replaceChildren();
-    for (const entry of page.items) {
-      const row = body.insertRow();
-      const who = entry.actor.user_id ? `user #${entry.actor.user_id}` : entry.actor.api_key_id ? `key #${entry.actor.api_key_id}` : "—";
-      for (const value of [when(entry.created_at), entry.action, entry.target, who]) cell(row, value);
-    }
-  }
+  const loadAudit = pager("audit", "audit-more", (cursor) =>
+    call("/admin/audit?" + query({ limit: 30, ...(cursor ? { cursor } : {}) })),
+  (row, entry) => {
+    for (const value of [when(entry.created_at), entry.action, entry.target, entry.actor.label]) cell(row, value);
+  });
 
   async function refresh() {
-    await Promise.all([loadOverview(), loadTop(), loadQueue(), loadDeliveries(), loadKeys(), loadAudit()]);
+    await Promise.all([loadOverview(), loadTop(), loadQueue(), loadUsers(), loadWebhooks(), loadJobs(), loadKeys(), loadAudit()]);
   }
 
   async function start() {
@@ -180,6 +317,13 @@
     try { await refresh(); } catch (error) { if (error.status !== 401) notice(error.message); }
   }
 
+  function submit(id, handler) {
+    $(id).addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try { await handler(); } catch (error) { if (error.status !== 401) notice(error.message); }
+    });
+  }
+
   $("sign-in-form").addEventListener("submit", async (event) => {
     event.preventDefault();
     $("sign-in-error").textContent = "";
@@ -199,17 +343,44 @@
     await start();
   });
 
-  $("key-form").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    try {
-      const created = await call("/api-keys", { method: "POST", json: { name: $("key-name").value } });
-      $("new-key").textContent = `New key (shown only now): ${created.key}`;
-      $("new-key").hidden = false;
-      $("key-name").value = "";
-      await loadKeys();
-      await loadAudit();
-    } catch (error) { if (error.status !== 401) notice(error.message); }
+  submit("key-form", async () => {
+    const created = await call("/api-keys", { method: "POST", json: { name: $("key-name").value } });
+    $("new-key").textContent = `New key (shown only now): ${created.key}`;
+    $("new-key").hidden = false;
+    $("key-name").value = "";
+    await loadKeys();
+    await loadAudit();
   });
+
+  submit("user-search", async () => {
+    userQuery = $("user-query").value.trim();
+    await loadUsers();
+  });
+
+  submit("adjust-form", async () => {
+    await call(`/admin/users/${openUserId}/rewards`, {
+      method: "POST", json: { points: Number($("adjust-points").value), note: $("adjust-note").value },
+    });
+    $("adjust-points").value = ""; $("adjust-note").value = "";
+    await loadUserRewards(); await loadAudit(); await loadOverview();
+  });
+
+  submit("endpoint-form", async () => {
+    const id = $("endpoint-id").value;
+    const body = {
+      url: $("endpoint-url").value.trim(),
+      events: $("endpoint-events").value.split(",").map((e) => e.trim()).filter(Boolean),
+      description: $("endpoint-description").value.trim() || null,
+    };
+    const saved = await call(id ? `/webhooks/${id}` : "/webhooks", { method: id ? "PATCH" : "POST", json: body });
+    if (!id) {
+      $("endpoint-secret").textContent = `Signing secret of ${saved.url} (keep it for verifying): ${saved.secret}`;
+      $("endpoint-secret").hidden = false;
+    }
+    editEndpoint(null);
+    await loadWebhooks(); await loadAudit();
+  });
+  $("endpoint-cancel").addEventListener("click", () => editEndpoint(null));
 
   $("sign-out").addEventListener("click", () => showSignIn("Signed out."));
   start();

@@ -14,7 +14,7 @@ INSTALL_TARGET ?= .[dev]
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 
-.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e test-browser lint format bench clean
+.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e test-browser lint format bench docs clean
 
 install: $(STAMP)
 
@@ -80,13 +80,19 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$(mktemp -d)"
 
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The documentation site (docs/, mkdocs-material) into site/: offline, and --strict, so a
+# broken link or anchor fails (CI runs it with `make lint`).
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

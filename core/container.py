@@ -120,6 +120,7 @@ class Core:
         return Worker(
             queue=self.jobs,
             handlers=handlers if handlers is not None else self.handlers(),
+            on_final_failure={WEBHOOK_DELIVERY: self.webhooks.delivery_failed},
             concurrency=jobs.concurrency,
             poll_seconds=jobs.poll_seconds,
             lease_seconds=jobs.lease_seconds,

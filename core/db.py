@@ -154,10 +154,11 @@ class Read:
     asyncpg's own prepared statement answers it and SQLAlchemy's execution layer (cache key,
     execution context, result adaptation: more than the round trip costs) is skipped. Rows
     come back as tuples of the selected columns, in order. Inside a transaction, and on
-    SQLite, it runs through SQLAlchemy like any statement.
+    SQLite, it runs through SQLAlchemy like any statement. An UPDATE … RETURNING that is safe
+    to run twice takes the same path.
     """
 
-    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect) -> None:
+    def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect | sa.Update) -> None:
         self.statement = statement
         # The SQL, its parameters in order, and the values bound in the statement itself
         # (literals such as `status = 'approved'` or `sum(...) > 0` become parameters too).

@@ -15,7 +15,7 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 UNFINISHED = (QUEUED, RUNNING)
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED)
-_UNFINISHED_SQL = sa.text("status IN ('queued', 'running')")
+UNFINISHED_SQL = sa.text("status IN ('queued', 'running')")
 
 
 class Job(ormar.Model):
@@ -34,8 +34,8 @@ class Job(ormar.Model):
                 "run_at",
                 "id",
                 name="ix_jobs_due",
-                postgresql_where=_UNFINISHED_SQL,
-                sqlite_where=_UNFINISHED_SQL,
+                postgresql_where=UNFINISHED_SQL,
+                sqlite_where=UNFINISHED_SQL,
             ),
             # The clean-up removes finished jobs past their retention.
             ormar.IndexColumns("finished_at", name="ix_jobs_finished_at"),

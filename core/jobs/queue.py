@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
+import json
 import logging
 import secrets
 from collections.abc import Callable, Iterable, Mapping
@@ -22,9 +24,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from core import clock
-from core.db import database
+from core.db import Read, database
 from core.errors import InvalidInput
-from core.jobs.models import FAILED, QUEUED, RUNNING, STATUSES, SUCCEEDED, UNFINISHED, Job
+from core.jobs.models import (
+    FAILED,
+    QUEUED,
+    RUNNING,
+    STATUSES,
+    SUCCEEDED,
+    UNFINISHED,
+    UNFINISHED_SQL,
+    Job,
+)
 from core.pagination import delete_finished, newest_first
 
 log = logging.getLogger(__name__)
@@ -85,6 +96,53 @@ class ClaimedJob:
             return None
         pause = self.schedule.pause_after(self.attempt) if after is None else after
         return now + dt.timedelta(seconds=pause or 0)
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_of(kinds: tuple[str, ...]) -> Read:
+    """The claim of a worker's kinds, built and compiled once per set of kinds."""
+    due = (
+        sa.select(_jobs.c.id)
+        .where(
+            UNFINISHED_SQL,  # as the partial index ix_jobs_due says it, so the plan uses it
+            _jobs.c.run_at <= sa.bindparam("claim_now", type_=_jobs.c.run_at.type),
+            # Plain parameters (an IN list would expand at each execution, not once).
+            sa.or_(*(_jobs.c.kind == sa.literal(kind) for kind in kinds)),
+        )
+        .order_by(_jobs.c.run_at, _jobs.c.id)
+        .limit(sa.bindparam("claim_limit"))
+        .with_for_update(skip_locked=True)
+        .cte("due")
+    )
+    return Read(
+        sa.update(_jobs)
+        .where(_jobs.c.id.in_(sa.select(due.c.id)))
+        .values(
+            status=RUNNING,
+            attempts=_jobs.c.attempts + 1,
+            lease=sa.bindparam("claim_lease"),
+            run_at=sa.bindparam("claim_until", type_=_jobs.c.run_at.type),
+        )
+        .returning(
+            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
+        )
+    )
+
+
+# Safe to repeat (a second run finds the job no longer running under that lease), so it may
+# take the hot-read path with its one retry on a connection the server closed.
+_SUCCEED = Read(
+    sa.update(_jobs)
+    .where(
+        _jobs.c.id == sa.bindparam("claimed_id"),
+        _jobs.c.lease == sa.bindparam("claimed_lease"),
+        _jobs.c.status == RUNNING,
+    )
+    .values(
+        status=SUCCEEDED, finished_at=sa.bindparam("ended"), lease=sa.null(), last_error=sa.null()
+    )
+    .returning(_jobs.c.id)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,51 +214,37 @@ class JobQueue:
         """Take up to `limit` due jobs of these kinds, the earliest due first, for one lease."""
         now = clock.utcnow()
         lease = secrets.token_hex(8)
-        due = (
-            sa.select(_jobs.c.id)
-            .where(
-                _jobs.c.status.in_(UNFINISHED),
-                _jobs.c.run_at <= now,
-                _jobs.c.kind.in_(list(kinds)),
-            )
-            .order_by(_jobs.c.run_at, _jobs.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .cte("due")
+        # One statement, atomic on its own: no BEGIN and COMMIT around it (two round trips).
+        rows = await _claim_of(tuple(sorted(kinds))).all(
+            claim_now=now,
+            claim_limit=limit,
+            claim_lease=lease,
+            claim_until=now + dt.timedelta(seconds=lease_seconds),
         )
-        statement = (
-            sa.update(_jobs)
-            .where(_jobs.c.id.in_(sa.select(due.c.id)))
-            .values(
-                status=RUNNING,
-                attempts=_jobs.c.attempts + 1,
-                lease=lease,
-                run_at=now + dt.timedelta(seconds=lease_seconds),
+        jobs = []
+        for job_id, kind, payload, attempts, max_attempts in rows:
+            if isinstance(payload, str):  # the driver's own JSON text, on the hot path
+                payload = json.loads(payload)
+            jobs.append(
+                ClaimedJob(
+                    id=job_id,
+                    kind=kind,
+                    payload=payload if isinstance(payload, dict) else {},
+                    attempt=attempts,
+                    max_attempts=max_attempts,
+                    lease=lease,
+                    schedule=self.schedule_of(kind),
+                )
             )
-            .returning(
-                _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
-            )
-        )
-        async with database.transaction(), database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
-        jobs = [
-            ClaimedJob(
-                id=row.id,
-                kind=row.kind,
-                payload=row.payload if isinstance(row.payload, dict) else {},
-                attempt=row.attempts,
-                max_attempts=row.max_attempts,
-                lease=lease,
-                schedule=self.schedule_of(row.kind),
-            )
-            for row in rows
-        ]
         return sorted(jobs, key=lambda job: job.id)
 
     async def succeed(self, job: ClaimedJob) -> bool:
-        return await self._finish(
-            job, status=SUCCEEDED, finished_at=clock.utcnow(), lease=None, last_error=None
-        )
+        """Record a job done, while this worker still holds its lease (the hottest write of
+        a worker: one statement compiled once, on the pooled connection itself)."""
+        rows = await _SUCCEED.all(claimed_id=job.id, claimed_lease=job.lease, ended=clock.utcnow())
+        if not rows:
+            log.warning("job %d (%s): its lease had ended; another worker has it", job.id, job.kind)
+        return bool(rows)
 
     async def fail(
         self, job: ClaimedJob, error: str, *, final: bool = False, after: float | None = None
@@ -338,7 +382,7 @@ class JobQueue:
             .where(_jobs.c.id == job.id, _jobs.c.lease == job.lease, _jobs.c.status == RUNNING)
             .values(**values)
         )
-        async with database.transaction(), database.connection() as connection:
+        async with database.connection() as connection:  # one statement: atomic alone
             updated = (await connection.execute(statement)).rowcount
         if not updated:
             log.warning("job %d (%s): its lease had ended; another worker has it", job.id, job.kind)

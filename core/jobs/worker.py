@@ -28,6 +28,7 @@ Housekeeping = Callable[[], Awaitable[int]]
 # After a wake-up that found nothing (the enqueuing transaction had not committed yet), one
 # more look this soon, before the regular poll.
 _RECHECK_SECONDS = 0.1
+_REFILL_SECONDS = 0.002
 _HOUSEKEEPING_SECONDS = 3600.0
 
 
@@ -37,6 +38,9 @@ class RetryLater(Exception):
     def __init__(self, error: str, *, after: float | None = None) -> None:
         super().__init__(error)
         self.after = after
+
+
+FinalFailure = Callable[[ClaimedJob, str], Awaitable[None]]
 
 
 class GiveUp(Exception):
@@ -56,6 +60,7 @@ class Worker:
         housekeeping: Sequence[Housekeeping] = (),
         beat: Callable[[], None] | None = None,
         name: str | None = None,
+        on_final_failure: Mapping[str, FinalFailure] | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker needs at least one job kind")
@@ -67,6 +72,10 @@ class Worker:
         self.grace_seconds = grace_seconds
         self.housekeeping = housekeeping
         self.beat = beat  # called on every round (a liveness file for a healthcheck)
+        # Per kind: what its own record does when a job has failed for good, however that
+        # came about (the last attempt failed, the handler gave up, or a worker died during
+        # the last attempt and no handler ran at all).
+        self.on_final_failure = dict(on_final_failure or {})
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self._running: dict[asyncio.Task[None], ClaimedJob] = {}
         self._wake = asyncio.Event()
@@ -153,10 +162,15 @@ class Worker:
     async def _wait(self, seconds: float) -> None:
         woken = asyncio.ensure_future(self._wake.wait())
         waiters: set[asyncio.Future[Any]] = {woken}
-        if len(self._running) >= self.concurrency:
+        full = len(self._running) >= self.concurrency
+        if full:
             waiters.update(self._running)  # a free slot is a reason to look again
         await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         woken.cancel()
+        if full and len(self._running) < self.concurrency:
+            # Jobs started together tend to end together: a moment lets the others free their
+            # slots, so one claim fills several instead of one claim per slot.
+            await asyncio.sleep(_REFILL_SECONDS)
 
     async def _claim(self) -> int:
         free = self.concurrency - len(self._running)
@@ -182,8 +196,10 @@ class Worker:
         try:
             if job.attempt > job.max_attempts:
                 # Its worker died during the last attempt: no attempt is left to run.
-                await self.queue.fail(job, "the worker stopped during the last attempt", final=True)
+                error = "the worker stopped during the last attempt"
+                await self.queue.fail(job, error, final=True)
                 outcome = "failed"
+                await self._failed_for_good(job, error)
                 return
             async with asyncio.timeout(self.lease_seconds * 0.9):
                 await handler(job)
@@ -196,6 +212,7 @@ class Worker:
         except GiveUp as exc:
             outcome = "failed"
             await self._record(self.queue.fail(job, str(exc), final=True))
+            await self._failed_for_good(job, str(exc))
         except RetryLater as exc:
             outcome = await self._failed(job, str(exc), after=exc.after)
         except TimeoutError:
@@ -215,8 +232,18 @@ class Worker:
             log.warning(
                 "job %d (%s) failed after %d attempts: %s", job.id, job.kind, job.attempt, error
             )
+            await self._failed_for_good(job, error)
             return "failed"
         return "retried"
+
+    async def _failed_for_good(self, job: ClaimedJob, error: str) -> None:
+        hook = self.on_final_failure.get(job.kind)
+        if hook is None:
+            return
+        try:
+            await hook(job, error)
+        except Exception:  # its record stays as it was; the job's own says failed
+            log.exception("job %d (%s): its final-failure hook failed", job.id, job.kind)
 
     async def _record(self, outcome: Awaitable[T]) -> T | None:
         """Store an outcome; if the database is away, the lease ends and the job runs again."""

@@ -534,6 +534,26 @@ class WebhookService:
             await self._endpoint_failed(row.endpoint_id, row.url)
         raise RetryLater(result.error or "failed")
 
+    async def delivery_failed(self, job: ClaimedJob, error: str) -> None:
+        """The job of a delivery failed for good, whichever way (the final-failure hook): the
+        delivery says so too, so it can be retried by hand. A delivery the handler already
+        recorded is left as it is."""
+        delivery_id = job.payload.get("delivery_id")
+        if not isinstance(delivery_id, int) or not is_valid_id(delivery_id):
+            return
+        recorded = await self._record(delivery_id, status=FAILED, error=error)
+        if recorded:
+            async with database.connection() as connection:
+                row = (
+                    await connection.execute(
+                        sa.select(_endpoints.c.id, _endpoints.c.url)
+                        .join(_deliveries, _deliveries.c.endpoint_id == _endpoints.c.id)
+                        .where(_deliveries.c.id == delivery_id)
+                    )
+                ).first()
+            if row is not None:
+                await self._endpoint_failed(row.id, row.url)
+
     @staticmethod
     async def _endpoint_succeeded(endpoint_id: int) -> None:
         async with database.transaction(), database.connection() as connection:

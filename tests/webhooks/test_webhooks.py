@@ -541,3 +541,42 @@ async def test_an_endpoint_failing_in_a_row_is_warned_about_then_switched_off(
         )
     finally:
         core.jobs.schedules, core.webhooks.disable_after_failures = schedules, limit
+
+
+async def test_a_worker_dying_during_the_last_attempt_leaves_a_failed_delivery_to_retry(
+    client: httpx.AsyncClient,
+    core: Core,
+    operator,
+    register,
+    endpoint,
+    receiver: Receiver,
+    deliverer,
+) -> None:
+    """The job fails for good without its handler (the worker that ran it is gone); the
+    final-failure hook fails the delivery too, so an operator can retry it."""
+    from core.jobs.queue import RetrySchedule
+    from core.webhooks.service import WEBHOOK_DELIVERY
+
+    schedules = core.jobs.schedules
+    core.jobs.schedules = {**schedules, WEBHOOK_DELIVERY: RetrySchedule(())}  # one attempt
+    try:
+        hook = await endpoint(["user.created"])
+        await register("ann@example.com")
+        # A worker claims the only attempt, then dies before it records anything.
+        (claimed,) = await core.jobs.claim(kinds=[WEBHOOK_DELIVERY], limit=1, lease_seconds=30)
+        assert claimed.is_last_attempt
+        with clock.shift(dt.timedelta(seconds=31)):  # its lease ends
+            assert await deliverer.run_due() == 1
+        (item,) = await _deliveries(client, operator, hook["id"])
+        assert (item["status"], item["error"]) == (
+            "failed",
+            "the worker stopped during the last attempt",
+        )
+        retried = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
+        assert retried.status_code == 202
+        await deliverer.run_due()
+        (item,) = await _deliveries(client, operator, hook["id"])
+        assert item["status"] == "succeeded"
+        assert [r.message_id for r in receiver.received] == [item["message_id"]]
+    finally:
+        core.jobs.schedules = schedules

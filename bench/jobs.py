@@ -1,0 +1,176 @@
+"""One worker's job throughput against a bare claim-and-finish loop, on PostgreSQL.
+
+    .venv/bin/python -m bench.jobs [--jobs 3000] [--rounds 3]     # part of `make bench`
+
+Both take the same no-op jobs from the same `jobs` table (BENCH_JOBS_DATABASE_URL, default
+postgresql://postgres@127.0.0.1:5432/referral_bench_jobs, made again by the migrations):
+
+- service: the core's `Worker` (its real loop: claims with `FOR UPDATE SKIP LOCKED` whenever a
+  slot is free, runs each job as a task under its deadline, records each outcome under its
+  lease, counts `jobs_total`), concurrency 8;
+- ceiling: a bare asyncpg loop with the same statements: claim up to 8 due jobs with the same
+  `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`, finish each one by its lease.
+
+Rounds alternate which goes first; the ratio is the median of each round's pair. The target
+is 0.5 of the ceiling's jobs per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import statistics
+import time
+
+import asyncpg
+import sqlalchemy as sa
+
+DATABASE_URL = os.environ.get(
+    "BENCH_JOBS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/referral_bench_jobs"
+)
+KIND = "bench.noop"
+CONCURRENCY = 8
+TARGET = 0.5
+
+_CLAIM = """
+UPDATE jobs SET status = 'running', attempts = attempts + 1, lease = $1,
+       run_at = now() + interval '60 seconds'
+WHERE id IN (SELECT id FROM jobs WHERE status IN ('queued', 'running') AND run_at <= now()
+             AND kind = ANY($2) ORDER BY run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+RETURNING id, kind, payload, attempts, max_attempts
+"""
+_FINISH = """
+UPDATE jobs SET status = 'succeeded', finished_at = now(), lease = NULL, last_error = NULL
+WHERE id = $1 AND lease = $2 AND status = 'running'
+"""
+
+
+async def recreate() -> None:
+    from sqlalchemy.engine import make_url
+
+    from core.migrate import upgrade_to_head
+
+    url = make_url(DATABASE_URL)
+    admin = await asyncpg.connect(
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
+        database="postgres",
+    )
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{url.database}"')
+    finally:
+        await admin.close()
+    await asyncio.to_thread(upgrade_to_head, DATABASE_URL)
+
+
+async def enqueue(core, count: int) -> None:  # type: ignore[no-untyped-def]
+    from core import db
+
+    async with db.database.transaction():
+        for _ in range(count):
+            await core.jobs.enqueue(KIND, {})
+
+
+async def service_round(core, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Jobs per second of the core's worker running `count` no-op jobs to the end."""
+    from core.jobs.worker import Worker
+
+    done = asyncio.Event()
+    ran = 0
+
+    async def noop(job) -> None:  # type: ignore[no-untyped-def]
+        nonlocal ran
+        ran += 1
+        if ran == count:
+            done.set()
+
+    await enqueue(core, count)
+    worker = Worker(
+        queue=core.jobs,
+        handlers={KIND: noop},
+        concurrency=CONCURRENCY,
+        poll_seconds=0.05,
+        lease_seconds=60,
+        grace_seconds=5,
+    )
+    started = time.perf_counter()
+    worker.start()
+    await done.wait()
+    await worker.drain()  # the last outcomes recorded
+    elapsed = time.perf_counter() - started
+    await worker.stop()
+    return count / elapsed
+
+
+async def ceiling_round(core, count: int) -> float:  # type: ignore[no-untyped-def]
+    """Jobs per second of a bare loop claiming and finishing the same jobs."""
+    await enqueue(core, count)
+    pool = await asyncpg.create_pool(
+        DATABASE_URL, min_size=CONCURRENCY + 1, max_size=CONCURRENCY + 1
+    )
+    try:
+        finished = 0
+        started = time.perf_counter()
+        while finished < count:
+            lease = secrets.token_hex(8)
+            claimed = await pool.fetch(_CLAIM, lease, [KIND], CONCURRENCY)
+            await asyncio.gather(*(pool.execute(_FINISH, row["id"], lease) for row in claimed))
+            finished += len(claimed)
+        return count / (time.perf_counter() - started)
+    finally:
+        await pool.close()
+
+
+async def main_async(args: argparse.Namespace) -> list[tuple[float, float]]:
+    os.environ.update(DATABASE_URL=DATABASE_URL, ENV_FILE="none", LOG_LEVEL="WARNING")
+    await recreate()
+    from core import db
+    from core.container import build_core
+    from core.settings import get_settings
+
+    core = build_core(get_settings())
+    await core.start()
+    pairs = []
+    try:
+        for n in range(args.rounds):
+            order = ("service", "ceiling") if n % 2 == 0 else ("ceiling", "service")
+            result = {}
+            for which in order:
+                round_ = service_round if which == "service" else ceiling_round
+                result[which] = await round_(core, args.jobs)
+                async with db.database.transaction(), db.database.connection() as connection:
+                    await connection.execute(sa.text("DELETE FROM jobs"))
+            pairs.append((result["service"], result["ceiling"]))
+            print(
+                f"round {n + 1}: service {result['service']:.0f} jobs/s, "
+                f"ceiling {result['ceiling']:.0f} jobs/s"
+            )
+    finally:
+        await core.stop()
+    return pairs
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    pairs = asyncio.run(main_async(args))
+    ratio = statistics.median(service / ceiling for service, ceiling in pairs)
+    service = statistics.median(s for s, _ in pairs)
+    ceiling = statistics.median(c for _, c in pairs)
+    held = "held" if ratio >= TARGET else "MISSED"
+    print(
+        f"\n| one worker, no-op jobs | {service:.0f} jobs/s | ceiling {ceiling:.0f} jobs/s | "
+        f"ratio {ratio:.2f} (target {TARGET}) | {held} |"
+    )
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

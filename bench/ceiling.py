@@ -36,7 +36,7 @@ LIVE_CODE = """SELECT c.code, c.expires_at FROM users u JOIN referral_codes c ON
   WHERE u.email = $1 AND u.blocked_at IS NULL AND c.closed_at IS NULL AND c.expires_at > now()
   AND (c.max_uses IS NULL OR c.uses < c.max_uses)"""
 PAGE = """SELECT p.*,
-  coalesce((SELECT status FROM referrals r WHERE r.id = p.id), 'approved') AS status,
+  (SELECT status FROM referrals r WHERE r.id = p.id) AS status,
   (SELECT referral_count FROM users WHERE id = $1) AS total
   FROM (SELECT id, email, full_name, created_at, referral_code FROM users WHERE referrer_id = $1
         ORDER BY created_at DESC, id DESC LIMIT $2) AS p ORDER BY created_at DESC, id DESC"""

@@ -1,5 +1,5 @@
 """Sends the chat messages the core queued (jobs of kind TELEGRAM_MESSAGE): a new referral,
-from chat or the API. Only a process holding the bot token runs this (BOT.md)."""
+from chat or the API. Only a process holding the bot token runs this."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Domain errors. Each carries the stable `code` string of API.md; the fronts map them."""
+"""Domain errors. Each carries the stable `code` of the HTTP contract; the fronts map them."""
 
 from __future__ import annotations
 

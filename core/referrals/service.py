@@ -17,7 +17,6 @@ from core import clock, metrics
 from core.cache import NO_FILL, CodeCache, Lookup, RedisCache
 from core.db import MAX_ID, Read, database, is_valid_id
 from core.errors import DomainError, InvalidInput
-from core.program.tables import APPROVED
 from core.program.tables import referrals as referral_rows
 from core.ratelimit import Hit, RateLimiter
 from core.referrals.errors import (
@@ -158,10 +157,9 @@ def _page_of_referrals(*where: sa.ColumnElement[bool], offset: bool = False) -> 
     if offset:
         page = page.offset(sa.bindparam("offset"))
     rows = page.subquery("page")
-    # A referral from before the program has no review row: approved.
-    status = sa.func.coalesce(
-        sa.select(referral_rows.c.status).where(referral_rows.c.id == rows.c.id).scalar_subquery(),
-        APPROVED,
+    # Every referral has its row (migration 0006 gave the older ones theirs).
+    status = (
+        sa.select(referral_rows.c.status).where(referral_rows.c.id == rows.c.id).scalar_subquery()
     )
     return sa.select(
         *rows.c, status.label("status"), total.scalar_subquery().label("total")

@@ -27,7 +27,7 @@ from core.users.models import Person, User
 from core.users.names import clean_name
 
 LINK_PREFIX = "link_"
-# The job kind of chat messages: taken only by processes that hold the bot token (BOT.md).
+# The job kind of chat messages: taken only by processes that hold the bot token.
 TELEGRAM_MESSAGE = "telegram.message"
 NEW_REFERRAL = "new_referral"
 

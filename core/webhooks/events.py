@@ -1,4 +1,4 @@
-"""The `data` of each event: the API's own shape of the thing (API.md v1.1, "Webhooks")."""
+"""The `data` of each event: the API's own shape of the thing (docs/program.md, "Webhooks")."""
 
 from __future__ import annotations
 

@@ -112,6 +112,7 @@ async def test_two_apis_two_workers_two_bots_under_load_with_deaths(core: Core) 
             bot_env = {"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_API_URL": fake.url}
             processes += [Process("bot", **bot_env) for _ in range(2)]
             workers, bots = processes[:2], processes[2:]
+            await _all_started(fake)
             async with httpx.AsyncClient(base_url=api.base_url, timeout=30) as http:
                 await _load(http, receiver, workers, bots)
             outputs = [process.stop() for process in processes]
@@ -123,6 +124,21 @@ async def test_two_apis_two_workers_two_bots_under_load_with_deaths(core: Core) 
     for output in outputs:
         assert "Traceback" not in output, output
     await _check_invariants(receiver, fake)
+
+
+async def _all_started(fake: FakeTelegram) -> None:
+    """Both workers listen and both bots poll (a bot migrates first): the load starts on a
+    deployment that is up, not on one still taking its start-up locks."""
+
+    async def listening() -> bool:
+        return (
+            await _scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %jobs_enqueued%'"
+            )
+            >= 4  # two workers and two bots (the bots run a worker of chat messages)
+        )
+
+    await eventually(listening, within=60)
 
 
 async def _load(

@@ -44,13 +44,15 @@ class Instance:
     http: httpx.AsyncClient
     core: Core
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    async def request(
+        self, method: str, url: str, *, waits: int = 1, **kwargs: Any
+    ) -> httpx.Response:
         """A request that may wait for Redis at most once (one call, bounded by its timeout),
         however Redis misbehaves: counted, not timed, so a loaded machine cannot fail it."""
         waits_before = self.redis_waits
         response = await self.http.request(method, url, **kwargs)
         assert response.status_code < 500, response.text
-        assert self.redis_waits - waits_before <= 1, f"{method} {url} waited on Redis twice"
+        assert self.redis_waits - waits_before <= waits, f"{method} {url} waited on Redis twice"
         return response
 
     @property
@@ -99,7 +101,9 @@ class Instance:
         return self.core.cache.client
 
     async def cache_status(self) -> str:
-        response = await self.request("GET", "/health/ready")
+        # Its own ping, and perhaps the background replay of an invalidation an outage held
+        # back: the count is the process's, not the request's.
+        response = await self.request("GET", "/health/ready", waits=2)
         assert response.status_code == 200, response.text
         assert response.json()["database"] == "ok"
         return str(response.json()["cache"])

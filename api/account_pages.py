@@ -155,17 +155,18 @@ def _message(
     )
 
 
+def _bad_link(request: Request, text: str) -> HTMLResponse:
+    """The friendly page of a mailed link that is unknown, used or expired."""
+    _, t = _texts(request)
+    title = t["bad_link_title"]
+    return _message(request, 400, title=title, heading=title, message=t[text])
+
+
 @router.get("/verify-email")
 async def verify_page(request: Request, token: str = "") -> HTMLResponse:
     lang, t = _texts(request)
     if not token or len(token) > MAX_TOKEN_LENGTH:
-        return _message(
-            request,
-            400,
-            title=t["bad_link_title"],
-            heading=t["bad_link_title"],
-            message=t["bad_verify_text"],
-        )
+        return _bad_link(request, "bad_verify_text")
     return render("verify.html", 200, lang=lang, title=t["verify_title"], t=t, token=token)
 
 
@@ -176,13 +177,7 @@ async def verify(request: Request, token: Token = "") -> HTMLResponse:
     try:
         account = await core.auth.verify_email(token=token)
     except InvalidVerificationToken:
-        return _message(
-            request,
-            400,
-            title=t["bad_link_title"],
-            heading=t["bad_link_title"],
-            message=t["bad_verify_text"],
-        )
+        return _bad_link(request, "bad_verify_text")
     return _message(
         request,
         200,
@@ -197,13 +192,7 @@ async def reset_page(request: Request, token: str = "") -> HTMLResponse:
     lang, t = _texts(request)
     core: Core = request.app.state.core
     if not token or len(token) > MAX_TOKEN_LENGTH or not await core.auth.reset_token_is_live(token):
-        return _message(
-            request,
-            400,
-            title=t["bad_link_title"],
-            heading=t["bad_link_title"],
-            message=t["bad_reset_text"],
-        )
+        return _bad_link(request, "bad_reset_text")
     return render("reset.html", 200, lang=lang, title=t["reset_title"], t=t, token=token)
 
 
@@ -229,13 +218,7 @@ async def reset(
         try:
             await core.auth.confirm_password_reset(token=token, new_password=new_password)
         except InvalidResetToken:
-            return _message(
-                request,
-                400,
-                title=t["bad_link_title"],
-                heading=t["bad_link_title"],
-                message=t["bad_reset_text"],
-            )
+            return _bad_link(request, "bad_reset_text")
         return _message(
             request,
             200,

@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import httpx
 
-from core import clock, security
-from core.auth.models import AccountToken
-from core.auth.service import EMAIL_VERIFICATION, PASSWORD_RESET, RESET_LIFETIME
+from core.auth.service import EMAIL_VERIFICATION, PASSWORD_RESET, AuthService
 from tests.conftest import API, PASSWORD
 
 STRICT = "script-src 'self'"
 
 
 async def _mailed_token(user_id: int, purpose: str, *, minutes: float = 30) -> str:
-    """What the mail job makes: a one-time token (only its digest is stored)."""
-    token = security.new_opaque_token()
-    now = clock.utcnow()
-    await AccountToken.objects.create(
-        user=user_id,
-        purpose=purpose,
-        token_hash=security.token_digest(token),
-        created_at=now,
-        expires_at=now + RESET_LIFETIME * (minutes / 30),
-    )
-    return token
+    """What the mail job makes: the core's own one-time token (only its digest is stored)."""
+    return await AuthService._mail_token(user_id, purpose, dt.timedelta(minutes=minutes))
 
 
 def _strict(response: httpx.Response) -> None:

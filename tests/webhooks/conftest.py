@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -52,6 +52,18 @@ async def deliverer(core: Core) -> AsyncIterator[Worker]:
     yield core.worker()
     await core.webhooks.sender.close()
     core.webhooks.sender = original
+
+
+@pytest.fixture
+def one_attempt(core: Core) -> Iterator[None]:
+    """Webhook deliveries get a single attempt (WEBHOOK_RETRY_SCHEDULE empty) in this test."""
+    from core.jobs.queue import RetrySchedule
+    from core.webhooks.service import WEBHOOK_DELIVERY
+
+    schedules = core.jobs.schedules
+    core.jobs.schedules = {**schedules, WEBHOOK_DELIVERY: RetrySchedule(())}
+    yield
+    core.jobs.schedules = schedules
 
 
 @pytest.fixture

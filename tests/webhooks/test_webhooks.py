@@ -7,6 +7,7 @@ import ipaddress
 from typing import Any
 
 import httpx
+import pytest
 
 from api.schemas import ReferralCodeRead, UserRead
 from core import clock
@@ -463,6 +464,7 @@ def test_ipv6_forms_that_embed_a_non_public_ipv4_are_refused() -> None:
         assert refused_address(ipaddress.ip_address(address)) is None, address
 
 
+@pytest.mark.usefixtures("one_attempt")
 async def test_an_endpoint_failing_in_a_row_is_warned_about_then_switched_off(
     client: httpx.AsyncClient,
     core: Core,
@@ -476,14 +478,11 @@ async def test_an_endpoint_failing_in_a_row_is_warned_about_then_switched_off(
     of it at half (audit, chat for superusers linked to Telegram), then it is switched off;
     enabling it again starts the count over and deliveries resume."""
     from core.jobs.models import Job
-    from core.jobs.queue import RetrySchedule
     from core.users.models import User
-    from core.webhooks.service import WEBHOOK_DELIVERY
 
     me = (await client.get(f"{API}/users/me", headers=operator)).json()
     await User.objects.filter(id=me["id"]).update(telegram_id=777)
-    schedules, limit = core.jobs.schedules, core.webhooks.disable_after_failures
-    core.jobs.schedules = {**schedules, WEBHOOK_DELIVERY: RetrySchedule(())}
+    limit = core.webhooks.disable_after_failures
     core.webhooks.disable_after_failures = 4
     try:
         hook = await endpoint(["user.created"], url=f"http://127.0.0.1:{free_port()}/gone")
@@ -540,9 +539,10 @@ async def test_an_endpoint_failing_in_a_row_is_warned_about_then_switched_off(
             "webhook_not_found",
         )
     finally:
-        core.jobs.schedules, core.webhooks.disable_after_failures = schedules, limit
+        core.webhooks.disable_after_failures = limit
 
 
+@pytest.mark.usefixtures("one_attempt")
 async def test_a_worker_dying_during_the_last_attempt_leaves_a_failed_delivery_to_retry(
     client: httpx.AsyncClient,
     core: Core,
@@ -554,29 +554,23 @@ async def test_a_worker_dying_during_the_last_attempt_leaves_a_failed_delivery_t
 ) -> None:
     """The job fails for good without its handler (the worker that ran it is gone); the
     final-failure hook fails the delivery too, so an operator can retry it."""
-    from core.jobs.queue import RetrySchedule
     from core.webhooks.service import WEBHOOK_DELIVERY
 
-    schedules = core.jobs.schedules
-    core.jobs.schedules = {**schedules, WEBHOOK_DELIVERY: RetrySchedule(())}  # one attempt
-    try:
-        hook = await endpoint(["user.created"])
-        await register("ann@example.com")
-        # A worker claims the only attempt, then dies before it records anything.
-        (claimed,) = await core.jobs.claim(kinds=[WEBHOOK_DELIVERY], limit=1, lease_seconds=30)
-        assert claimed.is_last_attempt
-        with clock.shift(dt.timedelta(seconds=31)):  # its lease ends
-            assert await deliverer.run_due() == 1
-        (item,) = await _deliveries(client, operator, hook["id"])
-        assert (item["status"], item["error"]) == (
-            "failed",
-            "the worker stopped during the last attempt",
-        )
-        retried = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
-        assert retried.status_code == 202
-        await deliverer.run_due()
-        (item,) = await _deliveries(client, operator, hook["id"])
-        assert item["status"] == "succeeded"
-        assert [r.message_id for r in receiver.received] == [item["message_id"]]
-    finally:
-        core.jobs.schedules = schedules
+    hook = await endpoint(["user.created"])
+    await register("ann@example.com")
+    # A worker claims the only attempt, then dies before it records anything.
+    (claimed,) = await core.jobs.claim(kinds=[WEBHOOK_DELIVERY], limit=1, lease_seconds=30)
+    assert claimed.is_last_attempt
+    with clock.shift(dt.timedelta(seconds=31)):  # its lease ends
+        assert await deliverer.run_due() == 1
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert (item["status"], item["error"]) == (
+        "failed",
+        "the worker stopped during the last attempt",
+    )
+    retried = await client.post(f"{API}/admin/deliveries/{item['id']}/retry", headers=operator)
+    assert retried.status_code == 202
+    await deliverer.run_due()
+    (item,) = await _deliveries(client, operator, hook["id"])
+    assert item["status"] == "succeeded"
+    assert [r.message_id for r in receiver.received] == [item["message_id"]]

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar, Token
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar, cast
 
 import ormar
 import sqlalchemy as sa
+from ormar.databases.transaction import Transaction as OrmarTransaction
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -22,6 +27,8 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+T = TypeVar("T")
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
@@ -85,6 +92,140 @@ def ensure_sqlite_directory(url: str) -> None:
         Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
 
+class Unit:
+    """What one transaction carries besides its connection.
+
+    - `entries`: counter increments, written just before it commits, merged per row, one
+      upsert per row in a fixed order: a hot row (the program's totals, today's row, a popular
+      referrer's) is locked for the last statements of the transaction only, and two
+      transactions never lock the same rows in opposite orders;
+    - `memo`: reads that stay true for the transaction (`remembered`).
+    """
+
+    def __init__(self) -> None:
+        self.entries: list[tuple[sa.Table, tuple[tuple[str, Any], ...], dict[str, int]]] = []
+        self.memo: dict[str, Any] = {}
+
+    def add(self, table: sa.Table, keys: dict[str, Any], increments: dict[str, int]) -> None:
+        self.entries.append((table, tuple(sorted(keys.items())), increments))
+
+    async def write(self, connection: AsyncConnection) -> None:
+        merged: dict[tuple[str, tuple[tuple[str, Any], ...]], dict[str, int]] = {}
+        tables = {}
+        for table, keys, increments in self.entries:
+            row = merged.setdefault((table.name, keys), {})
+            tables[table.name] = table
+            for name, value in increments.items():
+                row[name] = row.get(name, 0) + value
+        self.entries.clear()
+        for (name, keys), increments in sorted(merged.items(), key=lambda item: item[0]):
+            increments = {column: value for column, value in increments.items() if value}
+            if increments:
+                statement = _upsert(
+                    connection.dialect.name,
+                    tables[name],
+                    tuple(key for key, _ in keys),
+                    tuple(increments),
+                )
+                await connection.execute(statement, {**dict(keys), **increments})
+
+
+@functools.cache
+def _upsert(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], increments: tuple[str, ...]
+) -> Any:
+    """Add the `increments` to the row at `keys`, creating it (at those values) when missing:
+    one statement per shape, built once (building one costs more than running it)."""
+    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    statement = insert(table).values({name: sa.bindparam(name) for name in keys + increments})
+    return statement.on_conflict_do_update(
+        index_elements=list(keys),
+        set_={name: table.c[name] + statement.excluded[name] for name in increments},
+    )
+
+
+_unit: ContextVar[Unit | None] = ContextVar("unit", default=None)
+
+
+class Transaction(OrmarTransaction):  # type: ignore[misc]
+    """ormar's transaction (savepoints when nested) that writes its `Unit`'s increments last."""
+
+    _token: Token[Unit | None] | None = None
+    _mark = 0
+
+    async def __aenter__(self) -> Transaction:
+        await super().__aenter__()
+        pending = _unit.get()
+        if self._depth == 0 or pending is None:
+            self._token = _unit.set(Unit())
+        else:
+            self._mark = len(pending.entries)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        pending = _unit.get()
+        try:
+            if exc_type is not None and pending is not None and self._token is None:
+                del pending.entries[self._mark :]  # the savepoint's increments roll back too
+                pending.memo.clear()
+            elif exc_type is None and pending is not None and self._token is not None:
+                try:
+                    assert self._connection is not None  # set by the outermost __aenter__
+                    await pending.write(self._connection)
+                except BaseException as failure:
+                    await super().__aexit__(type(failure), failure, failure.__traceback__)
+                    raise
+            await super().__aexit__(exc_type, exc_value, traceback)
+        finally:
+            if self._token is not None:
+                _unit.reset(self._token)
+
+
+def in_transaction() -> AsyncConnection:
+    """The connection of the transaction under way; refuses to run outside one.
+
+    What must commit with the caller's change (a job, an event, a counter, a claimed code)
+    calls this first, so a call outside a transaction fails at once instead of committing
+    its own statement alone.
+    """
+    ongoing = database.get_transaction_connection()
+    if ongoing is None:
+        raise RuntimeError("this must run inside the caller's transaction (database.transaction())")
+    return ongoing
+
+
+def _current_unit() -> Unit:
+    in_transaction()
+    unit = _unit.get()
+    assert unit is not None  # set by every Transaction
+    return unit
+
+
+def increment(table: sa.Table, keys: dict[str, Any], **increments: int) -> None:
+    """Add to the counters of the row at `keys` when the transaction under way commits."""
+    _current_unit().add(table, keys, {name: value for name, value in increments.items() if value})
+
+
+async def remembered(key: str, read: Callable[[], Awaitable[T]]) -> T:
+    """`read()` once per transaction (the webhook endpoints an event goes to, read by each of
+    a conversion's events); a write that changes what it read calls `forget(key)`."""
+    unit = _current_unit()
+    if key not in unit.memo:
+        unit.memo[key] = await read()
+    return cast(T, unit.memo[key])
+
+
+def forget(key: str) -> None:
+    unit = _unit.get()
+    if unit is not None:
+        unit.memo.pop(key, None)
+
+
 class Database(ormar.DatabaseConnection):  # type: ignore[misc]
     """The process's connection, configured from the `Settings` handed to `build_core`.
 
@@ -122,6 +263,9 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
     @property
     def is_sqlite(self) -> bool:
         return bool(self.engine.dialect.name == "sqlite")
+
+    def transaction(self, force_rollback: bool = False) -> Transaction:
+        return Transaction(self, force_rollback=force_rollback)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection]:

@@ -21,7 +21,7 @@ from core.auth.errors import (
     WrongPassword,
 )
 from core.auth.models import AccountToken, RefreshToken
-from core.db import Read, database, is_valid_id
+from core.db import Read, database, in_transaction, is_valid_id
 from core.errors import InvalidInput
 from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
@@ -251,7 +251,8 @@ class AuthService:
 
     async def _queue_mail(self, user: Person, purpose: str) -> None:
         if user.email is not None and self.mailer is not None:
-            await self.jobs.enqueue(MAIL, {"user_id": user.id, "purpose": purpose})
+            async with database.transaction():  # the caller's, when one is under way
+                await self.jobs.enqueue(MAIL, {"user_id": user.id, "purpose": purpose})
 
     async def send_mail(self, job: ClaimedJob) -> None:
         """The job handler: a one-time link, token and all, mailed to the user's address.
@@ -304,6 +305,7 @@ class AuthService:
 
     async def end_sessions(self, connection: Any, user_id: int) -> None:
         """Inside the caller's transaction: every access and refresh token of the user ends."""
+        in_transaction()
         await connection.execute(
             sa.update(_users)
             .where(_users.c.id == user_id)

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from core import clock
-from core.db import Read, database
+from core.db import Read, database, in_transaction
 from core.errors import InvalidInput
 from core.jobs.models import (
     FAILED,
@@ -182,9 +182,10 @@ class JobQueue:
         return lambda: self._listeners.remove(callback)
 
     async def enqueue(self, kind: str, payload: dict[str, Any], *, delay: float = 0) -> int:
-        """Add a job, in the transaction under way when there is one. On PostgreSQL the same
-        statement notifies WAKEUP_CHANNEL (delivered at commit), so idle workers in other
-        processes start it at once instead of at their next poll."""
+        """Add a job, in the caller's transaction: it commits with the change that asks for it.
+        On PostgreSQL the same statement notifies WAKEUP_CHANNEL (delivered at commit), so
+        idle workers in other processes start it at once instead of at their next poll."""
+        connection = in_transaction()
         now = clock.utcnow()
         statement: Any = (
             sa.insert(_jobs)
@@ -202,8 +203,7 @@ class JobQueue:
         if not database.is_sqlite and delay <= 0:
             added = statement.cte("added")
             statement = sa.select(added.c.id, sa.func.pg_notify(WAKEUP_CHANNEL, added.c.kind))
-        async with database.connection() as connection:
-            job_id = int((await connection.execute(statement)).one()[0])
+        job_id = int((await connection.execute(statement)).one()[0])
         for listener in list(self._listeners):
             listener(kind)
         return job_id

@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from core import clock
-from core.db import Read, database, is_valid_id
+from core.db import Read, database, in_transaction, increment, is_valid_id
 from core.errors import InvalidInput
 from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
@@ -283,10 +283,11 @@ class ProgramService:
     ) -> ReferralItem | None:
         """Count the sign-up; for a referral, decide whether it is held for review and store
         it with its reasons. Returns the referral (None without a referrer)."""
+        in_transaction()
         now = user.created_at
         day = counters.day_of(now)
         async with database.connection() as connection:
-            await counters.program(connection, day, signups=1, referred=1 if referrer_id else 0)
+            counters.program(day, signups=1, referred=1 if referrer_id else 0)
             if referrer_id is None or code is None:
                 return None
             reasons = await self._review_reasons(
@@ -304,14 +305,12 @@ class ProgramService:
                 )
             )
             held = status == PENDING_REVIEW
-            await counters.referrer(
-                connection, referrer_id, approved=0 if held else 1, pending_review=1 if held else 0
+            counters.referrer(
+                referrer_id, approved=0 if held else 1, pending_review=1 if held else 0
             )
-            await counters.referrer_day(
-                connection, referrer_id, day, referrals=1, approved=0 if held else 1
-            )
+            counters.referrer_day(referrer_id, day, referrals=1, approved=0 if held else 1)
             if held:
-                await counters.program(connection, pending_review=1)
+                counters.program(pending_review=1)
         return ReferralItem(
             id=user.id,
             email=user.email,
@@ -479,8 +478,8 @@ class ProgramService:
         ).first()
         if qualified is None:
             return False
-        await counters.referrer(connection, qualified.referrer_id, qualified=1)
-        await counters.program(connection, counters.day_of(now), qualified=1)
+        counters.referrer(qualified.referrer_id, qualified=1)
+        counters.program(counters.day_of(now), qualified=1)
         item = await self._item(connection, referral_id)
         await self.events.emit("referral.qualified", asdict(item))
         granted: list[Reward] = []
@@ -552,7 +551,7 @@ class ProgramService:
     async def _credit(connection: Any, user_id: int, points: int) -> None:
         """Move a balance by `points` (the CHECK refuses a balance below zero)."""
         if points > 0:
-            await counters.bump(connection, reward_balances, {"user_id": user_id}, balance=points)
+            increment(reward_balances, {"user_id": user_id}, balance=points)
         else:  # an upsert would check its would-be new row (negative) first
             moved = (
                 await connection.execute(
@@ -563,7 +562,7 @@ class ProgramService:
             ).rowcount
             if not moved:
                 raise InsufficientBalance()  # nothing to take from
-        await counters.program(connection, rewards_points=points)
+        counters.program(rewards_points=points)
 
     # -- rewards --------------------------------------------------------------------------
 
@@ -656,24 +655,21 @@ class ProgramService:
                     )
                 ).first()
                 raise AlreadyReviewed() if exists else ReferralNotFound()
-            await counters.referrer(
-                connection,
+            counters.referrer(
                 decided.referrer_id,
                 pending_review=-1,
                 approved=1 if approve else 0,
                 rejected=0 if approve else 1,
             )
             if approve:
-                await counters.referrer_day(
-                    connection, decided.referrer_id, counters.day_of(decided.created_at), approved=1
+                counters.referrer_day(
+                    decided.referrer_id, counters.day_of(decided.created_at), approved=1
                 )
             elif decided.qualified_at is not None:
                 # "Qualified" counts referrals that qualified and were not rejected.
-                await counters.referrer(connection, decided.referrer_id, qualified=-1)
-                await counters.program(
-                    connection, counters.day_of(decided.qualified_at), qualified=-1
-                )
-            await counters.program(connection, pending_review=-1)
+                counters.referrer(decided.referrer_id, qualified=-1)
+                counters.program(counters.day_of(decided.qualified_at), qualified=-1)
+            counters.program(pending_review=-1)
             item = await self._item(connection, referral_id)
             points = 0
             if approve and decided.qualified_at is not None:
@@ -865,9 +861,9 @@ class ProgramService:
         """Add counted opens per referrer (a batch from `LinkOpens`)."""
         if not opens:
             return
-        async with database.transaction(), database.connection() as connection:
+        async with database.transaction():
             for referrer_id, count in sorted(opens.items()):
-                await counters.referrer(connection, referrer_id, link_opens=count)
+                counters.referrer(referrer_id, link_opens=count)
 
 
 async def _balance(connection: Any, user_id: int) -> int:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import clock, metrics
 from core.cache import NO_FILL, CodeCache, Lookup, RedisCache
-from core.db import MAX_ID, Read, database, is_valid_id
+from core.db import MAX_ID, Read, database, in_transaction, is_valid_id
 from core.errors import DomainError, InvalidInput
 from core.program.tables import referrals as referral_rows
 from core.ratelimit import Hit, RateLimiter
@@ -389,6 +389,7 @@ class ReferralService:
         A single conditional UPDATE: concurrent sign-ups can never push `uses` past
         `max_uses`, and a refusal says why the code cannot be used.
         """
+        connection = in_transaction()
         if not is_valid_code(code):
             raise ReferralCodeInvalid()
         now = clock.utcnow()
@@ -398,23 +399,22 @@ class ReferralService:
             .values(uses=_codes.c.uses + 1)
             .returning(_codes.c.id, _codes.c.owner_id)
         )
-        async with database.connection() as connection:
-            row = (await connection.execute(statement)).first()
-            if row is not None:
-                # The referrer's total, in the same transaction as the use. The update also
-                # takes the owner's row, so a block racing this sign-up is one or the other:
-                # this waits for the block to commit, then finds the owner blocked (and the
-                # caller's transaction, use and all, is rolled back); or the block waits.
-                counted = (
-                    await connection.execute(
-                        sa.update(_users)
-                        .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
-                        .values(referral_count=_users.c.referral_count + 1)
-                        .returning(_users.c.id)
-                    )
-                ).first()
-                if counted is None:
-                    raise ReferralCodeExpired()
+        row = (await connection.execute(statement)).first()
+        if row is not None:
+            # The referrer's total, in the same transaction as the use. The update also
+            # takes the owner's row, so a block racing this sign-up is one or the other:
+            # this waits for the block to commit, then finds the owner blocked (and the
+            # caller's transaction, use and all, is rolled back); or the block waits.
+            counted = (
+                await connection.execute(
+                    sa.update(_users)
+                    .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
+                    .values(referral_count=_users.c.referral_count + 1)
+                    .returning(_users.c.id)
+                )
+            ).first()
+            if counted is None:
+                raise ReferralCodeExpired()
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
         raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from core import clock
-from core.db import database, is_valid_id
+from core.db import database, forget, in_transaction, is_valid_id, remembered
 from core.errors import InvalidInput
 from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
@@ -49,6 +49,7 @@ SECRET_OVERLAP = dt.timedelta(hours=24)
 MAX_URL_LENGTH = 2000
 
 _endpoints = WebhookEndpoint.ormar_config.table
+_ENABLED_ENDPOINTS = "webhooks.enabled_endpoints"  # remembered by a transaction's events
 _deliveries = WebhookDelivery.ormar_config.table
 _users = User.ormar_config.table
 
@@ -230,6 +231,7 @@ class WebhookService:
                     sa.insert(_endpoints).values(**values).returning(*_ENDPOINT_COLUMNS)
                 )
             ).one()
+            forget(_ENABLED_ENDPOINTS)
             await self.operators.record(
                 operator=operator, action="webhook.created", target=f"webhook:{row.id}"
             )
@@ -295,6 +297,7 @@ class WebhookService:
             ).rowcount
             if not deleted:
                 raise WebhookNotFound()
+            forget(_ENABLED_ENDPOINTS)
             await self.operators.record(
                 operator=operator, action="webhook.deleted", target=f"webhook:{endpoint_id}"
             )
@@ -321,6 +324,7 @@ class WebhookService:
         if not is_valid_id(endpoint_id):
             raise WebhookNotFound()
         async with database.transaction(), database.connection() as connection:
+            forget(_ENABLED_ENDPOINTS)
             statement = sa.update(_endpoints).where(_endpoints.c.id == endpoint_id)
             if values:
                 row = (
@@ -345,13 +349,14 @@ class WebhookService:
 
     async def emit(self, event_type: str, data: dict[str, Any]) -> None:
         """Queue the event to every enabled endpoint subscribed to it, in the caller's
-        transaction (one indexed read of a small table when nobody listens)."""
-        async with database.connection() as connection:
-            rows = (
-                await connection.execute(
-                    sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
-                )
-            ).all()
+        transaction (the endpoints are read once per transaction, however many events)."""
+        connection = in_transaction()
+
+        async def enabled() -> list[Any]:
+            statement = sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
+            return list((await connection.execute(statement)).all())
+
+        rows = await remembered(_ENABLED_ENDPOINTS, enabled)
         subscribed = [
             row.id for row in rows if "*" in (row.events or []) or event_type in (row.events or [])
         ]
@@ -588,6 +593,7 @@ class WebhookService:
                 await self._tell_superusers(WEBHOOK_FAILING_MESSAGE, limit=limit, **values)
             if failures == limit:
                 reason = f"switched off after {limit} failed deliveries in a row"
+                forget(_ENABLED_ENDPOINTS)
                 await connection.execute(
                     sa.update(_endpoints)
                     .where(_endpoints.c.id == endpoint_id)

@@ -9,6 +9,7 @@ import pytest
 
 from core import clock
 from tests.conftest import reset_state
+from tests.jobs import enqueue
 
 
 async def test_live(client):
@@ -30,7 +31,7 @@ async def test_ready_when_the_database_answers(client):
 
 async def test_jobs_that_wait_without_a_worker_show_in_ready_and_metrics(client, core):
     """Nothing runs jobs here (as on PostgreSQL without `make worker`): the wait shows."""
-    await core.jobs.enqueue("mail", {})
+    await enqueue(core.jobs, "mail", {})
     with clock.shift(dt.timedelta(minutes=5)):
         body = (await client.get("/health/ready")).json()
         metrics = (await client.get("/metrics")).text
@@ -39,7 +40,7 @@ async def test_jobs_that_wait_without_a_worker_show_in_ready_and_metrics(client,
     assert 299 <= float(line.split()[1]) <= 301
     # A job not yet due is not waiting.
     await reset_state(core)
-    await core.jobs.enqueue("mail", {}, delay=3600)
+    await enqueue(core.jobs, "mail", {}, delay=3600)
     assert (await client.get("/health/ready")).json()["jobs"] == {"oldest_due_seconds": 0.0}
 
 

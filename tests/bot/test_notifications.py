@@ -9,6 +9,7 @@ from aiogram import Bot
 from bot.notifier import Notifier
 from core import clock
 from core.container import Core
+from core.db import database
 from core.jobs.worker import Worker
 from core.telegram.service import TELEGRAM_MESSAGE
 from tests.bot.conftest import Harness, Person
@@ -168,12 +169,21 @@ async def test_superusers_in_chat_hear_of_a_failing_webhook_in_their_language(
     account = await root.account()
     await User.objects.filter(id=account.id).update(is_superuser=True)
     values = {"endpoint_id": 1, "url": "https://shop.example.com/hooks", "limit": 20}
-    await TelegramService.notify(
-        jobs=core.jobs, recipient_id=account.id, message="webhook_failing", failures=10, **values
-    )
-    await TelegramService.notify(
-        jobs=core.jobs, recipient_id=account.id, message="webhook_disabled", failures=20, **values
-    )
+    async with database.transaction():
+        await TelegramService.notify(
+            jobs=core.jobs,
+            recipient_id=account.id,
+            message="webhook_failing",
+            failures=10,
+            **values,
+        )
+        await TelegramService.notify(
+            jobs=core.jobs,
+            recipient_id=account.id,
+            message="webhook_disabled",
+            failures=20,
+            **values,
+        )
     assert await notifier.run_due() == 2
     texts = [c.text for c in fake.calls if c.chat_id == 404][-2:]
     assert sorted(texts) == sorted(

@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from core import clock
-from core.db import DatabaseUnavailable, Read, database, is_outage
+from core.db import DatabaseUnavailable, Read, database, in_transaction, increment, is_outage
+from core.program.tables import program_totals
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 from tests.conftest import BACKEND
 
@@ -87,3 +88,59 @@ async def test_a_read_survives_connections_the_server_closed(core):
 def test_an_unavailable_database_is_an_outage():
     assert isinstance(DatabaseUnavailable("QueryCanceledError: timeout"), OSError)
     assert is_outage(DatabaseUnavailable("gone"))
+
+
+async def _totals() -> tuple[int, int] | None:
+    async with database.connection() as connection:
+        row = (
+            await connection.execute(
+                sa.select(program_totals.c.users, program_totals.c.qualified).where(
+                    program_totals.c.id == 1
+                )
+            )
+        ).first()
+    return (row[0], row[1]) if row else None
+
+
+async def test_increments_are_merged_and_written_when_the_transaction_commits(core):
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    sa.event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+    try:
+        async with database.transaction():
+            increment(program_totals, {"id": 1}, users=1)
+            increment(program_totals, {"id": 1}, users=2, qualified=1)
+            assert await _totals() is None  # nothing written yet: the row is not locked
+    finally:
+        sa.event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+    assert await _totals() == (3, 1)
+    assert sum("program_totals" in statement for statement in statements) == 2  # read, upsert
+
+
+async def _failing_change(users: int) -> None:
+    async with database.transaction():
+        increment(program_totals, {"id": 1}, users=users)
+        raise RuntimeError("the change failed")
+
+
+async def test_increments_roll_back_with_their_transaction_or_savepoint(core):
+    with pytest.raises(RuntimeError, match="the change failed"):
+        await _failing_change(1)
+    assert await _totals() is None
+    async with database.transaction():
+        increment(program_totals, {"id": 1}, users=1)
+        with pytest.raises(RuntimeError, match="the change failed"):
+            await _failing_change(10)  # a savepoint of the outer transaction
+    assert await _totals() == (1, 0)
+
+
+async def test_what_belongs_to_a_transaction_refuses_to_run_outside_one(core):
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        increment(program_totals, {"id": 1}, users=1)
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        in_transaction()
+    async with database.transaction():
+        assert in_transaction() is database.get_transaction_connection()

@@ -12,6 +12,7 @@ from core.container import Core
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, RetryLater, Worker
+from tests.jobs import enqueue
 
 KIND = "test.job"
 
@@ -43,10 +44,16 @@ async def test_a_job_enqueued_in_a_transaction_that_rolls_back_never_exists(
     assert (job.payload, job.status, job.attempts, job.max_attempts) == ({"n": 2}, "queued", 0, 3)
 
 
+async def test_a_job_is_only_queued_inside_the_change_that_asks_for_it(queue: JobQueue) -> None:
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        await queue.enqueue(KIND, {})
+    assert await Job.objects.count() == 0
+
+
 async def test_a_claimed_job_is_its_workers_until_the_lease_ends(
     core: Core, queue: JobQueue
 ) -> None:
-    await queue.enqueue(KIND, {})
+    await enqueue(queue, KIND, {})
     (first,) = await queue.claim(kinds=[KIND], limit=10, lease_seconds=30)
     assert first.attempt == 1
     assert await queue.claim(kinds=[KIND], limit=10, lease_seconds=30) == []
@@ -64,7 +71,7 @@ async def test_a_claimed_job_is_its_workers_until_the_lease_ends(
 
 
 async def test_only_the_kinds_a_worker_runs_are_claimed(core: Core, queue: JobQueue) -> None:
-    await queue.enqueue("other.kind", {})
+    await enqueue(queue, "other.kind", {})
     assert await queue.claim(kinds=[KIND], limit=10, lease_seconds=30) == []
     assert len(await queue.claim(kinds=["other.kind"], limit=10, lease_seconds=30)) == 1
 
@@ -80,7 +87,7 @@ async def test_failing_twice_then_succeeding_follows_the_schedule(
             raise RetryLater(f"attempt {job.attempt} failed")
 
     worker = _worker(queue, flaky)
-    await queue.enqueue(KIND, {})
+    await enqueue(queue, KIND, {})
     assert await worker.run_due() == 1
     (job,) = await Job.objects.all()
     assert (job.status, job.attempts, job.last_error) == ("queued", 1, "attempt 1 failed")
@@ -105,7 +112,7 @@ async def test_attempts_are_capped_and_the_failure_is_kept(core: Core, queue: Jo
         raise ValueError("no such thing")
 
     worker = _worker(queue, broken)
-    await queue.enqueue(KIND, {})
+    await enqueue(queue, KIND, {})
     for hours in range(5):
         with clock.shift(dt.timedelta(hours=hours)):
             await worker.run_due()
@@ -119,7 +126,7 @@ async def test_give_up_fails_at_once(core: Core, queue: JobQueue) -> None:
     async def hopeless(job: ClaimedJob) -> None:
         raise GiveUp("the chat is gone")
 
-    await queue.enqueue(KIND, {})
+    await enqueue(queue, KIND, {})
     await _worker(queue, hopeless).run_due()
     (job,) = await Job.objects.all()
     assert (job.status, job.attempts, job.last_error) == ("failed", 1, "the chat is gone")
@@ -128,7 +135,7 @@ async def test_give_up_fails_at_once(core: Core, queue: JobQueue) -> None:
 async def test_a_worker_that_died_on_the_last_attempt_leaves_the_job_failed(
     core: Core, queue: JobQueue
 ) -> None:
-    await queue.enqueue(KIND, {})
+    await enqueue(queue, KIND, {})
     ran: list[int] = []
 
     async def record(job: ClaimedJob) -> None:
@@ -160,8 +167,8 @@ async def test_a_stopping_worker_lets_jobs_finish_then_puts_the_rest_back(
         await (never if job.payload["slow"] else finish_quickly).wait()
 
     worker = _worker(queue, slow, poll_seconds=0.01, grace_seconds=0.2)
-    await queue.enqueue(KIND, {"slow": False})
-    await queue.enqueue(KIND, {"slow": True})
+    await enqueue(queue, KIND, {"slow": False})
+    await enqueue(queue, KIND, {"slow": True})
     worker.start()
     await both_running.wait()
     stopping = asyncio.create_task(worker.stop())
@@ -185,7 +192,7 @@ async def test_an_enqueue_in_this_process_wakes_its_worker(core: Core, queue: Jo
     worker.start()
     try:
         await asyncio.sleep(0)  # let it take its first look (nothing due)
-        await queue.enqueue(KIND, {})
+        await enqueue(queue, KIND, {})
         await asyncio.wait_for(done.wait(), 30)
     finally:
         await worker.stop()
@@ -195,9 +202,9 @@ async def test_finished_jobs_are_removed_after_their_retention(core: Core, queue
     async def handler(job: ClaimedJob) -> None:
         return None
 
-    await queue.enqueue(KIND, {"old": True})
+    await enqueue(queue, KIND, {"old": True})
     await _worker(queue, handler).run_due()
-    await queue.enqueue(KIND, {"old": False})  # unfinished: never removed
+    await enqueue(queue, KIND, {"old": False})  # unfinished: never removed
     retention = dt.timedelta(days=30)
     assert await queue.purge(older_than=retention) == 0
     with clock.shift(retention + dt.timedelta(minutes=1)):

@@ -71,12 +71,14 @@ async def test_claim_counts_uses_and_says_why_it_refuses(core, owner):
             claimed = await core.referrals.claim("TwoUses")
         assert claimed.uses == expected_uses
         assert claimed.owner.id == owner.id
-    with pytest.raises(ReferralCodeExhausted):
-        await core.referrals.claim("TwoUses")
-    with pytest.raises(ReferralCodeInvalid):
-        await core.referrals.claim("Nope1234")
-    with pytest.raises(ReferralCodeInvalid):
-        await core.referrals.claim("not a code")
+    for code, refusal in (
+        ("TwoUses", ReferralCodeExhausted),
+        ("Nope1234", ReferralCodeInvalid),
+        ("not a code", ReferralCodeInvalid),
+    ):
+        with pytest.raises(refusal):
+            async with database.transaction():
+                await core.referrals.claim(code)
     assert (await ReferralCode.objects.get(code="TwoUses")).uses == 2
 
 
@@ -87,9 +89,11 @@ async def test_claim_of_an_expired_or_deleted_code(core, owner):
     await core.referrals.create_code(owner=other, expires_at=soon, code="Deleted1")
     await core.referrals.delete_active_code(owner=other)
     with pytest.raises(ReferralCodeExpired):
-        await core.referrals.claim("Deleted1")
+        async with database.transaction():
+            await core.referrals.claim("Deleted1")
     with clock.shift(dt.timedelta(minutes=5)), pytest.raises(ReferralCodeExpired):
-        await core.referrals.claim("Expiring")
+        async with database.transaction():
+            await core.referrals.claim("Expiring")
     assert await core.referrals.active_code(owner_id=owner.id) is not None
     with clock.shift(dt.timedelta(minutes=5)):
         assert await core.referrals.active_code(owner_id=owner.id) is None

@@ -23,6 +23,7 @@ from core.webhooks.models import WebhookDelivery
 from tests.conftest import BACKEND, PASSWORD
 from tests.e2e.conftest import ROOT
 from tests.integrations.conftest import eventually
+from tests.jobs import enqueue
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(
@@ -139,7 +140,7 @@ async def test_a_job_whose_worker_was_killed_runs_again_once_the_lease_ends(
     first = WorkerProcess()
     workers.append(first)
     await first.ready()
-    job_id = await core.jobs.enqueue("test.slow", {})
+    job_id = await enqueue(core.jobs, "test.slow", {})
 
     async def started() -> bool:
         return bool(await _rows("SELECT 1 FROM test_job_runs WHERE phase = 'started'"))
@@ -216,7 +217,7 @@ async def test_sigterm_lets_the_worker_put_a_running_job_back(
     worker = WorkerProcess(JOB_GRACE_SECONDS="0.5")
     workers.append(worker)
     await worker.ready()
-    job_id = await core.jobs.enqueue("test.slow", {})
+    job_id = await enqueue(core.jobs, "test.slow", {})
 
     async def started() -> bool:
         return bool(await _rows("SELECT 1 FROM test_job_runs WHERE phase = 'started'"))
@@ -250,7 +251,7 @@ async def test_an_enqueue_wakes_idle_workers_of_other_processes(
 
     async def run_one() -> None:
         done = await Job.objects.filter(status="succeeded").count()
-        await core.jobs.enqueue("test.record", {})
+        await enqueue(core.jobs, "test.record", {})
 
         async def finished() -> bool:
             return await Job.objects.filter(status="succeeded").count() == done + 1

@@ -7,6 +7,7 @@ import httpx
 from core.operators.models import ApiKey
 from tests.api.support import assert_problem, assert_validation_error
 from tests.conftest import API
+from tests.jobs import enqueue
 
 
 async def test_operator_endpoints_need_a_superuser_or_an_api_key(
@@ -138,10 +139,10 @@ async def test_failed_jobs_are_visible_to_operators(
     async def hopeless(job) -> None:
         raise GiveUp("the chat is gone")
 
-    await core.jobs.enqueue("test.kind", {"secret": "not shown"})
-    await core.jobs.enqueue("test.kind", {})
+    await enqueue(core.jobs, "test.kind", {"secret": "not shown"})
+    await enqueue(core.jobs, "test.kind", {})
     await core.worker({"test.kind": hopeless}).run_due()
-    await core.jobs.enqueue("test.kind", {})
+    await enqueue(core.jobs, "test.kind", {})
 
     failed = await client.get(f"{API}/admin/jobs", params={"status": "failed"}, headers=operator)
     assert failed.status_code == 200
@@ -196,7 +197,7 @@ async def test_a_failed_job_is_retried_by_an_operator(
 ) -> None:
     from core.jobs.models import Job
 
-    job_id = await core.jobs.enqueue("mail", {"purpose": "nothing"})
+    job_id = await enqueue(core.jobs, "mail", {"purpose": "nothing"})
     await core.worker().run_due()  # no mailer here: it gives up at once
     assert (await Job.objects.get(id=job_id)).status == "failed"
 
@@ -212,7 +213,7 @@ async def test_a_failed_job_is_retried_by_an_operator(
     assert_problem(
         await client.post(f"{API}/admin/jobs/999999/retry", headers=operator), 404, "job_not_found"
     )
-    hook_job = await core.jobs.enqueue("webhook.delivery", {"delivery_id": 1})
+    hook_job = await enqueue(core.jobs, "webhook.delivery", {"delivery_id": 1})
     await Job.objects.filter(id=hook_job).update(status="failed")
     assert_problem(
         await client.post(f"{API}/admin/jobs/{hook_job}/retry", headers=operator),

@@ -10,14 +10,19 @@ the I/O needs: the service's ratio to these includes what all of that costs.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 
 import asyncpg
 import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -52,6 +57,65 @@ LEADERBOARD = """SELECT w.referrer_id, u.full_name, w.total FROM
    GROUP BY referrer_id HAVING sum(approved) > 0) AS w
   JOIN users u ON u.id = w.referrer_id WHERE u.blocked_at IS NULL
   ORDER BY w.total DESC, w.referrer_id LIMIT $2"""
+
+# The writes: what a sign-up with a code and a qualifying conversion must store, in one
+# transaction each (the service's review, counters, ledger and event lookups included).
+CODE_FOR_SIGNUP = """SELECT c.owner_id FROM referral_codes c JOIN users u ON u.id = c.owner_id
+  WHERE c.code = $1 AND c.closed_at IS NULL AND c.expires_at > now() AND u.blocked_at IS NULL
+  AND (c.max_uses IS NULL OR c.uses < c.max_uses)"""
+SIGNUP = (
+    """UPDATE referral_codes SET uses = uses + 1 WHERE code = $1 AND closed_at IS NULL
+  AND expires_at > now() AND (max_uses IS NULL OR uses < max_uses) RETURNING owner_id""",
+    "UPDATE users SET referral_count = referral_count + 1 WHERE id = $1 AND blocked_at IS NULL",
+    """INSERT INTO users (email, password_hash, full_name, referrer_id, referral_code, created_at)
+  VALUES ($1, $2, $3, $4, $5, now()) RETURNING id, created_at""",
+    """INSERT INTO program_days (day, signups, referred) VALUES (current_date, 1, 1)
+  ON CONFLICT (day) DO UPDATE SET signups = program_days.signups + 1,
+  referred = program_days.referred + 1""",
+    """INSERT INTO program_totals (id, users, referred) VALUES (1, 1, 1) ON CONFLICT (id)
+  DO UPDATE SET users = program_totals.users + 1, referred = program_totals.referred + 1""",
+    "SELECT count(*) FROM referrals WHERE code = $1 AND created_at > now() - interval '1 hour'",
+    """INSERT INTO referrals (id, referrer_id, code, status, review_reasons, created_at)
+  VALUES ($1, $2, $3, $4, $5, now())""",
+    """INSERT INTO referrer_stats (referrer_id, approved) VALUES ($1, 1) ON CONFLICT
+  (referrer_id) DO UPDATE SET approved = referrer_stats.approved + 1""",
+    """INSERT INTO referrer_days (referrer_id, day, referrals, approved)
+  VALUES ($1, current_date, 1, 1) ON CONFLICT (referrer_id, day) DO UPDATE SET
+  referrals = referrer_days.referrals + 1, approved = referrer_days.approved + 1""",
+)
+ENDPOINTS = "SELECT id, events FROM webhook_endpoints WHERE enabled"
+KEY = "SELECT id, last_used_at FROM api_keys WHERE key_digest = $1"
+CONVERSION = (
+    "SELECT id FROM users WHERE id = $1 AND erased_at IS NULL",
+    """INSERT INTO conversions (user_id, event, external_id, amount, currency, created_at)
+  VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (external_id) DO NOTHING
+  RETURNING id, created_at""",
+    """UPDATE referrals SET qualified_at = now() WHERE id = $1 AND qualified_at IS NULL
+  AND status != 'rejected' RETURNING referrer_id, status""",
+    """INSERT INTO referrer_stats (referrer_id, qualified) VALUES ($1, 1) ON CONFLICT
+  (referrer_id) DO UPDATE SET qualified = referrer_stats.qualified + 1""",
+    """INSERT INTO program_days (day, qualified) VALUES (current_date, 1) ON CONFLICT (day)
+  DO UPDATE SET qualified = program_days.qualified + 1""",
+    """SELECT r.id, u.email, u.full_name, r.referrer_id, r.code, r.status, r.created_at
+  FROM referrals r JOIN users u ON u.id = r.id WHERE r.id = $1""",
+    """SELECT id FROM users WHERE id = ANY($1::int[]) AND blocked_at IS NULL
+  AND erased_at IS NULL""",
+    """INSERT INTO rewards (user_id, points, reason, referral_id, conversion_id, created_at)
+  SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::int[], $5::int[],
+  $6::timestamptz[]) ON CONFLICT (referral_id, reason) WHERE referral_id IS NOT NULL
+  DO NOTHING RETURNING id, user_id, points, reason, referral_id, note, created_at""",
+    """INSERT INTO reward_balances (user_id, balance) SELECT * FROM unnest($1::int[],
+  $2::bigint[]) ON CONFLICT (user_id) DO UPDATE SET balance = reward_balances.balance
+  + excluded.balance""",
+    """INSERT INTO program_totals (id, qualified, rewards_points) VALUES (1, 1, $1)
+  ON CONFLICT (id) DO UPDATE SET qualified = program_totals.qualified + 1,
+  rewards_points = program_totals.rewards_points + excluded.rewards_points""",
+    "SELECT telegram_id FROM users WHERE id = $1",
+    "UPDATE conversions SET referral_qualified = true WHERE id = $1",
+)
+# The service's password cost (core/security.py), hashed by one thread as the service does.
+_hasher = PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
+_hashing = ThreadPoolExecutor(1)
 
 state: dict[str, object] = {}
 
@@ -141,6 +205,91 @@ async def leaderboard(request: Request) -> Response:
     return _json({"days": days, "items": items})
 
 
+async def signup(request: Request) -> Response:
+    """A sign-up with a code: the email is free, the code live; hash; then one transaction."""
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    body = json.loads(await request.body())
+    email, code = body["email"].lower(), body["referral_code"]
+    async with pool.acquire() as connection:
+        if await connection.fetchval("SELECT 1 FROM users WHERE email = $1", email):
+            return _json({"code": "email_taken"}, 409)
+        if await connection.fetchval(CODE_FOR_SIGNUP, code) is None:
+            return _json({"code": "referral_code_not_found"}, 404)
+    hashed = await asyncio.get_running_loop().run_in_executor(
+        _hashing, _hasher.hash, body["password"]
+    )
+    async with pool.acquire() as connection, connection.transaction():
+        owner = await connection.fetchval(SIGNUP[0], code)
+        await connection.execute(SIGNUP[1], owner)
+        user = await connection.fetchrow(SIGNUP[2], email, hashed, None, owner, code)
+        await connection.execute(SIGNUP[3])
+        await connection.execute(SIGNUP[4])
+        recent = await connection.fetchval(SIGNUP[5], code)
+        status = "approved" if recent < 1_000_000 else "pending_review"
+        await connection.execute(SIGNUP[6], user["id"], owner, code, status, "[]")
+        await connection.execute(SIGNUP[7], owner)
+        await connection.execute(SIGNUP[8], owner)
+        await connection.fetch(ENDPOINTS)
+    return _json({"id": user["id"], "email": email, "referrer_id": owner}, 201)
+
+
+async def convert(request: Request) -> Response:
+    """A referred user's first conversion: the key, the user, then one transaction that
+    qualifies the referral and rewards both sides."""
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    digest = hashlib.sha256(request.headers["x-api-key"].encode()).hexdigest()
+    body = json.loads(await request.body())
+    async with pool.acquire() as connection:
+        if await connection.fetchrow(KEY, digest) is None:
+            return _json({"code": "bad_api_key"}, 401)
+        if await connection.fetchval(CONVERSION[0], body["user_id"]) is None:
+            return _json({"code": "user_not_found"}, 404)
+        async with connection.transaction():
+            made = await connection.fetchrow(
+                CONVERSION[1],
+                body["user_id"],
+                body["event"],
+                body["external_id"],
+                str(body["amount"]),
+                body["currency"],
+            )
+            qualified = await connection.fetchrow(CONVERSION[2], body["user_id"])
+            await connection.execute(CONVERSION[3], qualified["referrer_id"])
+            await connection.execute(CONVERSION[4])
+            await connection.fetchrow(CONVERSION[5], body["user_id"])
+            await connection.fetch(ENDPOINTS)
+            both = [qualified["referrer_id"], body["user_id"]]
+            await connection.fetch(CONVERSION[6], both)
+            now = dt.datetime.now(dt.UTC)
+            granted = await connection.fetch(
+                CONVERSION[7],
+                both,
+                [100, 50],
+                ["referral_qualified", "referred_signup_bonus"],
+                [body["user_id"]] * 2,
+                [made["id"]] * 2,
+                [now, now],
+            )
+            await connection.execute(CONVERSION[8], both, [100, 50])
+            await connection.execute(CONVERSION[9], 150)
+            await connection.fetchval(CONVERSION[10], qualified["referrer_id"])
+            await connection.execute(CONVERSION[11], made["id"])
+    return _json(
+        {
+            "id": made["id"],
+            "user_id": body["user_id"],
+            "event": body["event"],
+            "external_id": body["external_id"],
+            "amount": body["amount"],
+            "currency": body["currency"],
+            "created_at": made["created_at"].isoformat(),
+            "referral_qualified": True,
+            "rewards": [dict(row) for row in granted],
+        },
+        201,
+    )
+
+
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     state["redis"] = Redis.from_url(REDIS_URL, protocol=2)
@@ -160,6 +309,8 @@ app = Starlette(
         Route("/users/{user_id}/referrals", referrals),
         Route("/stats", stats),
         Route("/leaderboard", leaderboard),
+        Route("/signup", signup, methods=["POST"]),
+        Route("/convert", convert, methods=["POST"]),
     ],
     lifespan=lifespan,
 )

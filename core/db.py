@@ -118,6 +118,8 @@ class Unit:
             for name, value in increments.items():
                 row[name] = row.get(name, 0) + value
         self.entries.clear()
+        # Consecutive rows of one shape (both sides' balances) go in one executemany.
+        batches: list[tuple[Any, list[dict[str, Any]]]] = []
         for (name, keys), increments in sorted(merged.items(), key=lambda item: item[0]):
             increments = {column: value for column, value in increments.items() if value}
             if increments:
@@ -125,9 +127,13 @@ class Unit:
                     connection.dialect.name,
                     tables[name],
                     tuple(key for key, _ in keys),
-                    tuple(increments),
+                    tuple(sorted(increments)),
                 )
-                await connection.execute(statement, {**dict(keys), **increments})
+                if not batches or batches[-1][0] is not statement:
+                    batches.append((statement, []))
+                batches[-1][1].append({**dict(keys), **increments})
+        for statement, rows in batches:
+            await connection.execute(statement, rows if len(rows) > 1 else rows[0])
 
 
 @functools.cache

@@ -13,7 +13,7 @@ import datetime as dt
 import functools
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -149,6 +149,101 @@ _ITEMS = sa.select(*_ITEM_COLUMNS).select_from(
 )
 
 
+# The conversion path: statements built once (building one costs about what running it does).
+_LIVE_BY_ID = Read(
+    sa.select(_users.c.id).where(
+        _users.c.id == sa.bindparam("user_id"), _users.c.erased_at.is_(None)
+    )
+)
+_LIVE_BY_EMAIL = Read(
+    sa.select(_users.c.id).where(
+        _users.c.email == sa.bindparam("email"), _users.c.erased_at.is_(None)
+    )
+)
+
+
+@functools.cache
+def _conversion_insert(dialect: str) -> Any:
+    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    names = (
+        "user_id",
+        "event",
+        "external_id",
+        "amount",
+        "currency",
+        "created_at",
+        "referral_qualified",
+    )
+    return (
+        insert(conversions)
+        .values({name: sa.bindparam(name) for name in names})
+        .on_conflict_do_nothing(index_elements=["external_id"])
+        .returning(conversions.c.id, conversions.c.created_at)
+    )
+
+
+@functools.cache
+def _reward_insert(dialect: str) -> Any:
+    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
+    return (
+        insert(rewards)
+        .on_conflict_do_nothing(
+            index_elements=["referral_id", "reason"],
+            index_where=rewards.c.referral_id.is_not(None),
+        )
+        .returning(*_REWARD_COLUMNS)
+    )
+
+
+_QUALIFY = (
+    sa.update(referrals)
+    .where(
+        referrals.c.id == sa.bindparam("referral_id"),
+        referrals.c.qualified_at.is_(None),
+        referrals.c.status != REJECTED,
+    )
+    .values(qualified_at=sa.bindparam("now"))
+    .returning(referrals.c.referrer_id, referrals.c.status)
+)
+
+
+class _SentBefore(Exception):
+    """A conversion's `external_id` is taken: what this transaction did rolls back."""
+
+
+# A referral with what its rewards and messages need: whether each side may earn (neither
+# blocked nor erased) and whether the referrer has a chat to be told in.
+_referrer = _users.alias("referrer")
+
+
+def _earns(user: Any) -> Any:
+    return sa.and_(user.c.blocked_at.is_(None), user.c.erased_at.is_(None))
+
+
+_SUBJECT = (
+    sa.select(
+        *_ITEM_COLUMNS,
+        _earns(_users).label("earns"),
+        _earns(_referrer).label("referrer_earns"),
+        _referrer.c.telegram_id.label("referrer_chat"),
+    )
+    .select_from(
+        referrals.join(_users, _users.c.id == referrals.c.id).join(
+            _referrer, _referrer.c.id == referrals.c.referrer_id
+        )
+    )
+    .where(referrals.c.id == sa.bindparam("referral_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Subject:
+    item: ReferralItem
+    earns: bool
+    referrer_earns: bool
+    referrer_chat: bool
+
+
 # The reads of stats and the leaderboard: by key, or over the window's rows only.
 _NO_COUNT = sa.cast(sa.null(), sa.Integer)
 
@@ -250,7 +345,10 @@ def _reward(row: Any) -> Reward:
 
 
 def _item(row: Any) -> ReferralItem:
-    values = dict(row._mapping)
+    return _item_of(dict(row._mapping))
+
+
+def _item_of(values: dict[str, Any]) -> ReferralItem:
     values["review_reasons"] = list(values["review_reasons"] or [])
     return ReferralItem(**values)
 
@@ -380,60 +478,73 @@ class ProgramService:
         the referral. Returns it and whether this call created it. The same `external_id`
         with another user, event, amount or currency is refused (`external_id_conflict`)."""
         target = await self._user_id(user_id=user_id, email=email)
-        now = clock.utcnow()
         currency = currency.upper() if currency else None
-        insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
-        statement = (
-            insert(conversions)
-            .values(
-                user_id=target,
-                event=event,
-                external_id=external_id,
-                amount=amount,
-                currency=currency,
-                created_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=["external_id"])
-            .returning(conversions.c.id)
-        )
-        async with database.transaction(), database.connection() as connection:
-            conversion_id = (await connection.execute(statement)).scalar()
-            if conversion_id is None:  # sent before (or at this moment, and that one won)
-                created = False
-            else:
-                created = True
-                if await self._qualify(connection, referral_id=target, conversion_id=conversion_id):
+        now = clock.utcnow()
+        made = granted = None
+        try:
+            async with database.transaction(), database.connection() as connection:
+                # Qualify first (this locks the referral), then record the conversion with
+                # the outcome; a conversion sent before rolls the qualification back.
+                qualified = (
+                    await connection.execute(_QUALIFY, {"referral_id": target, "now": now})
+                ).first()
+                made = (
                     await connection.execute(
-                        sa.update(conversions)
-                        .where(conversions.c.id == conversion_id)
-                        .values(referral_qualified=True)
+                        _conversion_insert(database.engine.dialect.name),
+                        {
+                            "user_id": target,
+                            "event": event,
+                            "external_id": external_id,
+                            "amount": amount,
+                            "currency": currency,
+                            "created_at": now,
+                            "referral_qualified": qualified is not None,
+                        },
                     )
-        conversion = await self._conversion(external_id)
-        stored = (conversion.user_id, conversion.event, conversion.amount, conversion.currency)
-        if not created and stored != (target, event, amount, currency):
-            raise ExternalIdConflict()
-        return conversion, created
+                ).first()
+                if made is None:
+                    raise _SentBefore()
+                if qualified is not None:
+                    granted = await self._qualified(
+                        connection, qualified, referral_id=target, conversion_id=made.id, now=now
+                    )
+        except _SentBefore:
+            pass
+        if made is None:  # sent before (or at this moment, and that one won)
+            conversion = await self._conversion(external_id)
+            stored = (conversion.user_id, conversion.event, conversion.amount, conversion.currency)
+            if stored != (target, event, amount, currency):
+                raise ExternalIdConflict()
+            return conversion, False
+        created = Conversion(
+            id=made.id,
+            user_id=target,
+            event=event,
+            external_id=external_id,
+            amount=_exact(amount),
+            currency=currency,
+            created_at=made.created_at,
+            referral_qualified=qualified is not None,
+            rewards=granted or [],
+        )
+        return created, True
 
     async def _user_id(self, *, user_id: int | None, email: str | None) -> int:
+        """The live account a conversion (or an adjustment) names, by id or by the email in
+        the spelling sign-up stored; what is no email matches no one."""
         if user_id is not None:
-            condition = _users.c.id == user_id if is_valid_id(user_id) else sa.false()
-        else:  # the spelling sign-up stored; what is no email matches no one
+            found = await _LIVE_BY_ID.first(user_id=user_id) if is_valid_id(user_id) else None
+        else:
             try:
                 stored = (
                     normalize_email(email or "") if len(email or "") <= MAX_EMAIL_LENGTH else None
                 )
             except InvalidInput:
                 stored = None
-            condition = _users.c.email == stored if stored else sa.false()
-        async with database.connection() as connection:
-            found = (
-                await connection.execute(
-                    sa.select(_users.c.id).where(condition, _users.c.erased_at.is_(None))
-                )
-            ).scalar()
+            found = await _LIVE_BY_EMAIL.first(email=stored) if stored else None
         if found is None:
             raise UserNotFound()
-        return int(found)
+        return int(found[0])
 
     async def _conversion(self, external_id: str) -> Conversion:
         async with database.connection() as connection:
@@ -461,90 +572,71 @@ class ProgramService:
             rewards=[_reward(reward) for reward in granted],
         )
 
-    async def _qualify(self, connection: Any, *, referral_id: int, conversion_id: int) -> bool:
-        """Qualify the referral of this user, once: its rewards now, or when approved."""
-        now = clock.utcnow()
-        qualified = (
-            await connection.execute(
-                sa.update(referrals)
-                .where(
-                    referrals.c.id == referral_id,
-                    referrals.c.qualified_at.is_(None),
-                    referrals.c.status != REJECTED,
-                )
-                .values(qualified_at=now)
-                .returning(referrals.c.referrer_id, referrals.c.status)
-            )
-        ).first()
-        if qualified is None:
-            return False
+    async def _qualified(
+        self,
+        connection: Any,
+        qualified: Any,
+        *,
+        referral_id: int,
+        conversion_id: int,
+        now: dt.datetime,
+    ) -> list[Reward]:
+        """What qualifying a referral (once, by `_QUALIFY`) brings: its counters, its event,
+        its rewards now (or when approved) and the referrer's message. Returns the rewards."""
         counters.referrer(qualified.referrer_id, qualified=1)
         counters.program(counters.day_of(now), qualified=1)
-        item = await self._item(connection, referral_id)
-        await self.events.emit("referral.qualified", asdict(item))
+        subject = await self._subject(connection, referral_id)
+        item = subject.item
+        await self.events.emit("referral.qualified", item)
         granted: list[Reward] = []
         if qualified.status == APPROVED:
-            granted = await self._grant(connection, item, conversion_id=conversion_id)
+            granted = await self._grant(connection, subject, conversion_id=conversion_id)
         await self._tell_referrer(
-            connection,
-            item.referrer_id,
+            subject,
             REFERRAL_QUALIFIED_MESSAGE,
             referral_id=item.id,
             referral_name=item.full_name,
             points=sum(r.points for r in granted if r.user_id == item.referrer_id),
             held=qualified.status != APPROVED,
         )
-        return True
+        return granted
 
     async def _grant(
-        self, connection: Any, item: ReferralItem, *, conversion_id: int | None
+        self, connection: Any, subject: _Subject, *, conversion_id: int | None
     ) -> list[Reward]:
         """The referral's rewards, each once (the unique index decides under races). A side
         that is blocked or erased at that moment earns nothing, and never will for this
         referral: unblocking grants nothing after the fact."""
-        granted = []
-        earners = set(
-            (
-                await connection.execute(
-                    sa.select(_users.c.id).where(
-                        _users.c.id.in_((item.referrer_id, item.id)),
-                        _users.c.blocked_at.is_(None),
-                        _users.c.erased_at.is_(None),
-                    )
-                )
-            ).scalars()
-        )
-        for user_id, points, reason in (
-            (item.referrer_id, self.settings.reward_referrer_points, REFERRAL_QUALIFIED),
-            (item.id, self.settings.reward_friend_points, REFERRED_SIGNUP_BONUS),
-        ):
-            if points <= 0 or user_id not in earners:
-                continue
-            insert: Any = sqlite.insert if database.is_sqlite else postgresql.insert
-            row = (
-                await connection.execute(
-                    insert(rewards)
-                    .values(
-                        user_id=user_id,
-                        points=points,
-                        reason=reason,
-                        referral_id=item.id,
-                        conversion_id=conversion_id,
-                        created_at=clock.utcnow(),
-                    )
-                    .on_conflict_do_nothing(
-                        index_elements=["referral_id", "reason"],
-                        index_where=rewards.c.referral_id.is_not(None),
-                    )
-                    .returning(*_REWARD_COLUMNS)
-                )
-            ).first()
-            if row is None:
-                continue
-            reward = _reward(row)
-            await self._credit(connection, user_id, points)
-            await self.events.emit("reward.granted", asdict(reward))
-            granted.append(reward)
+        item = subject.item
+        now = clock.utcnow()
+        due = [
+            {
+                "user_id": user_id,
+                "points": points,
+                "reason": reason,
+                "referral_id": item.id,
+                "conversion_id": conversion_id,
+                "created_at": now,
+            }
+            for user_id, points, reason, earns in (
+                (
+                    item.referrer_id,
+                    self.settings.reward_referrer_points,
+                    REFERRAL_QUALIFIED,
+                    subject.referrer_earns,
+                ),
+                (item.id, self.settings.reward_friend_points, REFERRED_SIGNUP_BONUS, subject.earns),
+            )
+            if points > 0 and earns
+        ]
+        if not due:
+            return []
+        # One statement for both sides; a reward granted before is not returned again.
+        rows = (await connection.execute(_reward_insert(database.engine.dialect.name), due)).all()
+        granted = sorted((_reward(row) for row in rows), key=lambda reward: reward.id)
+        for reward in granted:
+            await self._credit(connection, reward.user_id, reward.points)
+            await self.events.emit("reward.granted", reward)
         return granted
 
     @staticmethod
@@ -595,7 +687,7 @@ class ProgramService:
                 ).one()
                 await self._credit(connection, user_id, points)
                 reward = _reward(row)
-                await self.events.emit("reward.granted", asdict(reward))
+                await self.events.emit("reward.granted", reward)
                 await self.operators.record(
                     operator=operator,
                     action="reward.adjusted",
@@ -670,20 +762,20 @@ class ProgramService:
                 counters.referrer(decided.referrer_id, qualified=-1)
                 counters.program(counters.day_of(decided.qualified_at), qualified=-1)
             counters.program(pending_review=-1)
-            item = await self._item(connection, referral_id)
+            subject = await self._subject(connection, referral_id)
+            item = subject.item
             points = 0
             if approve and decided.qualified_at is not None:
-                granted = await self._grant(connection, item, conversion_id=None)
+                granted = await self._grant(connection, subject, conversion_id=None)
                 points = sum(r.points for r in granted if r.user_id == item.referrer_id)
-            await self.events.emit("referral.reviewed", asdict(item))
+            await self.events.emit("referral.reviewed", item)
             await self.operators.record(
                 operator=operator,
                 action="referral.approved" if approve else "referral.rejected",
                 target=f"referral:{referral_id}",
             )
             await self._tell_referrer(
-                connection,
-                item.referrer_id,
+                subject,
                 REFERRAL_REVIEWED_MESSAGE,
                 referral_id=item.id,
                 referral_name=item.full_name,
@@ -692,21 +784,17 @@ class ProgramService:
             )
         return item
 
-    async def _item(self, connection: Any, referral_id: int) -> ReferralItem:
-        row = (await connection.execute(_ITEMS.where(referrals.c.id == referral_id))).one()
-        return _item(row)
+    async def _subject(self, connection: Any, referral_id: int) -> _Subject:
+        row = (await connection.execute(_SUBJECT, {"referral_id": referral_id})).one()
+        values = dict(row._mapping)
+        earns, referrer_earns = bool(values.pop("earns")), bool(values.pop("referrer_earns"))
+        chat = values.pop("referrer_chat") is not None
+        return _Subject(_item_of(values), earns, referrer_earns, chat)
 
-    async def _tell_referrer(
-        self, connection: Any, referrer_id: int, message: str, **values: Any
-    ) -> None:
-        chat = (
-            await connection.execute(
-                sa.select(_users.c.telegram_id).where(_users.c.id == referrer_id)
-            )
-        ).scalar()
-        if chat is not None:
+    async def _tell_referrer(self, subject: _Subject, message: str, **values: Any) -> None:
+        if subject.referrer_chat:
             await TelegramService.notify(
-                jobs=self.jobs, recipient_id=referrer_id, message=message, **values
+                jobs=self.jobs, recipient_id=subject.item.referrer_id, message=message, **values
             )
 
     # -- blocked users --------------------------------------------------------------------

@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from core.referrals.models import ReferralCode
 from core.users.models import Account
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+# An event's `data`: a dict, or a dataclass (turned into one only when an endpoint wants it).
+EventData: TypeAlias = "dict[str, Any] | DataclassInstance"
+
 
 class Events(Protocol):
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None: ...
+    async def emit(self, event_type: str, data: EventData) -> None: ...
 
 
 class NoEvents:
     """For a core built without webhooks (a few unit tests)."""
 
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, data: EventData) -> None:
         return None
 
 

@@ -13,7 +13,7 @@ import ipaddress
 import json
 import re
 import secrets as random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from core.pagination import delete_finished, newest_first
 from core.telegram.service import TelegramService
 from core.users.models import User
 from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound
+from core.webhooks.events import EventData
 from core.webhooks.models import FAILED, PENDING, SUCCEEDED, WebhookDelivery, WebhookEndpoint
 from core.webhooks.sender import Sender
 
@@ -347,7 +348,7 @@ class WebhookService:
 
     # -- events ---------------------------------------------------------------------------
 
-    async def emit(self, event_type: str, data: dict[str, Any]) -> None:
+    async def emit(self, event_type: str, data: EventData) -> None:
         """Queue the event to every enabled endpoint subscribed to it, in the caller's
         transaction (the endpoints are read once per transaction, however many events)."""
         connection = in_transaction()
@@ -363,8 +364,9 @@ class WebhookService:
         if not subscribed:
             return
         message_id = new_message_id()
+        values = data if isinstance(data, dict) else asdict(data)
         for endpoint_id in subscribed:
-            await self._queue(endpoint_id, event_type, data, message_id=message_id)
+            await self._queue(endpoint_id, event_type, values, message_id=message_id)
 
     async def _queue(
         self,

@@ -82,6 +82,29 @@ async def test_the_same_external_id_is_stored_once_even_twenty_at_once(
     assert friend["id"] == answers[0].json()["user_id"]
 
 
+async def test_of_several_conversions_at_once_exactly_one_qualifies(
+    client: httpx.AsyncClient, api_key, referrer, join
+) -> None:
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+
+    answers = await asyncio.gather(
+        *(_convert(client, api_key, user_id=friend["id"], external_id=f"o-{n}") for n in range(8))
+    )
+
+    assert [response.status_code for response in answers] == [201] * 8
+    qualifying = [response.json() for response in answers if response.json()["referral_qualified"]]
+    assert len(qualifying) == 1
+    assert len(qualifying[0]["rewards"]) == 2
+    assert all(
+        response.json()["rewards"] == [] for response in answers if response.json() != qualifying[0]
+    )
+    mine = (await client.get(f"{API}/users/me/rewards", headers=ref["headers"])).json()
+    assert mine["balance"] == 100
+    stats = (await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])).json()
+    assert stats["qualified"] == 1
+
+
 async def test_a_user_without_a_referrer_converts_without_rewards(
     client: httpx.AsyncClient, api_key, register
 ) -> None:

@@ -30,7 +30,7 @@ from api.errors import domain_error_handler
 from api.ratelimit import LOOKUP_COUNTED
 from core.cache import Lookup
 from core.container import Core
-from core.errors import RateLimited
+from core.errors import DomainError
 from core.ratelimit import Limit, Limits
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class CachedReads:
                     await limiter.check(hit)
                 return False
             seen = await core.referrals.cached_view(key, limiter=limiter, hit=hit)
-        except RateLimited as exc:
+        except DomainError as exc:  # refused by the limit, or remembered as missing
             await (await domain_error_handler(request, exc))(scope, receive, send)
             return True
         if seen.value is None:

@@ -218,6 +218,9 @@ def environment(redis_url: str) -> dict[str, str]:
         "SECRET_KEY": SECRET,
         "LOG_LEVEL": "WARNING",
         "ENRICHMENT_ENABLED": "false",
+        # "No live code" is not remembered: the uncached lookup measures the database path
+        # (remembered, a 404 is a cache hit like the cached lookups).
+        "CACHE_MISSING_TTL_SECONDS": "0",
         # On, and too high to refuse: every request pays for counting, none is refused.
         "RATE_LIMIT_ENABLED": "true",
         **{

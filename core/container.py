@@ -174,6 +174,7 @@ def build_core(settings: Settings) -> Core:
     referrals = ReferralService(
         cache=cache,
         cache_ttl=settings.cache.ttl_seconds,
+        missing_ttl=settings.cache.missing_ttl_seconds,
         events=webhooks,
         deep_link=telegram.deep_link,
     )

@@ -171,6 +171,9 @@ class CacheSettings(BaseSettings):
     model_config = SettingsConfigDict(**_ENV, env_prefix="CACHE_")
 
     ttl_seconds: int = Field(300, ge=1)
+    # How long "no live code" is remembered for an email or a code (0: never): a code's
+    # creation, a block lifted and an email change drop it at once, like any cached view.
+    missing_ttl_seconds: int = Field(10, ge=0)
     redis_timeout_seconds: float = Field(0.25, gt=0)
 
 

@@ -103,9 +103,17 @@ def _cache_entry(expires_at: dt.datetime, body: bytes) -> bytes:
 
 
 def read_cache_entry(entry: bytes) -> bytes | None:
-    """The JSON of a cached public view, or None once its code has expired."""
+    """The JSON of a cached public view (empty: "no live code", see `_fill_missing`), or
+    None once the entry has expired."""
     expires, _, body = entry.partition(b"\n")
     return body if expires.isdigit() and int(expires) > clock.timestamp() else None
+
+
+def _hit(body: bytes) -> bytes:
+    CACHE_HITS.inc()
+    if not body:  # remembered as missing
+        raise ReferralCodeNotFound()
+    return body
 
 
 def _refusal(code: ReferralCode | None, now: dt.datetime) -> DomainError:
@@ -222,11 +230,13 @@ class ReferralService:
         *,
         cache: CodeCache,
         cache_ttl: int,
+        missing_ttl: int = 0,
         events: Events | None = None,
         deep_link: Callable[[str], str | None] = lambda code: None,
     ) -> None:
         self.cache = cache
         self.cache_ttl = cache_ttl
+        self.missing_ttl = missing_ttl
         self.events: Events = events or NoEvents()
         self.deep_link = deep_link  # the code's Telegram link, as the API shows it
 
@@ -325,8 +335,7 @@ class ReferralService:
         body = read_cache_entry(seen.value)
         if body is None:  # its code expired: read from the database, nothing to fill
             return NO_FILL
-        CACHE_HITS.inc()
-        return Lookup(body)
+        return Lookup(_hit(body))
 
     async def public_by_email(self, email: str, *, seen: Lookup | None = None) -> bytes:
         """JSON of the active code of the user with this email; the hot path. `seen`: what
@@ -339,14 +348,16 @@ class ReferralService:
         if seen is None:
             seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
-            CACHE_HITS.inc()
-            return body
+            return _hit(body)
         CACHE_MISSES.inc()
         normalized = normalize_email(email)  # only on a miss: a hit was a valid email
         # One statement whether or not the email is registered: an unknown email and a known
-        # one without a code cost the same, so timing does not tell which emails exist.
+        # one without a code cost the same (and are remembered the same), so timing does not
+        # tell which emails exist.
         row = await _LIVE_CODE_BY_EMAIL.first(email=normalized, now=clock.utcnow())
         if row is None:
+            if normalized == email:
+                await self._fill_missing(key, seen.lease)
             raise ReferralCodeNotFound()
         code, expires_at = row
         body = PublicCode(code=code, expires_at=expires_at).model_dump_json().encode()
@@ -362,11 +373,11 @@ class ReferralService:
         if seen is None:
             seen = await self.cache.lookup(key)
         if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
-            CACHE_HITS.inc()
-            return body
+            return _hit(body)
         CACHE_MISSES.inc()
         row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
         if row is None:
+            await self._fill_missing(key, seen.lease)
             raise ReferralCodeNotFound()
         expires_at, owner_id, owner_name = row
         body = (
@@ -540,6 +551,14 @@ class ReferralService:
     ) -> None:
         ttl = min(self.cache_ttl, expires_at.timestamp() - clock.timestamp())
         await self.cache.fill(key, _cache_entry(expires_at, body), ttl, lease=lease)
+
+    async def _fill_missing(self, key: str, lease: bytes | None) -> None:
+        """Remember for `missing_ttl` seconds that `key` shows no live code: an empty view,
+        dropped by the same invalidations as a view (a code created, an owner's email or
+        block changed); a lookup in that window answers 404 without SQL."""
+        if self.missing_ttl > 0:
+            until = clock.utcnow() + dt.timedelta(seconds=self.missing_ttl)
+            await self.cache.fill(key, _cache_entry(until, b""), self.missing_ttl, lease=lease)
 
     async def _invalidate(self, owner: Person, code: str | None) -> None:
         keys = [code_key(code)] if code else []

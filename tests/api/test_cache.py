@@ -369,7 +369,8 @@ async def test_an_invalidation_missed_in_an_outage_is_not_served_after_it(proxie
     assert (await a.by_code(code)).status_code == 404
     assert (await b.by_code(code)).status_code == 404
     left = await a.redis.get(code_key(code))
-    assert left is None or (isinstance(left, bytes) and left.startswith(TOMBSTONE))
+    # Gone, a tombstone, or "no live code" remembered (an empty view): never the deleted view.
+    assert left is None or left.startswith(TOMBSTONE) or left.endswith(b"\n")
 
 
 async def test_a_hung_redis_costs_no_request_more_than_a_bound(proxied_pair, proxy):
@@ -458,3 +459,48 @@ async def test_an_unknown_email_and_one_without_a_code_cost_the_same(client, reg
         seen.append(statements)
     assert seen[0] == seen[1]
     assert len(seen[0]) == 1
+
+
+# -- "no live code" remembered -------------------------------------------------------------
+
+
+async def test_a_missing_code_is_remembered_and_answered_the_same_without_sql(client, core):
+    app = Instance(http=client, core=core)
+    await app.owner("ann@example.com")
+    first_email, first_code = await app.by_email("ann@example.com"), await app.by_code("nosuch1")
+    with sql_statements() as statements:
+        again_email, again_code = (
+            await app.by_email("ann@example.com"),
+            await app.by_code("nosuch1"),
+        )
+    assert statements == []
+    for first, again in ((first_email, again_email), (first_code, again_code)):
+        assert first.status_code == again.status_code == 404
+        assert again.json() == first.json()
+        assert again.json()["code"] == "referral_code_not_found"
+        assert again.headers["content-type"] == first.headers["content-type"]
+
+
+async def test_a_remembered_missing_code_is_forgotten_when_the_code_is_made(pair):
+    a, b = pair
+    ann = await b.owner("ann@example.com")
+    assert (await a.by_email("ann@example.com")).status_code == 404
+    assert (await a.by_code("ann-code")).status_code == 404
+    assert (await a.by_email("ann@example.com")).status_code == 404  # now from the cache
+
+    # A code created (with the very value looked up) is seen at once, both ways.
+    assert await b.new_code(ann, code="ann-code") == "ann-code"
+    assert (await a.by_email("ann@example.com")).json()["code"] == "ann-code"
+    assert (await a.by_code("ann-code")).json()["code"] == "ann-code"
+
+
+async def test_a_missing_code_is_remembered_only_for_its_window(client, core, monkeypatch):
+    app = Instance(http=client, core=core)
+    ann = await app.owner("ann@example.com")
+    assert (await app.by_email("ann@example.com")).status_code == 404
+    later = clock.utcnow() + dt.timedelta(seconds=core.settings.cache.missing_ttl_seconds + 1)
+    monkeypatch.setattr(clock, "timestamp", lambda: later.timestamp())
+    with sql_statements() as statements:
+        assert (await app.by_email("ann@example.com")).status_code == 404
+    assert statements, "past its window the database is asked again"
+    assert ann

@@ -57,7 +57,10 @@ async def test_a_block_ends_everything_at_once_and_an_unblock_restores_it(
         f"{API}/admin/users/{ref['user']['id']}/unblock", headers=operator
     )
     assert unblocked.json()["blocked"] is False
+    # Both 404s above are remembered by the cache; the unblock drops them.
     assert (await client.get(f"{API}/referral-codes/{code}")).status_code == 200
+    by_email = await client.get(f"{API}/referral-codes", params={"email": "ref@example.com"})
+    assert by_email.json()["code"] == code
     assert (
         await client.post(f"{API}/auth/refresh", json={"refresh_token": refresh})
     ).status_code == 200

@@ -14,7 +14,7 @@ import sys
 
 import uvicorn
 
-from core.settings import settings_or_exit, workers_problem
+from core.infra.settings import settings_or_exit, workers_problem
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ from api.pages import pick_language, render
 from api.routing import ServiceRoute, per_address
 from core.auth.errors import InvalidResetToken, InvalidVerificationToken
 from core.container import Core
-from core.errors import InvalidInput
-from core.ratelimit import Limit, Limits
+from core.infra.errors import InvalidInput
+from core.infra.ratelimit import Limit, Limits
 from core.users.passwords import MAX_PASSWORD_LENGTH, check_password
 
 MAX_TOKEN_LENGTH = 512

@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import routes
 from api.clients import client_address
-from core import errors as core_errors
-from core.db import is_outage
+from core.infra import errors as core_errors
+from core.infra.db import is_outage
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import routes
 from api.errors import problem
-from core import logs, metrics
-from core.deadlines import Deadlines
+from core.infra import logs, metrics
+from core.infra.deadlines import Deadlines
 
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._:@/+=-]{1,128}")
 _NOSNIFF = (b"x-content-type-options", b"nosniff")

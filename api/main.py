@@ -19,10 +19,10 @@ from api.front import Front
 from api.routers import auth, health, operators, program, referral_codes, users, webhooks
 from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
-from core import db
 from core.container import Core, build_core
-from core.logs import configure_logging
-from core.settings import Settings, get_settings, workers_problem
+from core.infra import db
+from core.infra.logs import configure_logging
+from core.infra.settings import Settings, get_settings, workers_problem
 
 log = logging.getLogger(__name__)
 

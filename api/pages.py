@@ -26,8 +26,8 @@ from api.clients import client_address
 from api.preview import preview_png
 from api.routing import ServiceRoute, per_address
 from core.container import Core
-from core.errors import DomainError
-from core.ratelimit import Limit, Limits
+from core.infra.errors import DomainError
+from core.infra.ratelimit import Limit, Limits
 
 HERE = Path(__file__).parent
 STATIC = "/static/pages"

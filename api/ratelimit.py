@@ -10,7 +10,7 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.clients import client_address
 from core.container import Core
-from core.ratelimit import RateLimiter, account_key
+from core.infra.ratelimit import RateLimiter, account_key
 
 
 def _limiter(request: Request) -> RateLimiter:

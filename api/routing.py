@@ -28,10 +28,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.clients import client_address
 from api.errors import domain_error_handler
 from api.ratelimit import LOOKUP_COUNTED
-from core.cache import Lookup
 from core.container import Core
-from core.errors import DomainError
-from core.ratelimit import Limit, Limits
+from core.infra.cache import Lookup
+from core.infra.errors import DomainError
+from core.infra.ratelimit import Limit, Limits
 
 log = logging.getLogger(__name__)
 

@@ -113,7 +113,7 @@ CONVERSION = (
     "SELECT telegram_id FROM users WHERE id = $1",
     "UPDATE conversions SET referral_qualified = true WHERE id = $1",
 )
-# The service's password cost (core/security.py), hashed by one thread as the service does.
+# The service's password cost (core/infra/security.py), hashed by one thread as the service does.
 _hasher = PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
 _hashing = ThreadPoolExecutor(1)
 

@@ -74,7 +74,7 @@ async def recreate() -> None:
 
 
 async def enqueue(core, count: int) -> None:  # type: ignore[no-untyped-def]
-    from core import db
+    from core.infra import db
 
     async with db.database.transaction():
         for _ in range(count):
@@ -134,9 +134,9 @@ async def ceiling_round(core, count: int) -> float:  # type: ignore[no-untyped-d
 async def main_async(args: argparse.Namespace) -> list[tuple[float, float]]:
     os.environ.update(DATABASE_URL=DATABASE_URL, ENV_FILE="none", LOG_LEVEL="WARNING")
     await recreate()
-    from core import db
     from core.container import build_core
-    from core.settings import get_settings
+    from core.infra import db
+    from core.infra.settings import get_settings
 
     core = build_core(get_settings())
     await core.start()
@@ -167,7 +167,7 @@ WAKEUPS = 20
 async def stamp(job) -> None:  # type: ignore[no-untyped-def]
     """Record when this job started (the database's clock, as its `created_at` is the app's,
     on the same machine)."""
-    from core import db
+    from core.infra import db
 
     async with db.database.connection() as connection:
         await connection.execute(
@@ -182,8 +182,8 @@ async def run_worker() -> None:
 
     os.environ.update(DATABASE_URL=DATABASE_URL, ENV_FILE="none", LOG_LEVEL="WARNING")
     from core.container import build_core
+    from core.infra.settings import get_settings
     from core.jobs.worker import Worker
-    from core.settings import get_settings
 
     core = build_core(get_settings())
     await core.start()
@@ -201,7 +201,7 @@ async def wakeups() -> list[float]:
     """Milliseconds from each enqueue to its job's start, with two idle worker processes."""
     import sys
 
-    from core import db
+    from core.infra import db
 
     async with db.database.transaction(), db.database.connection() as connection:
         await connection.execute(sa.text("DROP TABLE IF EXISTS bench_starts"))
@@ -220,7 +220,7 @@ async def wakeups() -> list[float]:
             await worker.stdout.readline()  # "ready"
         await asyncio.sleep(2)  # both listening, both in their 5 s poll
         from core.container import build_core
-        from core.settings import get_settings
+        from core.infra.settings import get_settings
 
         core = build_core(get_settings())
         for _ in range(WAKEUPS):
@@ -236,7 +236,7 @@ async def wakeups() -> list[float]:
 
 
 async def _started() -> list[float]:
-    from core import db
+    from core.infra import db
 
     async with db.database.connection() as connection:
         rows = (
@@ -279,9 +279,9 @@ def main() -> int:
 
 
 async def _wakeups_here() -> list[float]:
-    from core import db
     from core.container import build_core
-    from core.settings import get_settings
+    from core.infra import db
+    from core.infra.settings import get_settings
 
     core = build_core(get_settings())
     await core.start()

@@ -238,7 +238,7 @@ def environment(redis_url: str) -> dict[str, str]:
 
 
 def tokens() -> dict[int, str]:
-    from core import security
+    from core.infra import security
 
     return {
         user: security.create_access_token(

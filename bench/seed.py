@@ -30,7 +30,7 @@ import time
 
 import asyncpg
 
-from core import security
+from core.infra import security
 from core.migrate import upgrade_to_head
 
 DATABASE_URL = os.environ.get(

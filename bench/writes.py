@@ -24,7 +24,7 @@ BLOCK = 25_000  # fresh referred users per wrk run: more than one run converts
 
 
 async def ensure_api_key() -> None:
-    from core import security
+    from core.infra import security
 
     connection = await asyncpg.connect(seed.DATABASE_URL)
     try:

@@ -13,8 +13,8 @@ from contextlib import suppress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from core.logs import configure_logging
-from core.settings import Settings, settings_or_exit
+from core.infra.logs import configure_logging
+from core.infra.settings import Settings, settings_or_exit
 
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher

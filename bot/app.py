@@ -22,9 +22,9 @@ from bot.middlewares import (
 )
 from bot.session import WaitOnRetryAfter
 from bot.storage import FallbackStorage
-from core.cache import connect_redis
 from core.container import Core
-from core.ratelimit import Counters, MemoryCounters, Rate, RedisCounters
+from core.infra.cache import connect_redis
+from core.infra.ratelimit import Counters, MemoryCounters, Rate, RedisCounters
 
 DEFAULT_RATE = Rate(count=8, seconds=5)
 # The most one update waits on Redis (dialog state, throttle) before memory stands in.

@@ -12,9 +12,9 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update, User
 
 from bot.i18n import pick_locale, translate
-from core import clock, logs, metrics
 from core.container import Core
-from core.ratelimit import Counters, Limit, Rate
+from core.infra import clock, logs, metrics
+from core.infra.ratelimit import Counters, Limit, Rate
 from core.telegram.service import TelegramProfile
 
 log = logging.getLogger(__name__)

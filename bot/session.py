@@ -11,7 +11,7 @@ from aiogram.exceptions import TelegramRetryAfter
 from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 
-from core import metrics
+from core.infra import metrics
 
 if TYPE_CHECKING:
     from aiogram import Bot

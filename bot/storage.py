@@ -19,8 +19,8 @@ from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.fsm.storage.memory import MemoryStorage
 from aiogram.fsm.storage.redis import RedisStorage
 
-from core import metrics
-from core.cache import REDIS_ERRORS
+from core.infra import metrics
+from core.infra.cache import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 

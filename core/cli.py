@@ -11,9 +11,9 @@ import os
 import sys
 
 from core.container import build_core
-from core.errors import DomainError
-from core.settings import get_settings
-from core.users.emails import normalize_email
+from core.infra.emails import normalize_email
+from core.infra.errors import DomainError
+from core.infra.settings import get_settings
 from core.users.models import User
 
 

@@ -12,21 +12,21 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from core import db
 from core.auth.service import AuthService
-from core.cache import CodeCache, build_cache
+from core.infra import db
+from core.infra.cache import CodeCache, build_cache
+from core.infra.mail import MAIL, build_mailer
+from core.infra.ratelimit import RateLimiter, build_counters, build_limiter
+from core.infra.settings import Settings
 from core.integrations.enrichment import ENRICHMENT, enrichment_schedule
 from core.integrations.providers import Integrations, build_integrations
 from core.jobs.errors import JobNotFailed, JobNotFound, RetryItsDelivery
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, Handler, Worker
-from core.mail import MAIL, build_mailer
 from core.operators.service import Operator, OperatorService
 from core.program.opens import LinkOpens
 from core.program.service import ProgramService
-from core.ratelimit import RateLimiter, build_counters, build_limiter
 from core.referrals.service import ReferralService
-from core.settings import Settings
 from core.telegram.service import TelegramService
 from core.users.service import UserService
 from core.webhooks.sender import Sender

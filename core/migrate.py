@@ -7,8 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from core.db import async_url
-from core.settings import get_settings
+from core.infra.db import async_url
+from core.infra.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

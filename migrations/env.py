@@ -11,8 +11,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import core.models  # noqa: F401  (fills the metadata)
-from core.db import async_url, ensure_sqlite_directory, metadata
-from core.settings import get_settings
+from core.infra.db import async_url, ensure_sqlite_directory, metadata
+from core.infra.settings import get_settings
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

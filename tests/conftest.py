@@ -49,11 +49,11 @@ import httpx  # noqa: E402
 from asgi_lifespan import LifespanManager  # noqa: E402
 from fastapi import FastAPI  # noqa: E402
 
-from core import db, security  # noqa: E402
-from core.cache import MemoryCache, RedisCache  # noqa: E402
 from core.container import Core, build_core  # noqa: E402
+from core.infra import db, security  # noqa: E402
+from core.infra.cache import MemoryCache, RedisCache  # noqa: E402
+from core.infra.settings import Settings, get_settings  # noqa: E402
 from core.migrate import upgrade_to_head  # noqa: E402
-from core.settings import Settings, get_settings  # noqa: E402
 from tests.redis_server import Proxy, RedisServer  # noqa: E402
 
 # Production argon2 costs ~0.25 s a hash here; the tests check behaviour, not cost, so they

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.db import database
+from core.infra.db import database
 from core.jobs.models import Job
 from core.jobs.queue import JobQueue
 from core.telegram.service import TELEGRAM_MESSAGE

@@ -5,7 +5,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import CoreDep
 from api.schemas import JobBacklog, Liveness, Readiness
-from core import metrics
+from core.infra import metrics
 
 router = APIRouter(prefix="/health", tags=["health"])
 

@@ -23,8 +23,8 @@ from bot.handlers.common import (
 )
 from bot.i18n import translations
 from bot.keyboards import CodeAction, CodeOp, ExpiryChoice, menu_labels
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from core.telegram.service import TelegramProfile
 from core.users.models import User

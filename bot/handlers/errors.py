@@ -14,7 +14,7 @@ from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardM
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
-from core.errors import DomainError, RateLimited
+from core.infra.errors import DomainError, RateLimited
 from core.referrals.errors import (
     ActiveCodeExists,
     InvalidCodeRequest,

@@ -14,7 +14,7 @@ from bot.handlers.common import edit_text, ensure_account
 from bot.i18n import translations
 from bot.keyboards import ReviewAction, ReviewOp, RewardPage
 from core.container import Core
-from core.errors import DomainError
+from core.infra.errors import DomainError
 from core.operators.service import Operator
 from core.telegram.service import TelegramProfile
 from core.users.models import User

@@ -1,4 +1,4 @@
-from core.errors import BadRequest, Forbidden, Unauthorized
+from core.infra.errors import BadRequest, Forbidden, Unauthorized
 
 
 class NotAuthenticated(Unauthorized):

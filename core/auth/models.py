@@ -4,8 +4,8 @@ import datetime as dt
 
 import ormar
 
-from core import clock
-from core.db import UTCDateTime, base_config
+from core.infra import clock
+from core.infra.db import UTCDateTime, base_config
 from core.users.models import User
 
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core import clock, metrics, security
 from core.auth.errors import (
     AccountBlocked,
     InvalidCredentials,
@@ -21,14 +20,15 @@ from core.auth.errors import (
     WrongPassword,
 )
 from core.auth.models import AccountToken, RefreshToken
-from core.db import Read, database, in_transaction, is_valid_id
-from core.errors import InvalidInput
+from core.infra import clock, metrics, security
+from core.infra.db import Read, database, in_transaction, is_valid_id
+from core.infra.emails import MAX_EMAIL_LENGTH, normalize_email
+from core.infra.errors import InvalidInput
+from core.infra.mail import MAIL, Mail, Mailer
+from core.infra.settings import AuthSettings
 from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
-from core.mail import MAIL, Mail, Mailer
-from core.settings import AuthSettings
 from core.users import passwords
-from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
 _tokens = RefreshToken.ormar_config.table

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from core import metrics
+from core.infra import metrics
 from core.integrations.base import Enrichment, Outcome, Profile
 from core.integrations.http import IntegrationClient, ServiceUnreachable
 

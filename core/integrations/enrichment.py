@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core import clock
-from core.db import database
+from core.infra import clock
+from core.infra.db import database
 from core.integrations.base import Enricher, Outcome, Profile
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, RetryLater

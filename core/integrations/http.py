@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import httpx
 
-from core import clock
+from core.infra import clock
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from core import metrics
+from core.infra import metrics
 from core.integrations.http import IntegrationClient, ServiceUnreachable
 
 log = logging.getLogger(__name__)

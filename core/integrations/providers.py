@@ -6,13 +6,13 @@ from dataclasses import dataclass
 
 from pydantic import SecretStr
 
+from core.infra.settings import IntegrationSettings
 from core.integrations.clearbit import ClearbitEnricher
 from core.integrations.enrichment import EnrichmentJobs
 from core.integrations.http import IntegrationClient
 from core.integrations.hunter import HunterVerifier
 from core.jobs.queue import JobQueue
 from core.referrals.service import ReferralService
-from core.settings import IntegrationSettings
 
 
 @dataclass

@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from core.logs import configure_logging
-from core.settings import Settings, settings_or_exit
+from core.infra.logs import configure_logging
+from core.infra.settings import Settings, settings_or_exit
 
 log = logging.getLogger("worker")
 

@@ -6,8 +6,8 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
-from core import clock
-from core.db import UTCDateTime, base_config
+from core.infra import clock
+from core.infra.db import UTCDateTime, base_config
 
 QUEUED = "queued"
 RUNNING = "running"

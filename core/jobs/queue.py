@@ -23,9 +23,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from core import clock
-from core.db import Read, database, in_transaction
-from core.errors import InvalidInput
+from core.infra import clock
+from core.infra.db import Read, database, in_transaction
+from core.infra.errors import InvalidInput
+from core.infra.pagination import delete_finished, newest_first
 from core.jobs.models import (
     FAILED,
     QUEUED,
@@ -36,7 +37,6 @@ from core.jobs.models import (
     UNFINISHED_SQL,
     Job,
 )
-from core.pagination import delete_finished, newest_first
 
 log = logging.getLogger(__name__)
 

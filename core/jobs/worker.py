@@ -16,7 +16,7 @@ import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from core import metrics
+from core.infra import metrics
 from core.jobs.queue import ClaimedJob, JobQueue
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-from core.errors import Forbidden, NotFound, Unauthorized
+from core.infra.errors import Forbidden, NotFound, Unauthorized
 
 
 class ApiKeyNotFound(NotFound):

@@ -8,11 +8,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core import clock, security
-from core.db import Read, database, is_valid_id
+from core.infra import clock, security
+from core.infra.db import Read, database, is_valid_id
+from core.infra.pagination import newest_first
 from core.operators.errors import ApiKeyNotFound, BadApiKey, KeysNeedASuperuser, NotAnOperator
 from core.operators.models import ApiKey, AuditEntry
-from core.pagination import newest_first
 from core.users.models import Account, User
 
 API_KEY_PREFIX = "rk_"

@@ -1,11 +1,11 @@
 """The program's counters, moved by the transaction of the change they count (written last,
-merged per row: `core.db.Increments`)."""
+merged per row: `core.infra.db.Increments`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from core.db import increment
+from core.infra.db import increment
 from core.program.tables import program_days, program_totals, referrer_days, referrer_stats
 
 

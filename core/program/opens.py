@@ -17,9 +17,9 @@ from collections import Counter
 
 from sqlalchemy.exc import IntegrityError
 
-from core import clock
+from core.infra import clock
+from core.infra.ratelimit import Counters, Limit, Rate
 from core.program.service import ProgramService
-from core.ratelimit import Counters, Limit, Rate
 
 log = logging.getLogger(__name__)
 

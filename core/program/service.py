@@ -22,12 +22,14 @@ from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from core import clock
-from core.db import Read, database, in_transaction, increment, is_valid_id
-from core.errors import InvalidInput
+from core.infra import clock
+from core.infra.db import Read, database, in_transaction, increment, is_valid_id
+from core.infra.emails import MAX_EMAIL_LENGTH, normalize_email
+from core.infra.errors import InvalidInput
+from core.infra.pagination import newest_first
+from core.infra.settings import ProgramSettings
 from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
-from core.pagination import newest_first
 from core.program import counters
 from core.program.errors import (
     AlreadyReviewed,
@@ -52,9 +54,7 @@ from core.program.tables import (
     rewards,
 )
 from core.referrals.service import ReferralService
-from core.settings import ProgramSettings
 from core.telegram.service import TelegramService
-from core.users.emails import MAX_EMAIL_LENGTH, normalize_email
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 from core.webhooks.events import Events

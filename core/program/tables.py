@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from core.db import Points, UTCDateTimeType, metadata
+from core.infra.db import Points, UTCDateTimeType, metadata
 
 APPROVED = "approved"
 PENDING_REVIEW = "pending_review"

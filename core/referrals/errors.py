@@ -1,4 +1,4 @@
-from core.errors import BadRequest, Conflict, InvalidInput, NotFound
+from core.infra.errors import BadRequest, Conflict, InvalidInput, NotFound
 
 
 class ActiveCodeExists(Conflict):

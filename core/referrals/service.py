@@ -13,12 +13,13 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import clock, metrics
-from core.cache import NO_FILL, CodeCache, Lookup, RedisCache
-from core.db import MAX_ID, Read, database, in_transaction, is_valid_id
-from core.errors import DomainError, InvalidInput
+from core.infra import clock, metrics
+from core.infra.cache import NO_FILL, CodeCache, Lookup, RedisCache
+from core.infra.db import MAX_ID, Read, database, in_transaction, is_valid_id
+from core.infra.emails import normalize_email
+from core.infra.errors import DomainError, InvalidInput
+from core.infra.ratelimit import Hit, RateLimiter
 from core.program.tables import referrals as referral_rows
-from core.ratelimit import Hit, RateLimiter
 from core.referrals.errors import (
     ActiveCodeExists,
     CodeTaken,
@@ -32,7 +33,6 @@ from core.referrals.errors import (
 )
 from core.referrals.models import ReferralCode
 from core.referrals.schemas import PublicCode, PublicCodeWithReferrer, Referrer
-from core.users.emails import normalize_email
 from core.users.models import Person, User
 from core.webhooks.events import Events, NoEvents, code_data
 

@@ -1,4 +1,4 @@
-from core.errors import Conflict, Unavailable
+from core.infra.errors import Conflict, Unavailable
 
 
 class BotNotConfigured(Unavailable):

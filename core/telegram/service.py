@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import clock, security
-from core.db import Read, database, is_valid_id
+from core.infra import clock, security
+from core.infra.db import Read, database, is_valid_id
 from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService

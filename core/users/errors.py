@@ -1,4 +1,4 @@
-from core.errors import Conflict, InvalidInput, NotFound
+from core.infra.errors import Conflict, InvalidInput, NotFound
 
 
 class EmailTaken(Conflict):

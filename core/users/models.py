@@ -7,8 +7,8 @@ from typing import ForwardRef, Protocol
 import ormar
 import sqlalchemy as sa
 
-from core import clock
-from core.db import UTCDateTime, base_config
+from core.infra import clock
+from core.infra.db import UTCDateTime, base_config
 
 UserRef = ForwardRef("User")
 

@@ -3,7 +3,7 @@ change, and an operator made on the command line."""
 
 from __future__ import annotations
 
-from core.errors import InvalidInput
+from core.infra.errors import InvalidInput
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128

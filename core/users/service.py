@@ -9,19 +9,19 @@ from dataclasses import asdict
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core import clock, security
 from core.auth.models import AccountToken, RefreshToken
-from core.db import database, is_valid_id
+from core.infra import clock, security
+from core.infra.db import database, is_valid_id
+from core.infra.emails import normalize_email
+from core.infra.pagination import newest_first
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.jobs.queue import JobQueue
-from core.pagination import newest_first
 from core.program.service import ProgramService
 from core.program.tables import APPROVED
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
 from core.telegram.models import TelegramLinkToken
 from core.telegram.service import NEW_REFERRAL, TelegramService
-from core.users.emails import normalize_email
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable, UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 from core.users.names import clean_name

@@ -1,4 +1,4 @@
-from core.errors import Conflict, NotFound
+from core.infra.errors import Conflict, NotFound
 
 
 class WebhookNotFound(NotFound):

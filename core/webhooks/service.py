@@ -19,13 +19,13 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from core import clock
-from core.db import database, forget, in_transaction, is_valid_id, remembered
-from core.errors import InvalidInput
+from core.infra import clock
+from core.infra.db import database, forget, in_transaction, is_valid_id, remembered
+from core.infra.errors import InvalidInput
+from core.infra.pagination import delete_finished, newest_first
 from core.jobs.queue import ClaimedJob, JobQueue
 from core.jobs.worker import GiveUp, RetryLater
 from core.operators.service import Operator, OperatorService
-from core.pagination import delete_finished, newest_first
 from core.telegram.service import TelegramService
 from core.users.models import User
 from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from sqlalchemy import event
 
-from core import clock, db
+from core.infra import clock, db
 
 PROBLEM_JSON = "application/problem+json"
 _UTC_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")

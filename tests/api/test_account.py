@@ -18,11 +18,11 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from api.main import create_app
-from core import clock
 from core.container import Core
-from core.mail import MAIL
+from core.infra import clock
+from core.infra.mail import MAIL
+from core.infra.settings import Settings
 from core.referrals.models import ReferralCode
-from core.settings import Settings
 from core.users.models import User
 from tests.api.support import ahead, assert_problem, assert_validation_error
 from tests.conftest import API, PASSWORD

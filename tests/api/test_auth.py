@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from core import clock
 from core.auth.models import RefreshToken
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from core.users.models import User
 from tests.api.support import ahead, assert_problem, assert_utc, assert_validation_error
@@ -342,7 +342,7 @@ async def test_reusing_a_refresh_token_revokes_its_family(client, register):
 
 
 def _digest(token: str) -> str:
-    from core.security import token_digest
+    from core.infra.security import token_digest
 
     return token_digest(token)
 

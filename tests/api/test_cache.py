@@ -22,11 +22,12 @@ from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
 
 from api.main import create_app
-from core import clock, container, security
-from core.cache import TOMBSTONE, CodeCache, MemoryCache, RedisCache
+from core import container
 from core.container import Core, build_core
+from core.infra import clock, security
+from core.infra.cache import TOMBSTONE, CodeCache, MemoryCache, RedisCache
+from core.infra.settings import Settings
 from core.referrals.service import code_key
-from core.settings import Settings
 from tests.api.support import sql_statements
 from tests.conftest import API, PASSWORD
 from tests.redis_server import Proxy, RedisServer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import clock
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from core.users.models import User
 from tests.api.support import ahead, assert_problem, assert_utc

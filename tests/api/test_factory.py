@@ -17,7 +17,7 @@ SCRIPT = textwrap.dedent(
     from asgi_lifespan import LifespanManager
     from api.main import create_app
     from core.migrate import upgrade_to_head
-    from core.settings import Settings
+    from core.infra.settings import Settings
 
     url = "sqlite:///" + sys.argv[1]
     upgrade_to_head(url)

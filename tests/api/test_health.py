@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from core import clock
+from core.infra import clock
 from tests.conftest import reset_state
 from tests.jobs import enqueue
 

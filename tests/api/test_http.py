@@ -18,7 +18,7 @@ from starlette.routing import Route
 from api.front import Front
 from api.main import create_app
 from core.container import Core
-from core.settings import HttpSettings, Settings
+from core.infra.settings import HttpSettings, Settings
 from tests.api.support import assert_problem, assert_validation_error
 from tests.conftest import API
 

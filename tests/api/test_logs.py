@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.front import Front
-from core import logs
-from core.settings import Settings
+from core.infra import logs
+from core.infra.settings import Settings
 from tests.conftest import API, PASSWORD
 
 BOT_TOKEN = "123456789:AAE" + "x" * 32

@@ -7,7 +7,7 @@ import io
 
 import httpx
 
-from core import clock
+from core.infra import clock
 from core.users.models import User
 from tests.api.support import ahead, assert_problem
 from tests.conftest import API

@@ -14,9 +14,9 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from core import clock
 from core.container import build_core
-from core.settings import Settings
+from core.infra import clock
+from core.infra.settings import Settings
 from tests.api.support import assert_problem, sql_statements
 from tests.conftest import API, PASSWORD, REDIS_URL
 

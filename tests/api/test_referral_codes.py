@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from core import clock
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from core.users.models import User
 from tests.api.support import (

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from core import clock
+from core.infra import clock
 from core.users.models import User
 from tests.api.support import ahead, assert_problem, assert_utc, assert_validation_error
 from tests.conftest import API, PASSWORD

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from core import clock
-from core.security import token_digest
+from core.infra import clock
+from core.infra.security import token_digest
 from core.telegram.models import TelegramLinkToken
 from core.users.models import User
 from tests.api.support import assert_problem, assert_utc

@@ -9,7 +9,7 @@ import json
 import jwt
 import pytest
 
-from core import clock
+from core.infra import clock
 from tests.api.support import assert_problem
 from tests.conftest import API, PASSWORD
 

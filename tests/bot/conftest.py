@@ -16,9 +16,9 @@ from bot.i18n import get_i18n
 from bot.i18n_compile import compile_catalogues
 from bot.notifier import Notifier
 from core.container import Core
+from core.infra.ratelimit import Rate
+from core.infra.settings import Settings
 from core.jobs.worker import Worker
-from core.ratelimit import Rate
-from core.settings import Settings
 from core.telegram.service import TELEGRAM_MESSAGE
 from core.users.models import User
 from tests.bot.fake_telegram import TOKEN, Call, FakeTelegram

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from tests.bot.conftest import Harness, Person, t
 from tests.conftest import API

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import clock
+from core.infra import clock
 from core.users.models import User
 from tests.bot.conftest import Harness, t
 from tests.conftest import API

@@ -7,9 +7,9 @@ import datetime as dt
 from aiogram import Bot
 
 from bot.notifier import Notifier
-from core import clock
 from core.container import Core
-from core.db import database
+from core.infra import clock
+from core.infra.db import database
 from core.jobs.worker import Worker
 from core.telegram.service import TELEGRAM_MESSAGE
 from tests.bot.conftest import Harness, Person

@@ -7,8 +7,8 @@ import io
 
 from PIL import Image
 
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.jobs.worker import Worker
 from core.operators.service import Operator
 from core.users.models import User

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from bot.app import DEFAULT_RATE, create_dispatcher
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.referrals.models import ReferralCode
 from core.users.models import User
 from tests.bot.conftest import Harness, t

@@ -18,9 +18,9 @@ from pydantic import SecretStr
 from bot.__main__ import run
 from bot.app import create_bot, create_dispatcher
 from bot.webhook import SECRET_HEADER, create_webhook_app
-from core import clock
 from core.container import Core
-from core.settings import Settings
+from core.infra import clock
+from core.infra.settings import Settings
 from tests.bot.conftest import LAX
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.jobs import chat_messages

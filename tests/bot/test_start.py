@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.jobs.worker import Worker
 from core.users.models import User
 from tests.bot.conftest import Harness, t, tn

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from core import cache as cache_module
-from core.cache import EMPTY, TOMBSTONE, CodeCache, Lookup, MemoryCache, RedisCache
+from core.infra import cache as cache_module
+from core.infra.cache import EMPTY, TOMBSTONE, CodeCache, Lookup, MemoryCache, RedisCache
 from tests.redis_server import Proxy, RedisServer, free_port
 
 TIMEOUT = 0.25

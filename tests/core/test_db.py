@@ -1,4 +1,4 @@
-"""The hot reads (`core.db.Read`) and the connections statements run on."""
+"""The hot reads (`core.infra.db.Read`) and the connections statements run on."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from core import clock
-from core.db import DatabaseUnavailable, Read, database, in_transaction, increment, is_outage
+from core.infra import clock
+from core.infra.db import DatabaseUnavailable, Read, database, in_transaction, increment, is_outage
 from core.program.tables import program_totals
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 from tests.conftest import BACKEND

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from core.deadlines import Deadlines
+from core.infra.deadlines import Deadlines
 
 
 async def forever(started: asyncio.Event | None = None) -> None:

@@ -7,8 +7,8 @@ import datetime as dt
 
 import pytest
 
-from core import clock, db
 from core.container import Core
+from core.infra import clock, db
 from core.jobs.models import Job
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, RetryLater, Worker

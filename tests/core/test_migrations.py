@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 import core.models  # noqa: F401  (the metadata holds every table)
-from core import db
+from core.infra import db
 from tests.conftest import BACKEND, DATABASE_URL, ROOT
 
 MIGRATIONS_DB = "referral_test_migrations"

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core import clock
-from core.errors import RateLimited
-from core.ratelimit import (
+from core.infra import clock
+from core.infra.errors import RateLimited
+from core.infra.ratelimit import (
     Counters,
     Limit,
     Limits,
@@ -162,7 +162,7 @@ async def test_redis_down_falls_back_to_counting_in_process(
     counters = RedisCounters(f"redis://127.0.0.1:{closed_port()}/0", timeout=0.2)
     limiter = RateLimiter(counters, limits=LIMITS)
     try:
-        with caplog.at_level(logging.WARNING, logger="core.ratelimit"):
+        with caplog.at_level(logging.WARNING, logger="core.infra.ratelimit"):
             results = await outcomes(limiter, (LIMITS.lookup, "203.0.113.5"), times=8)
             await limiter.forget(LIMITS.lookup, "elsewhere")
         assert results.count(0) == 5

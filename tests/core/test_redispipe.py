@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from core.redispipe import RedisPipe, pack, parse
+from core.infra.redispipe import RedisPipe, pack, parse
 from tests.redis_server import Proxy, RedisServer
 
 

@@ -6,9 +6,9 @@ import datetime as dt
 
 import pytest
 
-from core import clock
-from core.db import database
-from core.errors import InvalidInput
+from core.infra import clock
+from core.infra.db import database
+from core.infra.errors import InvalidInput
 from core.referrals import service as referrals
 from core.referrals.errors import (
     ReferralCodeExhausted,

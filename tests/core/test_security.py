@@ -9,7 +9,7 @@ import threading
 
 import jwt
 
-from core import clock, security
+from core.infra import clock, security
 
 SECRET = "unit-test-secret-that-is-long-enough-for-hs256"
 

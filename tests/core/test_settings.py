@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings
+from core.infra.settings import Settings
 
 
 def _settings(**values: object) -> Settings:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.sql.expression import Executable
 
-from core import db
+from core.infra import db
 from core.models import User
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,9 +14,9 @@ import sys
 import sqlalchemy as sa
 
 from core.container import build_core
-from core.db import database
+from core.infra.db import database
+from core.infra.settings import get_settings
 from core.jobs.queue import ClaimedJob
-from core.settings import get_settings
 
 
 async def _note(job: ClaimedJob, phase: str) -> None:

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from core import db
 from core.container import Core
+from core.infra import db
 from tests.api.support import ahead
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.conftest import BACKEND, PASSWORD, ROOT

@@ -15,8 +15,8 @@ from typing import IO
 import pytest
 import sqlalchemy as sa
 
-from core import db
 from core.container import Core
+from core.infra import db
 from core.jobs.models import Job
 from core.operators.service import Operator
 from core.webhooks.models import WebhookDelivery

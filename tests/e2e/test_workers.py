@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from api.main import check_workers
+from core.infra.settings import Settings
 from core.migrate import upgrade_to_head
-from core.settings import Settings
 from tests.e2e.conftest import ROOT, Server, running
 from tests.redis_server import RedisServer, free_port
 

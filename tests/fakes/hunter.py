@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from core import clock
+from core.infra import clock
 from tests.fakes.server import Call, FakeService, garbage, json_response
 
 API_KEY = "test-hunter-key"

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from core.container import Core, build_core
-from core.settings import Settings
+from core.infra.settings import Settings
 from tests.conftest import API, PASSWORD
 from tests.fakes import clearbit as fake_clearbit_api
 from tests.fakes import hunter as fake_hunter_api

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from core import cache, clock
+from core.infra import cache, clock
 from core.integrations.enrichment import ENRICHMENT
 from core.jobs.models import Job
 from core.referrals.service import code_key

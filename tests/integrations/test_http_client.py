@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from core import clock
+from core.infra import clock
 from core.integrations.http import IntegrationClient, ServiceUnreachable, retry_after_seconds
 from tests.fakes.hunter import API_KEY
 

@@ -6,8 +6,8 @@ import asyncio
 
 import httpx
 
+from core.infra.settings import Settings
 from core.program.tables import rewards
-from core.settings import Settings
 from tests.api.support import assert_problem, assert_validation_error
 from tests.conftest import API
 
@@ -72,7 +72,7 @@ async def test_the_same_external_id_is_stored_once_even_twenty_at_once(
     assert statuses == [200] * 19 + [201]
     bodies = {response.text for response in answers}
     assert len(bodies) == 1  # every answer is the first one's body
-    from core import db
+    from core.infra import db
 
     async with db.database.connection() as connection:
         granted = (await connection.execute(rewards.select())).all()
@@ -265,7 +265,7 @@ async def test_amounts_are_json_numbers_stored_exactly(
         )
         assert response.status_code == 201, response.text
         assert response.json()["amount"] == stored
-    from core import db
+    from core.infra import db
     from core.program.tables import conversions
 
     async with db.database.connection() as connection:

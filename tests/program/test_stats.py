@@ -6,7 +6,7 @@ import datetime as dt
 
 import httpx
 
-from core import clock
+from core.infra import clock
 from core.users.models import User
 from core.webhooks.models import WebhookDelivery
 from tests.api.support import assert_problem, assert_validation_error

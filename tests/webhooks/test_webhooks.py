@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from api.schemas import ReferralCodeRead, UserRead
-from core import clock
 from core.container import Core
+from core.infra import clock
 from core.jobs.worker import Worker
 from core.webhooks.models import WebhookDelivery
 from core.webhooks.sender import Sender, refused_address

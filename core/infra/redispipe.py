@@ -24,7 +24,7 @@ from redis.asyncio.connection import SSLConnection, parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
-from core.deadlines import Deadlines
+from core.infra.deadlines import Deadlines
 
 _INCOMPLETE = -1
 

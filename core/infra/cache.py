@@ -27,8 +27,8 @@ from typing import Protocol
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from core import metrics
-from core.redispipe import RedisPipe
+from core.infra import metrics
+from core.infra.redispipe import RedisPipe
 
 log = logging.getLogger(__name__)
 

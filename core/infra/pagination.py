@@ -7,8 +7,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.db import database, is_valid_id
-from core.errors import InvalidInput
+from core.infra.db import database, is_valid_id
+from core.infra.errors import InvalidInput
 
 
 def encode_id_cursor(last_id: int) -> str:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable
 from contextvars import ContextVar
 
-from core.settings import Settings
+from core.infra.settings import Settings
 
 # What is being handled right now: set by the API per request, by the bot per update.
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)

@@ -24,12 +24,12 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from core import clock, metrics
-from core.cache import connect_redis
-from core.errors import InvalidInput, RateLimited
-from core.redispipe import RedisPipe
-from core.settings import RateLimitSettings, Settings
-from core.users.emails import normalize_email
+from core.infra import clock, metrics
+from core.infra.cache import connect_redis
+from core.infra.emails import normalize_email
+from core.infra.errors import InvalidInput, RateLimited
+from core.infra.redispipe import RedisPipe
+from core.infra.settings import RateLimitSettings, Settings
 
 log = logging.getLogger(__name__)
 

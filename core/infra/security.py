@@ -19,7 +19,7 @@ import jwt
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
-from core import clock
+from core.infra import clock
 
 ALGORITHM = "HS256"
 _USER_ID = re.compile(r"[1-9][0-9]{0,18}")

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from core.settings import MailSettings
+from core.infra.settings import MailSettings
 
 log = logging.getLogger(__name__)
 

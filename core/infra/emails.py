@@ -4,7 +4,7 @@ import functools
 
 from pydantic import EmailStr, TypeAdapter, ValidationError
 
-from core.errors import InvalidInput
+from core.infra.errors import InvalidInput
 
 MAX_EMAIL_LENGTH = 320
 _email_adapter: TypeAdapter[str] = TypeAdapter(EmailStr)

@@ -24,10 +24,9 @@ from core.infra import clock
 ALGORITHM = "HS256"
 _USER_ID = re.compile(r"[1-9][0-9]{0,18}")
 
-# OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): about 26 ms a hash on one core of the
-# 2-core machine this was measured on, against 135 ms spread over both cores for pwdlib's
-# default (64 MiB, t=3, p=4), which let a few logins take the whole machine. Hashes made with
-# other parameters keep verifying and are re-hashed with these at the next login.
+# OWASP's argon2id minimum (19 MiB, 2 passes, 1 lane): one core per hash, so a few logins cannot
+# take the whole machine (bench/RESULTS.md, "Logins"). Hashes made with other parameters keep
+# verifying and are re-hashed with these at the next login.
 _hasher = PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
 # Verified for unknown accounts, so a login takes as long whether or not the email exists.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -46,11 +45,9 @@ def set_hash_cost(*, time_cost: int, memory_cost: int, parallelism: int) -> None
 # logins queue among themselves instead of starving every other request.
 HASHING_SLOTS = max(1, (os.cpu_count() or 2) - 1)
 _hashing_slots = asyncio.Semaphore(HASHING_SLOTS)
-# The hashing threads run at the lowest priority (SCHED_IDLE, nice 19), the event loop's
-# thread at the process's: when the cores are busy, answering requests goes first and logins
-# take the spare time. With 8 logins running, the cached lookup's p99 rose 2.2x at the
-# default priority, 1.6-2.8x at nice 10, 1.7x at nice 19 when a hit took 10 ms at p99 and
-# 2.1-2.2x once it took 5 ms; 1.7-1.9x with SCHED_IDLE (bench/RESULTS.md, "Logins").
+# The hashing threads run at the lowest priority (SCHED_IDLE, nice 19), the event loop's at the
+# process's: when the cores are busy, requests go first and logins take the spare time
+# (bench/RESULTS.md, "Logins").
 HASHING_NICENESS = 19
 
 

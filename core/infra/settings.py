@@ -85,10 +85,8 @@ class HttpSettings(BaseSettings):
     # The most one request may take before it is answered 503 (a backstop behind the
     # database's own bounds).
     request_timeout_seconds: float = Field(10.0, gt=0, validation_alias="REQUEST_TIMEOUT_SECONDS")
-    # The collector's generation thresholds once the app has started ("gen0,gen1,gen2").
-    # Python's 700,10,10 ran a full collection of 40-75 ms about three times a second under
-    # load, and those set the p99; with 10000 no full collection ran in a 100 000-request run
-    # and memory stayed flat (bench/RESULTS.md, "Garbage collector").
+    # The collector's generation thresholds once the app has started ("gen0,gen1,gen2"):
+    # Python's 700 made full collections set the p99 (bench/RESULTS.md, "Garbage collector").
     gc_thresholds: Annotated[tuple[int, int, int], NoDecode] = Field(
         (10_000, 10, 10), validation_alias="GC_THRESHOLDS"
     )

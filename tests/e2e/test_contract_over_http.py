@@ -1,6 +1,6 @@
-"""The HTTP contract (API.md), checked the way a client sees it: a real uvicorn over TCP.
+"""The HTTP contract (docs/api.md), checked the way a client sees it: a real uvicorn over TCP.
 
-Written from API.md alone. Clock-dependent rules (a code or a token expiring on its own)
+Written from the contract alone. Clock-dependent rules (a code or a token expiring on its own)
 are covered by the in-process tests, which can move the service clock; here the server runs
 on real time, so every timestamp sent is comfortably inside or outside the allowed ranges.
 Three shared accounts serve the tests that do not need a fresh one; their codes are deleted

@@ -250,7 +250,7 @@ def tokens() -> dict[int, str]:
 
 async def deep_cursor(depth: int) -> str:
     """The `next_cursor` a client holds after paging `depth` referrals of the big referrer."""
-    from core.referrals.service import encode_cursor
+    from core.infra.pagination import encode_moment_cursor
 
     connection = await asyncpg.connect(seed.DATABASE_URL)
     try:
@@ -262,7 +262,7 @@ async def deep_cursor(depth: int) -> str:
         )
     finally:
         await connection.close()
-    return encode_cursor(row["created_at"], row["id"])
+    return encode_moment_cursor(row["created_at"], row["id"])
 
 
 async def fill_caches(service: Server, ceiling_keys: dict[str, bytes]) -> None:

@@ -16,6 +16,7 @@ from bot.handlers import create_routers
 from bot.i18n import N_, LocaleMiddleware, get_i18n, translate
 from bot.middlewares import (
     AccountMiddleware,
+    EnsureAccount,
     Throttle,
     ThrottlingMiddleware,
     UpdateContextMiddleware,
@@ -78,6 +79,8 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(UpdateContextMiddleware())
     dispatcher.update.outer_middleware(ThrottlingMiddleware(throttle))
     dispatcher.update.outer_middleware(AccountMiddleware(core))
+    dispatcher.message.middleware(EnsureAccount(core))
+    dispatcher.callback_query.middleware(EnsureAccount(core))
     LocaleMiddleware(get_i18n()).setup(dispatcher)
     dispatcher.include_routers(*create_routers())
     dispatcher.shutdown.register(throttle.close)

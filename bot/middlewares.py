@@ -8,9 +8,11 @@ from contextlib import suppress
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update, User
 
+from bot.handlers.common import ensure_account
 from bot.i18n import pick_locale, translate
 from core.container import Core
 from core.infra import clock, logs, metrics
@@ -46,6 +48,26 @@ class AccountMiddleware(BaseMiddleware):
             if account is not None and account.blocked_at is not None:
                 await _tell_blocked(event, sender)
                 return None  # a blocked account gets this answer and nothing else
+        return await handler(event, data)
+
+
+# The flag of a handler that acts for the sender's account (`EnsureAccount` makes one).
+NEEDS_ACCOUNT = {"account": "ensure"}
+
+
+class EnsureAccount(BaseMiddleware):
+    """Before a handler flagged `NEEDS_ACCOUNT`: the sender's account, made without a referrer
+    for someone who skipped /start (registered on messages and button presses)."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if get_flag(data, "account") == "ensure" and data.get("account") is None:
+            profile: TelegramProfile | None = data.get("profile")
+            if profile is None:
+                return None  # no person sent it (a channel post, another bot)
+            data["account"] = await ensure_account(self.core, profile, None)
         return await handler(event, data)
 
 

@@ -18,11 +18,11 @@ from bot.handlers.common import (
     answer_stale,
     drop_buttons,
     edit_text,
-    ensure_account,
     send_code_card,
 )
 from bot.i18n import translations
 from bot.keyboards import CodeAction, CodeOp, ExpiryChoice, menu_labels
+from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
 from core.infra import clock
 from core.referrals.models import ReferralCode
@@ -61,9 +61,8 @@ def is_dialog_input(message: Message) -> bool:
 
 
 async def show_code(
-    message: Message, bot: Bot, core: Core, profile: TelegramProfile, account: User | None
+    message: Message, bot: Bot, core: Core, profile: TelegramProfile, account: User
 ) -> None:
-    account = await ensure_account(core, profile, account)
     code = await core.referrals.active_code(owner_id=account.id)
     if code is None:
         await message.answer(
@@ -83,9 +82,8 @@ async def new_code_command(
     state: FSMContext,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
-    account = await ensure_account(core, profile, account)
     await begin_new_code(bot, message.chat.id, state, core, account, typed=command.args)
 
 
@@ -95,9 +93,8 @@ async def new_code_button(
     state: FSMContext,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
-    account = await ensure_account(core, profile, account)
     await begin_new_code(bot, message.chat.id, state, core, account, typed=None)
 
 
@@ -107,10 +104,9 @@ async def new_code_inline(
     state: FSMContext,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
     await callback.answer()
-    account = await ensure_account(core, profile, account)
     await begin_new_code(bot, profile.telegram_id, state, core, account, typed=None)
 
 
@@ -170,7 +166,7 @@ async def chosen_expiry(
     state: FSMContext,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
     try:
         expires_at = expiry_after_days(callback_data.days, now=clock.utcnow())
@@ -180,7 +176,6 @@ async def chosen_expiry(
     await callback.answer()
     if isinstance(callback.message, Message):
         await edit_text(callback.message, _("For how long should the code work?"))
-    account = await ensure_account(core, profile, account)
     await create_and_show(bot, profile.telegram_id, state, core, account, expires_at)
 
 
@@ -270,13 +265,21 @@ async def _settle(callback: CallbackQuery, bot: Bot, text: str) -> None:
 
 def create_router() -> Router:
     router = Router(name="codes")
-    router.message.register(show_code, Command("code"))
-    router.message.register(show_code, F.text.in_(translations(keyboards.MY_CODE)))
-    router.message.register(new_code_command, Command("newcode"))
-    router.message.register(new_code_button, F.text.in_(translations(keyboards.CREATE)))
-    router.callback_query.register(new_code_inline, CodeAction.filter(F.op == CodeOp.create))
+    router.message.register(show_code, Command("code"), flags=NEEDS_ACCOUNT)
+    router.message.register(
+        show_code, F.text.in_(translations(keyboards.MY_CODE)), flags=NEEDS_ACCOUNT
+    )
+    router.message.register(new_code_command, Command("newcode"), flags=NEEDS_ACCOUNT)
+    router.message.register(
+        new_code_button, F.text.in_(translations(keyboards.CREATE)), flags=NEEDS_ACCOUNT
+    )
+    router.callback_query.register(
+        new_code_inline, CodeAction.filter(F.op == CodeOp.create), flags=NEEDS_ACCOUNT
+    )
     router.message.register(typed_expiry, NewCode.expiry, is_dialog_input)
-    router.callback_query.register(chosen_expiry, NewCode.expiry, ExpiryChoice.filter())
+    router.callback_query.register(
+        chosen_expiry, NewCode.expiry, ExpiryChoice.filter(), flags=NEEDS_ACCOUNT
+    )
     router.callback_query.register(ask_delete, CodeAction.filter(F.op == CodeOp.delete))
     router.callback_query.register(confirm_delete, CodeAction.filter(F.op == CodeOp.confirm))
     router.callback_query.register(keep_code, CodeAction.filter(F.op == CodeOp.keep))

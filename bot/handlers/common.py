@@ -17,7 +17,8 @@ from core.users.models import User
 
 
 async def ensure_account(core: Core, profile: TelegramProfile, account: User | None) -> User:
-    """The sender's account; someone who skipped /start gets one without a referrer."""
+    """The sender's account; someone who skipped /start gets one without a referrer (a handler
+    that always needs it is flagged `NEEDS_ACCOUNT` instead)."""
     if account is not None:
         return account
     user, _claimed = await core.users.register_telegram(

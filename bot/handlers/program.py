@@ -10,9 +10,10 @@ from aiogram.types import BufferedInputFile, CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import chart, keyboards, render
-from bot.handlers.common import edit_text, ensure_account
+from bot.handlers.common import edit_text
 from bot.i18n import translations
 from bot.keyboards import ReviewAction, ReviewOp, RewardPage
+from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
 from core.infra.errors import DomainError
 from core.operators.service import Operator
@@ -23,10 +24,7 @@ LEADERBOARD_DAYS = 30
 REWARDS_PAGE = 10
 
 
-async def show_stats(
-    message: Message, core: Core, profile: TelegramProfile, account: User | None
-) -> None:
-    account = await ensure_account(core, profile, account)
+async def show_stats(message: Message, core: Core, profile: TelegramProfile, account: User) -> None:
     values = await core.program.referrer_stats(user_id=account.id)
     counts = [day["referrals"] for day in values["last_30_days"]]
     picture = await asyncio.to_thread(chart.signups_png, counts)  # off the event loop
@@ -35,10 +33,7 @@ async def show_stats(
     )
 
 
-async def show_top(
-    message: Message, core: Core, profile: TelegramProfile, account: User | None
-) -> None:
-    account = await ensure_account(core, profile, account)
+async def show_top(message: Message, core: Core, profile: TelegramProfile, account: User) -> None:
     items = await core.program.leaderboard(days=LEADERBOARD_DAYS, limit=10)
     mine = await core.program.rank_of(user_id=account.id, days=LEADERBOARD_DAYS)
     await message.answer(render.leaderboard(items, mine))
@@ -51,9 +46,8 @@ async def _rewards(core: Core, account: User, page: int, cursor: str | None) -> 
 
 
 async def show_rewards(
-    message: Message, core: Core, profile: TelegramProfile, account: User | None
+    message: Message, core: Core, profile: TelegramProfile, account: User
 ) -> None:
-    account = await ensure_account(core, profile, account)
     text, markup = await _rewards(core, account, 0, None)
     await message.answer(text, reply_markup=markup)  # type: ignore[arg-type]
 
@@ -64,10 +58,9 @@ async def turn_rewards_page(
     bot: Bot,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
     await callback.answer()
-    account = await ensure_account(core, profile, account)
     try:
         text, markup = await _rewards(
             core, account, callback_data.page, callback_data.cursor or None
@@ -135,11 +128,13 @@ async def decide(
 
 def create_router() -> Router:
     router = Router(name="program")
-    router.message.register(show_stats, Command("stats"))
-    router.message.register(show_stats, F.text.in_(translations(keyboards.MY_STATS)))
-    router.message.register(show_top, Command("top"))
-    router.message.register(show_rewards, Command("rewards"))
+    router.message.register(show_stats, Command("stats"), flags=NEEDS_ACCOUNT)
+    router.message.register(
+        show_stats, F.text.in_(translations(keyboards.MY_STATS)), flags=NEEDS_ACCOUNT
+    )
+    router.message.register(show_top, Command("top"), flags=NEEDS_ACCOUNT)
+    router.message.register(show_rewards, Command("rewards"), flags=NEEDS_ACCOUNT)
     router.message.register(review, Command("review"))
-    router.callback_query.register(turn_rewards_page, RewardPage.filter())
+    router.callback_query.register(turn_rewards_page, RewardPage.filter(), flags=NEEDS_ACCOUNT)
     router.callback_query.register(decide, ReviewAction.filter())
     return router

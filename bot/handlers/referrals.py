@@ -7,9 +7,10 @@ from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 
 from bot import keyboards, render
-from bot.handlers.common import edit_text, ensure_account
+from bot.handlers.common import edit_text
 from bot.i18n import translations
 from bot.keyboards import ReferralPage
+from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
 from core.telegram.service import TelegramProfile
 from core.users.models import User
@@ -31,9 +32,8 @@ async def _page(core: Core, account: User, offset: int) -> tuple[str, InlineKeyb
 
 
 async def list_referrals(
-    message: Message, core: Core, profile: TelegramProfile, account: User | None
+    message: Message, core: Core, profile: TelegramProfile, account: User
 ) -> None:
-    account = await ensure_account(core, profile, account)
     text, markup = await _page(core, account, 0)
     await message.answer(text, reply_markup=markup)
 
@@ -44,10 +44,9 @@ async def turn_page(
     bot: Bot,
     core: Core,
     profile: TelegramProfile,
-    account: User | None,
+    account: User,
 ) -> None:
     await callback.answer()
-    account = await ensure_account(core, profile, account)
     text, markup = await _page(core, account, callback_data.offset)
     if isinstance(callback.message, Message):
         await edit_text(callback.message, text, markup)
@@ -57,7 +56,9 @@ async def turn_page(
 
 def create_router() -> Router:
     router = Router(name="referrals")
-    router.message.register(list_referrals, Command("referrals"))
-    router.message.register(list_referrals, F.text.in_(translations(keyboards.REFERRALS)))
-    router.callback_query.register(turn_page, ReferralPage.filter())
+    router.message.register(list_referrals, Command("referrals"), flags=NEEDS_ACCOUNT)
+    router.message.register(
+        list_referrals, F.text.in_(translations(keyboards.REFERRALS)), flags=NEEDS_ACCOUNT
+    )
+    router.callback_query.register(turn_page, ReferralPage.filter(), flags=NEEDS_ACCOUNT)
     return router

@@ -22,8 +22,7 @@ from core.auth.errors import (
 from core.auth.models import AccountToken, RefreshToken
 from core.infra import clock, metrics, security
 from core.infra.db import Read, database, in_transaction, is_valid_id
-from core.infra.emails import MAX_EMAIL_LENGTH, normalize_email
-from core.infra.errors import InvalidInput
+from core.infra.emails import stored_spelling
 from core.infra.mail import MAIL, Mail, Mailer
 from core.infra.settings import AuthSettings
 from core.jobs.queue import ClaimedJob, JobQueue
@@ -103,13 +102,7 @@ class AuthService:
         self.public_base_url = public_base_url
 
     async def authenticate(self, *, email: str, password: str) -> User:
-        # The spelling sign-up stored (an IDN domain is stored decoded), so an account signs in
-        # with the address it registered with; what is no email (a NUL, an absurd length,
-        # which PostgreSQL would refuse) matches no one.
-        try:
-            stored = normalize_email(email) if len(email) <= MAX_EMAIL_LENGTH else None
-        except InvalidInput:
-            stored = None
+        stored = stored_spelling(email)  # an account signs in with the address it registered
         user = await User.objects.get_or_none(email=stored) if stored else None
         # Verify even for an unknown email, so timing does not tell which emails exist.
         valid, rehashed = await security.verify_and_update(
@@ -229,10 +222,7 @@ class AuthService:
 
     async def request_password_reset(self, *, email: str) -> None:
         """Mail a one-time link to a known address; the same answer for an unknown one."""
-        try:
-            stored = normalize_email(email) if len(email) <= MAX_EMAIL_LENGTH else None
-        except InvalidInput:
-            stored = None
+        stored = stored_spelling(email)
         user = await User.objects.get_or_none(email=stored) if stored else None
         if user is not None:
             await self._queue_mail(user, PASSWORD_RESET)

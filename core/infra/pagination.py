@@ -1,8 +1,9 @@
-"""Opaque cursors of the lists ordered by id, newest first, and the pages they lead to."""
+"""Opaque cursors of the paged lists (one codec), and the pages ordered by id, newest first."""
 
 from __future__ import annotations
 
 import base64
+import datetime as dt
 from typing import Any
 
 import sqlalchemy as sa
@@ -10,9 +11,33 @@ import sqlalchemy as sa
 from core.infra.db import database, is_valid_id
 from core.infra.errors import InvalidInput
 
+# A cursor is base64 (URL-safe, unpadded) of a short text: "id:<id>" for the lists ordered by
+# id, "<ISO moment>|<id>" for those ordered by a moment, ties broken by id.
+_MAX_CURSOR = 100
+
+
+def _encode(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> str:
+    if len(cursor) > _MAX_CURSOR:
+        raise ValueError("too long")
+    return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+
+
+def _row_id(digits: str) -> int:
+    if not digits.isascii() or not digits.isdigit() or not is_valid_id(int(digits)):
+        raise ValueError("not an id")
+    return int(digits)
+
+
+def _not_a_cursor() -> InvalidInput:
+    return InvalidInput("Not a cursor this list gave out.", field="cursor")
+
 
 def encode_id_cursor(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{last_id}".encode()).decode().rstrip("=")
+    return _encode(f"id:{last_id}")
 
 
 def decode_id_cursor(cursor: str | None) -> int | None:
@@ -20,17 +45,29 @@ def decode_id_cursor(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     try:
-        if len(cursor) > 100:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, _, digits = raw.partition(":")
-        if prefix != "id" or not digits.isascii() or not digits.isdigit():
+        prefix, _, digits = _decode(cursor).partition(":")
+        if prefix != "id":
             raise ValueError("not a cursor")
-        if not is_valid_id(int(digits)):
-            raise ValueError("no such id")
-        return int(digits)
+        return _row_id(digits)
     except ValueError:
-        raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
+        raise _not_a_cursor() from None
+
+
+def encode_moment_cursor(moment: dt.datetime, row_id: int) -> str:
+    """The position after the row at (`moment`, `row_id`), opaque to clients."""
+    return _encode(f"{moment.astimezone(dt.UTC).isoformat()}|{row_id}")
+
+
+def decode_moment_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        moment, _, digits = _decode(cursor).partition("|")
+        at = dt.datetime.fromisoformat(moment)
+        if at.tzinfo is None:
+            raise ValueError("not a cursor")
+        # An offset that moves the moment out of the calendar (0001-01-01+14:00) overflows.
+        return at.astimezone(dt.UTC), _row_id(digits)
+    except (ValueError, OverflowError):
+        raise _not_a_cursor() from None
 
 
 async def newest_first(

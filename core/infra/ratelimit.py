@@ -26,7 +26,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from core.infra import clock, metrics
 from core.infra.cache import connect_redis
-from core.infra.emails import normalize_email
+from core.infra.emails import folded, normalize_email
 from core.infra.errors import InvalidInput, RateLimited
 from core.infra.redispipe import RedisPipe
 from core.infra.settings import RateLimitSettings, Settings
@@ -357,7 +357,7 @@ def account_key(username: str) -> str:
     try:
         name = normalize_email(username)
     except InvalidInput:
-        name = username.strip().lower()
+        name = folded(username)
     return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 

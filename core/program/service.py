@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
 from core.infra.db import Read, database, in_transaction, increment, is_valid_id
-from core.infra.emails import MAX_EMAIL_LENGTH, normalize_email
+from core.infra.emails import stored_spelling
 from core.infra.errors import InvalidInput
 from core.infra.pagination import newest_first
 from core.infra.settings import ProgramSettings
@@ -535,12 +535,7 @@ class ProgramService:
         if user_id is not None:
             found = await _LIVE_BY_ID.first(user_id=user_id) if is_valid_id(user_id) else None
         else:
-            try:
-                stored = (
-                    normalize_email(email or "") if len(email or "") <= MAX_EMAIL_LENGTH else None
-                )
-            except InvalidInput:
-                stored = None
+            stored = stored_spelling(email)
             found = await _LIVE_BY_EMAIL.first(email=stored) if stored else None
         if found is None:
             raise UserNotFound()

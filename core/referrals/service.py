@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import re
 import secrets
@@ -15,9 +14,10 @@ from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock, metrics
 from core.infra.cache import NO_FILL, CodeCache, Lookup, RedisCache
-from core.infra.db import MAX_ID, Read, database, in_transaction, is_valid_id
-from core.infra.emails import normalize_email
-from core.infra.errors import DomainError, InvalidInput
+from core.infra.db import MAX_ID, Read, database, in_transaction
+from core.infra.emails import folded, normalize_email
+from core.infra.errors import DomainError
+from core.infra.pagination import decode_moment_cursor, encode_moment_cursor
 from core.infra.ratelimit import Hit, RateLimiter
 from core.program.tables import referrals as referral_rows
 from core.referrals.errors import (
@@ -197,29 +197,6 @@ class ReferralPage:
     next_cursor: str | None = None
 
 
-def encode_cursor(created_at: dt.datetime, user_id: int) -> str:
-    """Opaque to clients: the position after which the next page starts."""
-    raw = f"{created_at.astimezone(dt.UTC).isoformat()}|{user_id}".encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
-    try:
-        if len(cursor) > 100:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        moment, _, user_id = raw.partition("|")
-        created_at = dt.datetime.fromisoformat(moment)
-        if created_at.tzinfo is None or not user_id.isascii() or not user_id.isdigit():
-            raise ValueError("not a cursor")
-        if not is_valid_id(int(user_id)):
-            raise ValueError("no such id")
-        # An offset that moves the moment out of the calendar (0001-01-01+14:00) overflows.
-        return created_at.astimezone(dt.UTC), int(user_id)
-    except (ValueError, OverflowError):
-        raise InvalidInput("Not a cursor this list gave out.", field="cursor") from None
-
-
 class OpenCounter(Protocol):
     async def record(self, referrer_id: int, *, visitor: str, code: str) -> None: ...
 
@@ -310,7 +287,7 @@ class ReferralService:
         """The cache key `public_by_email` uses for this email (None: never cached)."""
         if not email or len(email) > MAX_EMAIL_LENGTH:
             return None
-        return email_key(email.strip().lower())
+        return email_key(folded(email))
 
     @staticmethod
     def code_cache_key(code: str) -> str | None:
@@ -341,7 +318,7 @@ class ReferralService:
         """JSON of the active code of the user with this email; the hot path. `seen`: what
         `cached_view` already read of its cache key (a miss), so the cache is not asked twice.
         """
-        email = email.strip().lower()
+        email = folded(email)
         if len(email) > MAX_EMAIL_LENGTH:
             raise ReferralCodeNotFound()
         key = email_key(email)
@@ -474,7 +451,7 @@ class ReferralService:
         any depth: a range of the (referrer, created_at, id) index. `offset` is still
         accepted for older clients. `total` is the referrer's counter, not a count.
         """
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_moment_cursor(cursor) if cursor else None
         if after is not None:
             rows = await _PAGE_AFTER.all(
                 referrer=referrer_id, limit=limit + 1, after_at=after[0], after_id=after[1]
@@ -489,7 +466,7 @@ class ReferralService:
         counted = rows[0] if rows else await _REFERRAL_TOTAL.first(referrer=referrer_id)
         items = [Referral(*row[:-1]) for row in rows[:limit]]
         more = len(rows) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more else None
+        next_cursor = encode_moment_cursor(items[-1].created_at, items[-1].id) if more else None
         total = int(counted[-1]) if counted is not None else 0
         return ReferralPage(items=items, total=total, next_cursor=next_cursor)
 

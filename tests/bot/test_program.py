@@ -259,3 +259,20 @@ async def test_the_referral_list_says_which_are_under_review(
     lines = (await bob.send("/referrals")).last.text.split("\n")
     (held_line,) = [line for line in lines if "Held" in line]
     assert held_line.endswith(f"({t('not approved', lang)})")
+
+
+async def test_a_person_who_never_sent_start_gets_an_account_from_any_command_that_needs_one(
+    harness: Harness, core: Core
+) -> None:
+    cat = harness.person(303, "Cat")
+    assert await core.users.by_telegram_id(303) is None
+
+    for command in ("/stats", "/rewards", "/referrals", "/code"):
+        replies = await cat.send(command)
+        assert replies.last.method in ("sendMessage", "sendPhoto"), command
+
+    account = await core.users.by_telegram_id(303)
+    assert account is not None
+    assert (account.full_name, account.referrer) == ("Cat", None)
+    accounts = await User.objects.filter(telegram_id=303).count()
+    assert accounts == 1  # made once, then found

@@ -54,6 +54,12 @@ NO_FILL = Lookup(None)
 class CodeCache(Protocol):
     async def lookup(self, key: str) -> Lookup: ...
 
+    async def lookup_prefetched(self, key: str, raw: bytes | None) -> Lookup:
+        """`lookup`, given what a call on the same Redis already read of `key` (the rate-limit
+        check of a lookup reads its cache entry in the same round trip); a cache that keeps
+        its entries elsewhere reads its own."""
+        ...
+
     async def get(self, key: str) -> bytes | None:
         """The value on a hit, else None (for readers that will not fill)."""
         ...
@@ -111,6 +117,9 @@ class MemoryCache:
             del self._entries[key]
             entry = None
         return _seen(entry[1] if entry is not None else None)
+
+    async def lookup_prefetched(self, key: str, raw: bytes | None) -> Lookup:
+        return await self.lookup(key)  # what Redis held is not this process's entry
 
     async def get(self, key: str) -> bytes | None:
         return (await self.lookup(key)).value
@@ -209,9 +218,7 @@ class RedisCache:
             return NO_FILL
         return self._received(raw)
 
-    async def lookup_prefetched(self, raw: bytes | None) -> Lookup:
-        """`lookup` of a value another call already read from the same Redis (the rate-limit
-        check of a lookup reads its cache entry in the same round trip)."""
+    async def lookup_prefetched(self, key: str, raw: bytes | None) -> Lookup:
         return self._received(raw) if await self._readable() else NO_FILL
 
     async def _readable(self) -> bool:

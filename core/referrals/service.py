@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock, metrics
-from core.infra.cache import NO_FILL, CodeCache, Lookup, RedisCache
+from core.infra.cache import NO_FILL, CodeCache, Lookup
 from core.infra.db import MAX_ID, Read, database, in_transaction
 from core.infra.emails import folded, normalize_email
 from core.infra.errors import DomainError
@@ -303,8 +303,8 @@ class ReferralService:
         if hit is not None and limiter.enabled:
             prefetch = await limiter.check_and_get(hit, redis_key=key)
         cache = self.cache
-        if prefetch is not None and isinstance(cache, RedisCache):
-            seen = await cache.lookup_prefetched(prefetch.value)
+        if prefetch is not None:
+            seen = await cache.lookup_prefetched(key, prefetch.value)
         else:
             seen = await cache.lookup(key)
         if seen.value is None:

@@ -28,7 +28,7 @@ async def make_superuser(email: str, password: str | None) -> str:
         if user is None:
             if not password:
                 raise DomainError(f"no user {email}; set PASSWORD=… to create one")
-            user = await core.users.register(email=email, password=password)
+            user = await core.accounts.sign_up(email=email, password=password)
             await user.update(is_superuser=True)
             return f"created superuser {email}"
         await user.update(is_superuser=True)

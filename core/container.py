@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from core.accounts.flows import Accounts
 from core.auth.service import AuthService
 from core.infra import db
 from core.infra.cache import CodeCache, build_cache
@@ -42,6 +43,7 @@ class Core:
     jobs: JobQueue
     referrals: ReferralService
     users: UserService
+    accounts: Accounts
     auth: AuthService
     telegram: TelegramService
     operators: OperatorService
@@ -193,15 +195,19 @@ def build_core(settings: Settings) -> Core:
         mail_timeout=settings.mail.smtp_timeout_seconds,
         public_base_url=settings.mail.public_base_url,
     )
+    users = UserService(referrals=referrals)
     return Core(
         settings=settings,
         cache=cache,
         jobs=jobs,
         referrals=referrals,
-        users=UserService(
+        users=users,
+        accounts=Accounts(
+            users=users,
+            auth=auth,
             referrals=referrals,
-            jobs=jobs,
             program=program,
+            jobs=jobs,
             events=webhooks,
             verifier=integrations.verifier,
             enrichment=integrations.enrichment,

@@ -48,7 +48,7 @@ def _token(pair: TokenPair, response: Response) -> Token:
 @per_address(lambda limits: limits.registration)
 async def register(body: UserCreate, core: CoreDep, address: ClientAddress) -> UserRead:
     """Create an account, optionally with a referral code."""
-    user = await core.users.register(
+    user = await core.accounts.sign_up(
         email=body.email,
         password=body.password,
         full_name=body.full_name,
@@ -68,10 +68,11 @@ async def login(
     response: Response,
 ) -> Token:
     """OAuth2 password grant: trade email (`username`) and password for tokens."""
-    user = await core.auth.authenticate(email=form.username, password=form.password)
+    tokens = await core.accounts.log_in(
+        email=form.username, password=form.password, client_address=address
+    )
     await attempt.succeeded()
-    await core.program.signed_in(user_id=user.id, client_address=address)
-    return _token(await core.auth.issue_tokens(user_id=user.id), response)
+    return _token(tokens, response)
 
 
 @router.post("/refresh", response_model=Token, responses=problem_responses(401, 403, 422))

@@ -39,7 +39,7 @@ async def update_me(body: ProfileUpdate, user: CurrentUser, core: CoreDep) -> Us
 async def erase_me(body: AccountErasure, user: CurrentUser, core: CoreDep) -> Response:
     """Erase your account (your password confirms it); referrals stay, anonymous."""
     await core.auth.check_password(user=user, password=body.password)
-    await core.users.erase(user=user)
+    await core.accounts.erase(user=user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -21,7 +21,7 @@ async def ensure_account(core: Core, profile: TelegramProfile, account: User | N
     that always needs it is flagged `NEEDS_ACCOUNT` instead)."""
     if account is not None:
         return account
-    user, _claimed = await core.users.register_telegram(
+    user, _claimed = await core.accounts.sign_up_telegram(
         telegram_id=profile.telegram_id,
         full_name=profile.full_name,
         username=profile.username,

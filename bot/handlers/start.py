@@ -44,7 +44,7 @@ async def start(
         await message.answer(text, reply_markup=keyboards.main_menu())
         return
     # A bad code raises; the error router explains it and offers to continue without one.
-    user, claimed = await core.users.register_telegram(
+    user, claimed = await core.accounts.sign_up_telegram(
         telegram_id=profile.telegram_id,
         full_name=profile.full_name,
         username=profile.username,

@@ -307,6 +307,14 @@ class AuthService:
             .values(revoked_at=clock.utcnow())
         )
 
+    @staticmethod
+    async def forget_tokens(connection: Any, user_id: int) -> None:
+        """Inside the caller's transaction (an erasure): the user's refresh tokens and mailed
+        one-time links are deleted, not only revoked."""
+        in_transaction()
+        for table in (_tokens, _account_tokens):
+            await connection.execute(sa.delete(table).where(table.c.user_id == user_id))
+
     async def _set_password(self, user_id: int, password_hash: str) -> None:
         async with database.transaction(), database.connection() as connection:
             await connection.execute(

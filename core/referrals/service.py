@@ -280,6 +280,21 @@ class ReferralService:
         await self._invalidate(owner, closed.code)
         return closed
 
+    @staticmethod
+    async def close_codes_of(connection: Any, owner_id: int) -> str | None:
+        """Inside the caller's transaction (an erasure): the owner's open code closes. Returns
+        it, for `forget_owner` once the change committed."""
+        in_transaction()
+        closed = (
+            await connection.execute(
+                sa.update(_codes)
+                .where(_codes.c.owner_id == owner_id, _codes.c.closed_at.is_(None))
+                .values(closed_at=clock.utcnow())
+                .returning(_codes.c.code)
+            )
+        ).scalars()
+        return next(iter(closed), None)
+
     # -- public lookups (cached) ----------------------------------------------------------
 
     @staticmethod

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock, security
-from core.infra.db import Read, database, is_valid_id
+from core.infra.db import Read, database, in_transaction, is_valid_id
 from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
@@ -189,6 +189,12 @@ class TelegramService:
         return await ReferralCode.objects.filter(owner=user_id, code=code).exists()
 
     # -- notifications (jobs of kind TELEGRAM_MESSAGE, sent by the bot process) -----------
+
+    @staticmethod
+    async def forget_links(connection: Any, user_id: int) -> None:
+        """Inside the caller's transaction (an erasure): the user's chat-link tokens go."""
+        in_transaction()
+        await connection.execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
 
     @staticmethod
     async def notify(*, jobs: JobQueue, recipient_id: int, message: str, **values: Any) -> None:

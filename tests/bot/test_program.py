@@ -47,7 +47,7 @@ async def test_stats_shows_the_numbers_and_a_chart(
     bob, code = await _referrer(harness, core, lang)
     await harness.person(101, "Ann").send(f"/start {code}")  # counts an open of Bob's link
     ann = await harness.person(101, "Ann").account()
-    await core.users.register(email="held@mailinator.com", password=PASSWORD, referral_code=code)
+    await core.accounts.sign_up(email="held@mailinator.com", password=PASSWORD, referral_code=code)
     await _convert(core, ann.id)
     await core.link_opens.flush()
 
@@ -127,7 +127,7 @@ async def test_notifications_follow_the_referral(
     harness: Harness, core: Core, fake: FakeTelegram, notifier: Worker, lang: str
 ) -> None:
     _bob, code = await _referrer(harness, core, lang)
-    held = await core.users.register(
+    held = await core.accounts.sign_up(
         email="held@mailinator.com", password=PASSWORD, full_name="Held", referral_code=code
     )
     await harness.person(101, "Ann").send(f"/start {code}")
@@ -177,7 +177,7 @@ async def test_a_rejection_is_told_to_the_referrer(
     code = (
         await core.referrals.active_code(owner_id=(await harness.person(202, "Bob").account()).id)
     ).code
-    held = await core.users.register(
+    held = await core.accounts.sign_up(
         email="x@mailinator.com", password=PASSWORD, referral_code=code
     )
     await core.program.decide(operator=OPERATOR, referral_id=held.id, approve=False)
@@ -188,10 +188,10 @@ async def test_a_rejection_is_told_to_the_referrer(
 
 async def test_an_operator_reviews_in_chat(harness: Harness, core: Core, lang: str) -> None:
     _, code = await _referrer(harness, core, "en")
-    first = await core.users.register(
+    first = await core.accounts.sign_up(
         email="a@mailinator.com", password=PASSWORD, referral_code=code
     )
-    second = await core.users.register(
+    second = await core.accounts.sign_up(
         email="b@mailinator.com", password=PASSWORD, referral_code=code
     )
     root = harness.person(909, "Root", lang=lang)
@@ -246,7 +246,7 @@ async def test_the_referral_list_says_which_are_under_review(
     harness: Harness, core: Core, lang: str
 ) -> None:
     bob, code = await _referrer(harness, core, lang)
-    held = await core.users.register(
+    held = await core.accounts.sign_up(
         email="held@mailinator.com", password=PASSWORD, full_name="Held", referral_code=code
     )
     await harness.person(101, "Ann").send(f"/start {code}")

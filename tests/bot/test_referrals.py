@@ -16,7 +16,7 @@ async def _referrer_with(harness: Harness, core: Core, count: int, lang: str) ->
         owner=await bob.account(), expires_at=clock.utcnow() + dt.timedelta(days=30)
     )
     for number in range(1, count + 1):
-        await core.users.register_telegram(
+        await core.accounts.sign_up_telegram(
             telegram_id=10_000 + number,
             full_name=f"Friend {number:02d}",
             username=None,

@@ -184,7 +184,7 @@ async def test_the_bot_process_sends_the_chat_messages_the_api_queued(
             owner=ann, expires_at=clock.utcnow() + dt.timedelta(days=7)
         )
         # An API sign-up (this process, as the API's would) queues the message; the bot sends it.
-        await core.users.register(
+        await core.accounts.sign_up(
             email="zed@example.com",
             password="long enough",
             full_name="Zed",

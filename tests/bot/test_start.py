@@ -248,7 +248,7 @@ async def test_names_from_telegram_lose_control_and_direction_characters(
 async def test_a_referrer_without_a_name_is_a_friend_never_their_email(
     harness: Harness, core: Core, lang: str
 ) -> None:
-    owner = await core.users.register(email="john.smith.private@example.com", password="x" * 12)
+    owner = await core.accounts.sign_up(email="john.smith.private@example.com", password="x" * 12)
     code = await _code_of(core, owner)
     ann = harness.person(101, "Ann", lang=lang)
 

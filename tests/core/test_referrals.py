@@ -119,7 +119,7 @@ async def _sign_ups(core, owner, count: int) -> list[str]:
     names = []
     for index in range(count):
         with clock.shift(dt.timedelta(seconds=index)):
-            await core.users.register_telegram(
+            await core.accounts.sign_up_telegram(
                 telegram_id=5000 + index,
                 full_name=f"r{index}",
                 username=None,

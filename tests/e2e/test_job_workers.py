@@ -179,7 +179,7 @@ async def test_a_burst_of_sign_ups_during_a_worker_outage_is_delivered_after_it(
         receiver.secrets = [endpoint.secret]
         # No worker runs: the sign-ups commit their deliveries and answer at once.
         for n in range(40):
-            await core.users.register(email=f"user{n}@example.com", password=PASSWORD)
+            await core.accounts.sign_up(email=f"user{n}@example.com", password=PASSWORD)
         assert await WebhookDelivery.objects.filter(status="pending").count() == 40
         assert receiver.received == []
 

@@ -28,8 +28,8 @@ async def test_undeliverable_address_is_refused_and_nothing_is_stored(start_app,
     assert not await User.objects.filter(email="nobody@bounce.example").exists()
     [call] = hunter.calls_for("nobody@bounce.example")
     assert call.query == {"email": "nobody@bounce.example", "api_key": API_KEY}
-    assert app.core.users.verifier.stats.undeliverable == 1
-    assert app.core.users.verifier.stats.failed_open == 0
+    assert app.core.accounts.verifier.stats.undeliverable == 1
+    assert app.core.accounts.verifier.stats.failed_open == 0
 
 
 @pytest.mark.parametrize("verdict", ["deliverable", "risky", "unknown"])
@@ -42,7 +42,7 @@ async def test_other_verdicts_let_the_sign_up_through_and_are_stored(start_app, 
 
     assert response.status_code == 201, response.text
     assert await _stored_status(email) == verdict
-    assert app.core.users.verifier.stats.verified == 1
+    assert app.core.accounts.verifier.stats.verified == 1
 
 
 async def test_status_without_the_deprecated_result_field_is_understood(start_app, hunter):
@@ -82,7 +82,7 @@ async def test_hunter_failures_fail_open_and_are_counted(
     assert response.status_code == 201, response.text
     assert response.json()["email"] == email
     assert await _stored_status(email) is None  # no verdict: unchecked, not "deliverable"
-    stats = app.core.users.verifier.stats
+    stats = app.core.accounts.verifier.stats
     assert getattr(stats, counter) == 1
     assert stats.failed_open == 1
     assert len(hunter.calls_for(email)) == calls
@@ -96,8 +96,8 @@ async def test_hunter_down_fails_open(start_app, hunter):
     response = await app.register("ann@example.com")
 
     assert response.status_code == 201, response.text
-    assert app.core.users.verifier.stats.unreachable == 1
-    assert app.core.users.verifier.stats.failed_open == 1
+    assert app.core.accounts.verifier.stats.unreachable == 1
+    assert app.core.accounts.verifier.stats.failed_open == 1
 
 
 async def test_a_wrong_key_fails_open_and_is_counted(start_app, hunter):
@@ -106,7 +106,7 @@ async def test_a_wrong_key_fails_open_and_is_counted(start_app, hunter):
     response = await app.register("ann@example.com")
 
     assert response.status_code == 201, response.text
-    assert app.core.users.verifier.stats.rejected == 1
+    assert app.core.accounts.verifier.stats.rejected == 1
 
 
 async def test_a_passing_failure_is_retried(start_app, hunter):
@@ -141,7 +141,7 @@ async def test_retry_after_as_an_http_date_is_honoured(start_app, hunter):
     assert await _stored_status("ann@example.com") == "deliverable"
     assert (await app.register("bob@example.com")).status_code == 201
     assert len(hunter.calls_for("bob@example.com")) == 1  # an hour away: not waited for
-    assert app.core.users.verifier.stats.rate_limited == 1
+    assert app.core.accounts.verifier.stats.rate_limited == 1
 
 
 async def test_without_a_key_hunter_is_never_asked(start_app, hunter):
@@ -150,7 +150,7 @@ async def test_without_a_key_hunter_is_never_asked(start_app, hunter):
     response = await app.register("ann@example.com")
 
     assert response.status_code == 201, response.text
-    assert app.core.users.verifier is None
+    assert app.core.accounts.verifier is None
     assert hunter.calls == []
     assert await _stored_status("ann@example.com") is None
 
@@ -166,5 +166,5 @@ async def test_a_sign_up_waits_for_hunter_no_longer_than_the_deadline(start_app,
 
     assert response.status_code == 201, response.text
     assert time.monotonic() - started < 0.9
-    assert app.core.users.verifier.stats.timeouts == 1
-    assert app.core.users.verifier.stats.failed_open == 1
+    assert app.core.accounts.verifier.stats.timeouts == 1
+    assert app.core.accounts.verifier.stats.failed_open == 1

@@ -1,0 +1,177 @@
+"""Sign-up, login and erasure: each touches several domains, so each lives here, opens the one
+transaction its writes share and asks every domain to write its own rows.
+
+Nothing below this package opens a transaction around another domain's writes; the functions
+each flow calls inside its transaction refuse to run outside one (`in_transaction()`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from core.auth.service import AuthService, TokenPair
+from core.infra import security
+from core.infra.db import database
+from core.infra.emails import normalize_email
+from core.integrations.base import EmailVerifier, EnrichmentScheduler
+from core.jobs.queue import JobQueue
+from core.program.service import ProgramService
+from core.program.tables import APPROVED
+from core.referrals.models import ReferralCode
+from core.referrals.service import ReferralService
+from core.telegram.service import NEW_REFERRAL, TelegramService
+from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable
+from core.users.models import Account, Person, User
+from core.users.names import clean_name
+from core.users.passwords import check_password
+from core.users.service import UserService
+from core.webhooks.events import Events, user_data
+
+
+@dataclass(kw_only=True)
+class Accounts:
+    users: UserService
+    auth: AuthService
+    referrals: ReferralService
+    program: ProgramService
+    jobs: JobQueue
+    events: Events
+    verifier: EmailVerifier | None = None
+    enrichment: EnrichmentScheduler | None = None
+    # The verification mail of an API sign-up, when mail is on.
+    welcome: Callable[..., Awaitable[None]] | None = None
+
+    # -- sign-up ------------------------------------------------------------------------
+
+    async def sign_up(
+        self,
+        *,
+        email: str,
+        password: str,
+        full_name: str | None = None,
+        referral_code: str | None = None,
+        client_address: str | None = None,
+    ) -> User:
+        """Create an API account, optionally as a referral of a code's owner (`client_address`,
+        the one the rate limits count, decides with the rest whether it is held for review)."""
+        email = normalize_email(email)
+        check_password(password)
+        if await self.users.email_taken(email):
+            raise EmailTaken()  # fast path; the unique index decides under races
+        if referral_code:
+            await self.referrals.check_claimable(referral_code)  # before the costly parts
+        email_status = await self._verify_email(email)
+        password_hash = await security.hash_password(password)
+        try:
+            async with database.transaction():
+                claimed = await self.referrals.claim(referral_code) if referral_code else None
+                user = await self.users.create(
+                    email=email,
+                    password_hash=password_hash,
+                    full_name=full_name,
+                    referrer=claimed.owner.id if claimed else None,
+                    referral_code=claimed.code if claimed else None,
+                    email_status=email_status,
+                    enrichment_status="pending" if self.enrichment else None,
+                )
+                await self._signed_up(user, claimed, client_address)
+                if self.enrichment:
+                    await self.enrichment.schedule(user.id)
+                if self.welcome:
+                    await self.welcome(user=user)
+        except IntegrityError:
+            raise EmailTaken() from None
+        if claimed:
+            await self.referrals.after_claim(claimed)
+        return user
+
+    async def sign_up_telegram(
+        self,
+        *,
+        telegram_id: int,
+        full_name: str | None,
+        username: str | None,
+        language_code: str | None,
+        referral_code: str | None = None,
+    ) -> tuple[User, ReferralCode | None]:
+        """Create a bot account, optionally as a referral; returns the code it joined with."""
+        if await self.users.by_telegram_id(telegram_id) is not None:
+            raise AlreadyRegistered()
+        try:
+            async with database.transaction():
+                claimed = await self.referrals.claim(referral_code) if referral_code else None
+                user = await self.users.create(
+                    telegram_id=telegram_id,
+                    full_name=clean_name(full_name),
+                    telegram_username=(username or "")[:64] or None,
+                    language_code=(language_code or "")[:16] or None,
+                    referrer=claimed.owner.id if claimed else None,
+                    referral_code=claimed.code if claimed else None,
+                )
+                await self._signed_up(user, claimed)
+        except IntegrityError:
+            raise AlreadyRegistered() from None
+        if claimed:
+            await self.referrals.after_claim(claimed)
+        return user, claimed
+
+    async def _verify_email(self, email: str) -> str | None:
+        if self.verifier is None:
+            return None
+        verdict = await self.verifier.verify(email)
+        if verdict == "undeliverable":
+            raise EmailUndeliverable()
+        return verdict
+
+    async def _signed_up(
+        self, user: User, claimed: ReferralCode | None, client_address: str | None = None
+    ) -> None:
+        """In the sign-up's own transaction: the program's counters and review, the events,
+        and the chat message to the referrer."""
+        referral = await self.program.signed_up(
+            user=user,
+            referrer_id=claimed.owner.id if claimed else None,
+            code=claimed.code if claimed else None,
+            client_address=client_address,
+        )
+        await self.events.emit("user.created", user_data(Account.of(user)))
+        if claimed is None or referral is None:
+            return
+        await self.events.emit("referral.created", referral)
+        if claimed.owner.telegram_id is not None:
+            await TelegramService.notify(
+                jobs=self.jobs,
+                recipient_id=claimed.owner.id,
+                message=NEW_REFERRAL,
+                referral_id=user.id,
+                # Only a name the person gave: never a piece of their email or their username.
+                referral_name=user.full_name,
+                held=referral.status != APPROVED,
+            )
+
+    # -- login --------------------------------------------------------------------------
+
+    async def log_in(self, *, email: str, password: str, client_address: str | None) -> TokenPair:
+        """Check the password (refusing blocked and erased accounts), remember the sign-in's
+        network for review, and hand out a token pair."""
+        user = await self.auth.authenticate(email=email, password=password)
+        await self.program.signed_in(user_id=user.id, client_address=client_address)
+        return await self.auth.issue_tokens(user_id=user.id)
+
+    # -- erasure ------------------------------------------------------------------------
+
+    async def erase(self, *, user: Person) -> None:
+        """Erase the account: everything personal goes, tokens end, the code closes.
+
+        The row stays, anonymous, so the referral it was (and the referrals it brought) still
+        count for the people concerned. The caller checked the password.
+        """
+        async with database.transaction(), database.connection() as connection:
+            code = await self.referrals.close_codes_of(connection, user.id)
+            await self.users.anonymise(connection, user.id)
+            await self.auth.forget_tokens(connection, user.id)
+            await TelegramService.forget_links(connection, user.id)
+        await self.referrals.forget_owner(user, code=code)

@@ -16,19 +16,19 @@ from core.accounts.flows import Accounts
 from core.auth.service import AuthService
 from core.infra import db
 from core.infra.cache import CodeCache, build_cache
-from core.infra.mail import MAIL, build_mailer
+from core.infra.mail import build_mailer
 from core.infra.ratelimit import RateLimiter, build_counters, build_limiter
 from core.infra.settings import Settings
 from core.integrations.enrichment import ENRICHMENT, enrichment_schedule
 from core.integrations.providers import Integrations, build_integrations
 from core.jobs.errors import JobNotFailed, JobNotFound, RetryItsDelivery
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
-from core.jobs.worker import GiveUp, Handler, Worker
+from core.jobs.worker import GiveUp, Handler, JobKind, Worker
 from core.operators.service import Operator, OperatorService
 from core.program.opens import LinkOpens
 from core.program.service import ProgramService
 from core.referrals.service import ReferralService
-from core.telegram.service import TelegramService
+from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
 from core.users.service import UserService
 from core.webhooks.sender import Sender
 from core.webhooks.service import WEBHOOK_DELIVERY, WebhookService
@@ -50,6 +50,7 @@ class Core:
     webhooks: WebhookService
     program: ProgramService
     link_opens: LinkOpens
+    kinds: dict[str, JobKind] = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
     integrations: Integrations = field(default_factory=Integrations)
     _connected: bool = field(default=False, repr=False)
@@ -107,12 +108,7 @@ class Core:
     def handlers(self) -> dict[str, Handler]:
         """The job kinds any worker of the core runs: all but chat messages, which only a
         process holding the bot token sends."""
-        enrichment = self.integrations.enrichment
-        return {
-            MAIL: self.auth.send_mail,
-            ENRICHMENT: enrichment.run if enrichment is not None else _switched_off("Clearbit"),
-            WEBHOOK_DELIVERY: self.webhooks.deliver,
-        }
+        return {name: kind.handler for name, kind in self.kinds.items() if kind.handler}
 
     def worker(self, handlers: Mapping[str, Handler] | None = None) -> Worker:
         """A worker of these kinds (the core's own by default), with the settings' bounds; it
@@ -122,7 +118,11 @@ class Core:
         return Worker(
             queue=self.jobs,
             handlers=handlers if handlers is not None else self.handlers(),
-            on_final_failure={WEBHOOK_DELIVERY: self.webhooks.delivery_failed},
+            on_final_failure={
+                name: kind.on_final_failure
+                for name, kind in self.kinds.items()
+                if kind.on_final_failure is not None
+            },
             concurrency=jobs.concurrency,
             poll_seconds=jobs.poll_seconds,
             lease_seconds=jobs.lease_seconds,
@@ -142,17 +142,37 @@ def _switched_off(what: str) -> Handler:
 
 
 def build_jobs(settings: Settings) -> JobQueue:
-    integrations = settings.integrations
-    return JobQueue(
-        default_schedule=RetrySchedule.parse(settings.jobs.retry_schedule),
-        schedules={
-            WEBHOOK_DELIVERY: RetrySchedule.parse(settings.webhooks.retry_schedule),
-            ENRICHMENT: enrichment_schedule(
-                retry_seconds=integrations.enrichment_retry_seconds,
-                max_attempts=integrations.enrichment_max_attempts,
-            ),
-        },
+    """The queue, with the default schedule; each kind declares its own (`job_kinds`)."""
+    return JobQueue(default_schedule=RetrySchedule.parse(settings.jobs.retry_schedule))
+
+
+def job_kinds(
+    settings: Settings,
+    *,
+    jobs: JobQueue,
+    auth: AuthService,
+    webhooks: WebhookService,
+    integrations: Integrations,
+) -> dict[str, JobKind]:
+    """Every kind of job, each declared beside its handler, with its schedule from settings;
+    the queue learns each schedule here."""
+    retry = settings.integrations
+    enrichment_retries = enrichment_schedule(
+        retry_seconds=retry.enrichment_retry_seconds, max_attempts=retry.enrichment_max_attempts
     )
+    enrichment = integrations.enrichment
+    kinds = (
+        auth.mail_kind(jobs.default_schedule),
+        webhooks.delivery_kind(RetrySchedule.parse(settings.webhooks.retry_schedule)),
+        enrichment.kind(enrichment_retries)
+        if enrichment is not None
+        else JobKind(ENRICHMENT, enrichment_retries, _switched_off("Clearbit")),
+        # Sent by the bot's process, which runs this kind with its own handler.
+        JobKind(TELEGRAM_MESSAGE, jobs.default_schedule),
+    )
+    for kind in kinds:
+        jobs.declare(kind.name, kind.schedule)
+    return {kind.name: kind for kind in kinds}
 
 
 def build_core(settings: Settings) -> Core:
@@ -196,7 +216,9 @@ def build_core(settings: Settings) -> Core:
         public_base_url=settings.mail.public_base_url,
     )
     users = UserService(referrals=referrals)
+    kinds = job_kinds(settings, jobs=jobs, auth=auth, webhooks=webhooks, integrations=integrations)
     return Core(
+        kinds=kinds,
         settings=settings,
         cache=cache,
         jobs=jobs,

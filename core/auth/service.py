@@ -25,8 +25,8 @@ from core.infra.db import Read, database, in_transaction, is_valid_id
 from core.infra.emails import stored_spelling
 from core.infra.mail import MAIL, Mail, Mailer
 from core.infra.settings import AuthSettings
-from core.jobs.queue import ClaimedJob, JobQueue
-from core.jobs.worker import GiveUp, RetryLater
+from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
+from core.jobs.worker import GiveUp, JobKind, RetryLater
 from core.users import passwords
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
@@ -243,6 +243,9 @@ class AuthService:
         if user.email is not None and self.mailer is not None:
             async with database.transaction():  # the caller's, when one is under way
                 await self.jobs.enqueue(MAIL, {"user_id": user.id, "purpose": purpose})
+
+    def mail_kind(self, schedule: RetrySchedule) -> JobKind:
+        return JobKind(MAIL, schedule, self.send_mail)
 
     async def send_mail(self, job: ClaimedJob) -> None:
         """The job handler: a one-time link, token and all, mailed to the user's address.

@@ -15,10 +15,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database
+from core.infra.db import database, is_valid_id
 from core.integrations.base import Enricher, Outcome, Profile
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
-from core.jobs.worker import GiveUp, RetryLater
+from core.jobs.worker import GiveUp, JobKind, RetryLater
 from core.referrals.service import ReferralService
 from core.users.models import User
 
@@ -45,8 +45,19 @@ class EnrichmentJobs:
         self.referrals = referrals
         self.jobs = jobs
 
+    def kind(self, schedule: RetrySchedule) -> JobKind:
+        return JobKind(ENRICHMENT, schedule, self.run, on_final_failure=self.failed)
+
     async def schedule(self, user_id: int) -> None:
         await self.jobs.enqueue(ENRICHMENT, {"user_id": user_id})
+
+    @staticmethod
+    async def failed(job: ClaimedJob, error: str) -> None:
+        """The job failed for good, whichever way (a worker that died during the last attempt
+        included): a user still pending is settled as failed, never left pending."""
+        user_id = job.payload.get("user_id")
+        if isinstance(user_id, int) and is_valid_id(user_id):
+            await _settle(user_id, attempts=job.attempt, status=FAILED)
 
     async def run(self, job: ClaimedJob) -> None:
         user_id = job.payload.get("user_id")

@@ -173,6 +173,10 @@ class JobQueue:
     schedules: Mapping[str, RetrySchedule] = field(default_factory=dict)
     _listeners: list[Callable[[str], None]] = field(default_factory=list, repr=False)
 
+    def declare(self, kind: str, schedule: RetrySchedule) -> None:
+        """The retry schedule of a kind (its `JobKind`); an undeclared kind takes the default."""
+        self.schedules = {**self.schedules, kind: schedule}
+
     def schedule_of(self, kind: str) -> RetrySchedule:
         return self.schedules.get(kind, self.default_schedule)
 

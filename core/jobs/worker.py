@@ -14,10 +14,11 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from core.infra import metrics
-from core.jobs.queue import ClaimedJob, JobQueue
+from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,18 @@ class RetryLater(Exception):
 
 
 FinalFailure = Callable[[ClaimedJob, str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobKind:
+    """A kind of job, declared once beside its handler: its name, its retry schedule, the
+    handler (None: another process runs it, as the bot sends chat messages), and what the
+    kind's own record does once a job has failed for good, whichever way (`Worker`)."""
+
+    name: str
+    schedule: RetrySchedule
+    handler: Handler | None = None
+    on_final_failure: FinalFailure | None = None
 
 
 class GiveUp(Exception):

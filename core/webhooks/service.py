@@ -23,8 +23,8 @@ from core.infra import clock
 from core.infra.db import database, forget, in_transaction, is_valid_id, remembered
 from core.infra.errors import InvalidInput
 from core.infra.pagination import delete_finished, newest_first
-from core.jobs.queue import ClaimedJob, JobQueue
-from core.jobs.worker import GiveUp, RetryLater
+from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
+from core.jobs.worker import GiveUp, JobKind, RetryLater
 from core.operators.service import Operator, OperatorService
 from core.telegram.service import TelegramService
 from core.users.models import User
@@ -540,6 +540,11 @@ class WebhookService:
         if recorded and retry_at is None:
             await self._endpoint_failed(row.endpoint_id, row.url)
         raise RetryLater(result.error or "failed")
+
+    def delivery_kind(self, schedule: RetrySchedule) -> JobKind:
+        return JobKind(
+            WEBHOOK_DELIVERY, schedule, self.deliver, on_final_failure=self.delivery_failed
+        )
 
     async def delivery_failed(self, job: ClaimedJob, error: str) -> None:
         """The job of a delivery failed for good, whichever way (the final-failure hook): the

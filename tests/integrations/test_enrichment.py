@@ -277,3 +277,23 @@ async def test_without_a_key_nobody_is_enriched(start_app, clearbit):
     assert response.status_code == 201
     assert response.json()["enrichment_status"] is None
     assert clearbit.calls == []
+
+
+async def test_a_worker_dying_during_the_last_attempt_leaves_the_user_failed_not_pending(
+    start_app, clearbit
+):
+    """The job fails for good without its handler; the kind's final-failure hook settles the
+    user, who would otherwise stay `pending` for ever."""
+    app = await start_app(with_hunter=False, worker=False, enrichment_max_attempts=1)
+    await app.register("ada@engines.example")
+    # A worker claims the only attempt, then dies before it records anything.
+    (claimed,) = await app.core.jobs.claim(kinds=[ENRICHMENT], limit=1, lease_seconds=30)
+    assert claimed.is_last_attempt
+    with clock.shift(dt.timedelta(seconds=31)):  # its lease ends
+        assert await app.core.worker().run_due() == 1
+
+    (job,) = await jobs_of(ENRICHMENT)
+    assert (job.status, job.last_error) == ("failed", "the worker stopped during the last attempt")
+    user = await User.objects.get(email="ada@engines.example")
+    assert user.enrichment_status == "failed"
+    assert clearbit.calls_for("ada@engines.example") == []

@@ -27,6 +27,7 @@ from core.jobs.worker import GiveUp, Handler, JobKind, Worker
 from core.operators.service import Operator, OperatorService
 from core.program.opens import LinkOpens
 from core.program.service import ProgramService
+from core.program.stats import ProgramStats
 from core.referrals.service import ReferralService
 from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
 from core.users.service import UserService
@@ -49,6 +50,7 @@ class Core:
     operators: OperatorService
     webhooks: WebhookService
     program: ProgramService
+    stats: ProgramStats
     link_opens: LinkOpens
     kinds: dict[str, JobKind] = field(default_factory=dict)
     limiter: RateLimiter = field(default_factory=RateLimiter.disabled)
@@ -216,6 +218,7 @@ def build_core(settings: Settings) -> Core:
         public_base_url=settings.mail.public_base_url,
     )
     users = UserService(referrals=referrals)
+    stats = ProgramStats()
     kinds = job_kinds(settings, jobs=jobs, auth=auth, webhooks=webhooks, integrations=integrations)
     return Core(
         kinds=kinds,
@@ -242,8 +245,9 @@ def build_core(settings: Settings) -> Core:
         operators=operators,
         webhooks=webhooks,
         program=program,
+        stats=stats,
         link_opens=LinkOpens(
-            program=program,
+            stats=stats,
             flush_seconds=settings.program.link_opens_flush_seconds,
             repeats=build_counters(settings),
             repeat_seconds=settings.program.link_open_repeat_seconds,

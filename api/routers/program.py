@@ -75,7 +75,7 @@ async def my_rewards(user: CurrentUser, page: Cursor, core: CoreDep) -> Response
 )
 async def my_stats(user: CurrentUser, core: CoreDep) -> Response:
     """Your referrals by status, qualified ones, balance, link opens and the last 30 days."""
-    return json_of(await core.program.referrer_stats(user_id=user.id))
+    return json_of(await core.stats.referrer_stats(user_id=user.id))
 
 
 @router.get("/leaderboard", response_model=Leaderboard, responses=problem_responses(422))
@@ -85,7 +85,7 @@ async def leaderboard(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> Response:
     """The referrers with the most approved referrals in the window (names only)."""
-    items = await core.program.leaderboard(days=days, limit=limit)
+    items = await core.stats.leaderboard(days=days, limit=limit)
     return json_of({"days": days, "items": items})
 
 
@@ -175,7 +175,7 @@ async def unblock(user_id: int, operator: CurrentOperator, core: CoreDep) -> Use
 )
 async def overview_chart(operator: CurrentOperator, core: CoreDep, days: Days = 30) -> Response:
     """The overview's days as an SVG bar chart (sign-ups, referred, qualified)."""
-    overview = await core.program.overview(days=days)
+    overview = await core.stats.overview(days=days)
     return Response(
         daily_svg(overview["days"]),
         media_type="image/svg+xml",
@@ -188,4 +188,4 @@ async def overview_chart(operator: CurrentOperator, core: CoreDep, days: Days = 
 )
 async def overview(operator: CurrentOperator, core: CoreDep, days: Days = 30) -> Response:
     """Sign-ups, referred and qualified per day (oldest first, today last), and the totals."""
-    return json_of(await core.program.overview(days=days))
+    return json_of(await core.stats.overview(days=days))

@@ -25,7 +25,7 @@ REWARDS_PAGE = 10
 
 
 async def show_stats(message: Message, core: Core, profile: TelegramProfile, account: User) -> None:
-    values = await core.program.referrer_stats(user_id=account.id)
+    values = await core.stats.referrer_stats(user_id=account.id)
     counts = [day["referrals"] for day in values["last_30_days"]]
     picture = await asyncio.to_thread(chart.signups_png, counts)  # off the event loop
     await message.answer_photo(
@@ -34,8 +34,8 @@ async def show_stats(message: Message, core: Core, profile: TelegramProfile, acc
 
 
 async def show_top(message: Message, core: Core, profile: TelegramProfile, account: User) -> None:
-    items = await core.program.leaderboard(days=LEADERBOARD_DAYS, limit=10)
-    mine = await core.program.rank_of(user_id=account.id, days=LEADERBOARD_DAYS)
+    items = await core.stats.leaderboard(days=LEADERBOARD_DAYS, limit=10)
+    mine = await core.stats.rank_of(user_id=account.id, days=LEADERBOARD_DAYS)
     await message.answer(render.leaderboard(items, mine))
 
 

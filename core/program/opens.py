@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
 from core.infra.ratelimit import Counters, Limit, Rate
-from core.program.service import ProgramService
+from core.program.stats import ProgramStats
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +28,12 @@ class LinkOpens:
     def __init__(
         self,
         *,
-        program: ProgramService,
+        stats: ProgramStats,
         flush_seconds: float,
         repeats: Counters,
         repeat_seconds: int,
     ) -> None:
-        self.program = program
+        self.stats = stats
         self.flush_seconds = flush_seconds
         self._repeats = repeats
         self._once = Limit("link_open", Rate(count=1, seconds=repeat_seconds))
@@ -67,7 +67,7 @@ class LinkOpens:
         if not batch:
             return
         try:
-            await self.program.add_link_opens(dict(batch))
+            await self.stats.add_link_opens(dict(batch))
         except IntegrityError:  # a referrer that no longer exists: nothing to count for
             log.warning("dropped %d link opens of referrers now gone", sum(batch.values()))
         except Exception as exc:  # the database is away: kept for the next round

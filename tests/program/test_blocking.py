@@ -102,7 +102,7 @@ async def test_a_block_during_sign_ups_with_the_blocked_users_code(
     refused = [r for r in signups if r.status_code != 201]
     assert all(r.json()["code"] == "referral_code_expired" for r in refused)
     # What the counters say is what committed.
-    stats = await core.program.referrer_stats(user_id=ref["user"]["id"])
+    stats = await core.stats.referrer_stats(user_id=ref["user"]["id"])
     assert stats["referrals"] == stats["approved"] == len(joined)
     after = await sign_up(99)
     assert after.json()["code"] == "referral_code_expired"

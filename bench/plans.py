@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from bench import seed
 from core.auth import service as auth
 from core.infra.db import Read
-from core.program import service as program
+from core.program import stats as program
 from core.referrals import service as referrals
 
 

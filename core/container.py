@@ -25,8 +25,10 @@ from core.jobs.errors import JobNotFailed, JobNotFound, RetryItsDelivery
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, Handler, JobKind, Worker
 from core.operators.service import Operator, OperatorService
+from core.program.conversions import Conversions
 from core.program.opens import LinkOpens
-from core.program.service import ProgramService
+from core.program.review import Review
+from core.program.rewards import Rewards
 from core.program.stats import ProgramStats
 from core.referrals.service import ReferralService
 from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
@@ -49,7 +51,9 @@ class Core:
     telegram: TelegramService
     operators: OperatorService
     webhooks: WebhookService
-    program: ProgramService
+    review: Review
+    rewards: Rewards
+    conversions: Conversions
     stats: ProgramStats
     link_opens: LinkOpens
     kinds: dict[str, JobKind] = field(default_factory=dict)
@@ -202,13 +206,16 @@ def build_core(settings: Settings) -> Core:
         events=webhooks,
         deep_link=telegram.deep_link,
     )
-    program = ProgramService(
+    rewards = Rewards(settings=settings.program, events=webhooks, operators=operators)
+    review = Review(
         settings=settings.program,
         jobs=jobs,
         events=webhooks,
         operators=operators,
         referrals=referrals,
+        rewards=rewards,
     )
+    conversions = Conversions(jobs=jobs, events=webhooks, rewards=rewards)
     integrations = build_integrations(settings.integrations, referrals=referrals, jobs=jobs)
     auth = AuthService(
         settings.auth,
@@ -231,7 +238,7 @@ def build_core(settings: Settings) -> Core:
             users=users,
             auth=auth,
             referrals=referrals,
-            program=program,
+            review=review,
             jobs=jobs,
             events=webhooks,
             verifier=integrations.verifier,
@@ -244,7 +251,9 @@ def build_core(settings: Settings) -> Core:
         telegram=telegram,
         operators=operators,
         webhooks=webhooks,
-        program=program,
+        review=review,
+        rewards=rewards,
+        conversions=conversions,
         stats=stats,
         link_opens=LinkOpens(
             stats=stats,

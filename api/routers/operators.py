@@ -150,7 +150,7 @@ async def user_rewards(
     user_id: int, operator: CurrentOperator, page: Cursor, core: CoreDep
 ) -> Response:
     """A user's balance and rewards, newest first."""
-    found = await core.program.rewards(user_id=user_id, limit=page.limit, cursor=page.cursor)
+    found = await core.rewards.page(user_id=user_id, limit=page.limit, cursor=page.cursor)
     return json_of(
         {"balance": found.balance, "items": found.items, "next_cursor": found.next_cursor}
     )

@@ -46,7 +46,7 @@ async def report_conversion(
     The same `external_id` again (even at the same moment) answers the first, and nothing
     happens twice; with another user, event, amount or currency it is `409
     external_id_conflict`."""
-    conversion, created = await core.program.convert(
+    conversion, created = await core.conversions.convert(
         user_id=body.user_id,
         email=body.email,
         event=body.event,
@@ -64,7 +64,7 @@ async def report_conversion(
 @router.get("/users/me/rewards", response_model=RewardPage, responses=problem_responses(401, 422))
 async def my_rewards(user: CurrentUser, page: Cursor, core: CoreDep) -> Response:
     """Your reward balance and rewards, newest first."""
-    found = await core.program.rewards(user_id=user.id, limit=page.limit, cursor=page.cursor)
+    found = await core.rewards.page(user_id=user.id, limit=page.limit, cursor=page.cursor)
     return json_of(
         {"balance": found.balance, "items": found.items, "next_cursor": found.next_cursor}
     )
@@ -99,7 +99,7 @@ async def adjust_rewards(
     user_id: int, body: RewardAdjustment, operator: CurrentOperator, core: CoreDep
 ) -> Response:
     """A redemption, refund or correction (the balance never goes below zero)."""
-    reward = await core.program.adjust(
+    reward = await core.rewards.adjust(
         operator=operator, user_id=user_id, points=body.points, note=body.note
     )
     response = json_of(reward)
@@ -117,7 +117,7 @@ async def admin_referrals(
     status: Annotated[ReviewStatus | None, Query(description="Only these.")] = None,
 ) -> Response:
     """Referrals, newest first (`status=pending_review`: the review queue, with reasons)."""
-    found = await core.program.referral_list(status=status, limit=page.limit, cursor=page.cursor)
+    found = await core.review.referral_list(status=status, limit=page.limit, cursor=page.cursor)
     return json_of({"items": found.items, "next_cursor": found.next_cursor})
 
 
@@ -129,7 +129,7 @@ async def admin_referrals(
 async def approve(referral_id: int, operator: CurrentOperator, core: CoreDep) -> Response:
     """Approve a held referral; its held rewards are granted."""
     return json_of(
-        await core.program.decide(operator=operator, referral_id=referral_id, approve=True)
+        await core.review.decide(operator=operator, referral_id=referral_id, approve=True)
     )
 
 
@@ -141,7 +141,7 @@ async def approve(referral_id: int, operator: CurrentOperator, core: CoreDep) ->
 async def reject(referral_id: int, operator: CurrentOperator, core: CoreDep) -> Response:
     """Reject a held referral; it never earns rewards."""
     return json_of(
-        await core.program.decide(operator=operator, referral_id=referral_id, approve=False)
+        await core.review.decide(operator=operator, referral_id=referral_id, approve=False)
     )
 
 
@@ -153,7 +153,7 @@ async def reject(referral_id: int, operator: CurrentOperator, core: CoreDep) -> 
 async def block(user_id: int, operator: CurrentOperator, core: CoreDep) -> UserRead:
     """Block a user: tokens, sign-in and their code stop working at once. An operator cannot
     be blocked (`409 cannot_block_operator`): demoting is a command-line act."""
-    account = await core.program.set_blocked(operator=operator, user_id=user_id, blocked=True)
+    account = await core.review.set_blocked(operator=operator, user_id=user_id, blocked=True)
     return UserRead.of(account)
 
 
@@ -164,7 +164,7 @@ async def block(user_id: int, operator: CurrentOperator, core: CoreDep) -> UserR
 )
 async def unblock(user_id: int, operator: CurrentOperator, core: CoreDep) -> UserRead:
     """Unblock a user: everything works again."""
-    account = await core.program.set_blocked(operator=operator, user_id=user_id, blocked=False)
+    account = await core.review.set_blocked(operator=operator, user_id=user_id, blocked=False)
     return UserRead.of(account)
 
 

@@ -40,7 +40,7 @@ async def show_top(message: Message, core: Core, profile: TelegramProfile, accou
 
 
 async def _rewards(core: Core, account: User, page: int, cursor: str | None) -> tuple[str, object]:
-    found = await core.program.rewards(user_id=account.id, limit=REWARDS_PAGE, cursor=cursor)
+    found = await core.rewards.page(user_id=account.id, limit=REWARDS_PAGE, cursor=cursor)
     text = render.rewards_page(found.balance, found.items, page=page)
     return text, keyboards.reward_pages(page=page, next_cursor=found.next_cursor)
 
@@ -76,7 +76,7 @@ async def turn_rewards_page(
 async def _next_review(
     core: Core, chat: Message | None, bot: Bot, chat_id: int, after: int | None
 ) -> None:
-    item = await core.program.next_for_review(after=after)
+    item = await core.review.next_for_review(after=after)
     if item is None:
         text, markup = _("Nothing is waiting for review."), None
     else:
@@ -109,7 +109,7 @@ async def decide(
         await callback.answer()
     else:
         try:
-            await core.program.decide(
+            await core.review.decide(
                 operator=Operator(user_id=account.id),
                 referral_id=referral_id,
                 approve=callback_data.op is ReviewOp.approve,

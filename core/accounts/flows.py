@@ -18,7 +18,7 @@ from core.infra.db import database
 from core.infra.emails import normalize_email
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.jobs.queue import JobQueue
-from core.program.service import ProgramService
+from core.program.review import Review
 from core.program.tables import APPROVED
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
@@ -36,7 +36,7 @@ class Accounts:
     users: UserService
     auth: AuthService
     referrals: ReferralService
-    program: ProgramService
+    review: Review
     jobs: JobQueue
     events: Events
     verifier: EmailVerifier | None = None
@@ -131,7 +131,7 @@ class Accounts:
     ) -> None:
         """In the sign-up's own transaction: the program's counters and review, the events,
         and the chat message to the referrer."""
-        referral = await self.program.signed_up(
+        referral = await self.review.signed_up(
             user=user,
             referrer_id=claimed.owner.id if claimed else None,
             code=claimed.code if claimed else None,
@@ -158,7 +158,7 @@ class Accounts:
         """Check the password (refusing blocked and erased accounts), remember the sign-in's
         network for review, and hand out a token pair."""
         user = await self.auth.authenticate(email=email, password=password)
-        await self.program.signed_in(user_id=user.id, client_address=client_address)
+        await self.review.signed_in(user_id=user.id, client_address=client_address)
         return await self.auth.issue_tokens(user_id=user.id)
 
     # -- erasure ------------------------------------------------------------------------

@@ -31,7 +31,7 @@ async def _referrer(
 
 
 async def _convert(core: Core, user_id: int, external_id: str = "o-1") -> None:
-    await core.program.convert(
+    await core.conversions.convert(
         user_id=user_id,
         email=None,
         event="purchase",
@@ -98,7 +98,7 @@ async def test_rewards_are_listed_with_pages(harness: Harness, core: Core, lang:
     bob, _ = await _referrer(harness, core, lang)
     account = await bob.account()
     for n in range(12):
-        await core.program.adjust(operator=OPERATOR, user_id=account.id, points=n + 1, note=f"n{n}")
+        await core.rewards.adjust(operator=OPERATOR, user_id=account.id, points=n + 1, note=f"n{n}")
 
     first = (await bob.send("/rewards")).last
     assert (
@@ -134,7 +134,7 @@ async def test_notifications_follow_the_referral(
     ann = await harness.person(101, "Ann").account()
     await _convert(core, ann.id)
     await _convert(core, held.id, "o-2")
-    await core.program.decide(operator=OPERATOR, referral_id=held.id, approve=True)
+    await core.review.decide(operator=OPERATOR, referral_id=held.id, approve=True)
     await notifier.run_due()
 
     texts = [call.text for call in fake.sent_to(202)][-5:]  # sent side by side: any order
@@ -180,7 +180,7 @@ async def test_a_rejection_is_told_to_the_referrer(
     held = await core.accounts.sign_up(
         email="x@mailinator.com", password=PASSWORD, referral_code=code
     )
-    await core.program.decide(operator=OPERATOR, referral_id=held.id, approve=False)
+    await core.review.decide(operator=OPERATOR, referral_id=held.id, approve=False)
     await notifier.run_due()
     texts = {call.text for call in fake.sent_to(202)}
     assert t("{name}'s referral was not approved.", lang, name=t("a friend", lang)) in texts
@@ -209,7 +209,7 @@ async def test_an_operator_reviews_in_chat(harness: Harness, core: Core, lang: s
     assert again.answers[0].params["text"] == t("This referral was already decided.", lang)
     rejected = await root.press(card, data=f"review:reject:{second.id}")
     assert t("Nothing is waiting for review.", lang) in rejected.text
-    statuses = await core.program.referral_list(status=None, limit=10, cursor=None)
+    statuses = await core.review.referral_list(status=None, limit=10, cursor=None)
     assert {item.id: item.status for item in statuses.items} == {
         first.id: "approved",
         second.id: "rejected",
@@ -231,14 +231,14 @@ async def test_a_blocked_account_is_told_so_and_nothing_else(
     ann = harness.person(101, "Ann", lang=lang)
     menu = (await ann.send("/start")).last
     account = await ann.account()
-    await core.program.set_blocked(operator=OPERATOR, user_id=account.id, blocked=True)
+    await core.review.set_blocked(operator=OPERATOR, user_id=account.id, blocked=True)
     blocked = t("Your account is blocked. Contact the service's support.", lang)
     for text in ("/code", "/stats", "/newcode 7", "hello", "/start"):
         replies = await ann.send(text)
         assert [call.text for call in replies.sent] == [blocked]
     pressed = await ann.press(menu, data="code:create:")
     assert pressed.answers[0].params["text"] == blocked
-    await core.program.set_blocked(operator=OPERATOR, user_id=account.id, blocked=False)
+    await core.review.set_blocked(operator=OPERATOR, user_id=account.id, blocked=False)
     assert "Something went wrong" not in (await ann.send("/code")).last.text
 
 
@@ -255,7 +255,7 @@ async def test_the_referral_list_says_which_are_under_review(
     (ann_line,) = [line for line in lines if "Ann" in line]
     assert held_line.endswith(f"({t('under review', lang)})")
     assert not ann_line.endswith(")")
-    await core.program.decide(operator=OPERATOR, referral_id=held.id, approve=False)
+    await core.review.decide(operator=OPERATOR, referral_id=held.id, approve=False)
     lines = (await bob.send("/referrals")).last.text.split("\n")
     (held_line,) = [line for line in lines if "Held" in line]
     assert held_line.endswith(f"({t('not approved', lang)})")

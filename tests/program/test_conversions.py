@@ -145,8 +145,8 @@ async def test_conversions_need_an_operator(client: httpx.AsyncClient, user) -> 
 async def test_points_come_from_settings_and_zero_turns_a_side_off(
     client: httpx.AsyncClient, core, api_key, referrer, join
 ) -> None:
-    original = core.program.settings
-    core.program.settings = original.model_copy(
+    original = core.rewards.settings
+    core.rewards.settings = original.model_copy(
         update={"reward_referrer_points": 7, "reward_friend_points": 0}
     )
     try:
@@ -154,7 +154,7 @@ async def test_points_come_from_settings_and_zero_turns_a_side_off(
         friend = await join("friend@example.com", ref["code"])
         response = await _convert(client, api_key, user_id=friend["id"])
     finally:
-        core.program.settings = original
+        core.rewards.settings = original
     assert [(r["reason"], r["points"]) for r in response.json()["rewards"]] == [
         ("referral_qualified", 7)
     ]

@@ -1,0 +1,200 @@
+"""What the program's parts show and share: a referral as operators see it, a reward, a
+conversion, and the read of a referral with what its rewards and messages need."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from core.infra.db import Read, is_valid_id
+from core.infra.emails import stored_spelling
+from core.jobs.queue import JobQueue
+from core.program.tables import (
+    AMOUNT_PLACES,
+    referrals,
+    rewards,
+)
+from core.telegram.service import TelegramService
+from core.users.errors import UserNotFound
+from core.users.models import User
+
+REFERRAL_QUALIFIED = "referral_qualified"
+REFERRED_SIGNUP_BONUS = "referred_signup_bonus"
+ADJUSTMENT = "adjustment"
+
+# Chat messages to the referrer (rendered by the bot).
+REFERRAL_QUALIFIED_MESSAGE = "referral_qualified"
+REFERRAL_REVIEWED_MESSAGE = "referral_reviewed"
+
+_users = User.ormar_config.table
+
+
+@dataclass(frozen=True, slots=True)
+class Reward:
+    id: int
+    user_id: int
+    points: int
+    reason: str
+    referral_id: int | None
+    note: str | None
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralItem:
+    """A referral as operators (and webhooks) see it."""
+
+    id: int
+    email: str | None
+    full_name: str | None
+    referrer_id: int
+    referral_code: str
+    status: str
+    review_reasons: list[str]
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    id: int
+    user_id: int
+    event: str
+    external_id: str
+    amount: Decimal | None
+    currency: str | None
+    created_at: dt.datetime
+    referral_qualified: bool
+    rewards: list[Reward]
+
+
+@dataclass(frozen=True, slots=True)
+class RewardPage:
+    balance: int
+    items: list[Reward]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralList:
+    items: list[ReferralItem]
+    next_cursor: str | None
+
+
+REWARD_COLUMNS = (
+    rewards.c.id,
+    rewards.c.user_id,
+    rewards.c.points,
+    rewards.c.reason,
+    rewards.c.referral_id,
+    rewards.c.note,
+    rewards.c.created_at,
+)
+ITEM_COLUMNS = (
+    referrals.c.id,
+    _users.c.email,
+    _users.c.full_name,
+    referrals.c.referrer_id,
+    referrals.c.code.label("referral_code"),
+    referrals.c.status,
+    referrals.c.review_reasons,
+    referrals.c.created_at,
+)
+ITEMS = sa.select(*ITEM_COLUMNS).select_from(referrals.join(_users, _users.c.id == referrals.c.id))
+
+
+# The conversion path: statements built once (building one costs about what running it does).
+_LIVE_BY_ID = Read(
+    sa.select(_users.c.id).where(
+        _users.c.id == sa.bindparam("user_id"), _users.c.erased_at.is_(None)
+    )
+)
+_LIVE_BY_EMAIL = Read(
+    sa.select(_users.c.id).where(
+        _users.c.email == sa.bindparam("email"), _users.c.erased_at.is_(None)
+    )
+)
+
+
+# A referral with what its rewards and messages need: whether each side may earn (neither
+# blocked nor erased) and whether the referrer has a chat to be told in.
+_referrer = _users.alias("referrer")
+
+
+def _earns(user: Any) -> Any:
+    return sa.and_(user.c.blocked_at.is_(None), user.c.erased_at.is_(None))
+
+
+_SUBJECT = (
+    sa.select(
+        *ITEM_COLUMNS,
+        _earns(_users).label("earns"),
+        _earns(_referrer).label("referrer_earns"),
+        _referrer.c.telegram_id.label("referrer_chat"),
+    )
+    .select_from(
+        referrals.join(_users, _users.c.id == referrals.c.id).join(
+            _referrer, _referrer.c.id == referrals.c.referrer_id
+        )
+    )
+    .where(referrals.c.id == sa.bindparam("referral_id"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Subject:
+    item: ReferralItem
+    earns: bool
+    referrer_earns: bool
+    referrer_chat: bool
+
+
+def exact_amount(amount: Any) -> Decimal | None:
+    """A stored amount as the exact decimal it was given as (SQLite hands back a double)."""
+    if amount is None:
+        return None
+    return Decimal(str(amount)).quantize(Decimal(1).scaleb(-AMOUNT_PLACES)).normalize()
+
+
+def reward_of(row: Any) -> Reward:
+    return Reward(**row._mapping)
+
+
+def item_of(row: Any) -> ReferralItem:
+    return item_from(dict(row._mapping))
+
+
+def item_from(values: dict[str, Any]) -> ReferralItem:
+    values["review_reasons"] = list(values["review_reasons"] or [])
+    return ReferralItem(**values)
+
+
+async def read_subject(connection: Any, referral_id: int) -> Subject:
+    row = (await connection.execute(_SUBJECT, {"referral_id": referral_id})).one()
+    values = dict(row._mapping)
+    earns, referrer_earns = bool(values.pop("earns")), bool(values.pop("referrer_earns"))
+    chat = values.pop("referrer_chat") is not None
+    return Subject(item_from(values), earns, referrer_earns, chat)
+
+
+async def tell_referrer(jobs: JobQueue, subject: Subject, message: str, **values: Any) -> None:
+    if subject.referrer_chat:
+        await TelegramService.notify(
+            jobs=jobs, recipient_id=subject.item.referrer_id, message=message, **values
+        )
+
+
+async def live_user_id(*, user_id: int | None, email: str | None) -> int:
+    """The live account a conversion or an adjustment names, by id or by the email in the
+    spelling sign-up stored; what is no email matches no one."""
+    if user_id is not None:
+        found = await _LIVE_BY_ID.first(user_id=user_id) if is_valid_id(user_id) else None
+    else:
+        stored = stored_spelling(email)
+        found = await _LIVE_BY_EMAIL.first(email=stored) if stored else None
+    if found is None:
+        raise UserNotFound()
+    return int(found[0])

@@ -38,7 +38,8 @@ _AS_JSON: TypeAdapter[Any] = TypeAdapter(Any)
 def json_of(value: object, adapter: TypeAdapter[Any] = _AS_JSON) -> Response:
     """Plain values (dicts, lists, dataclasses, datetimes) as JSON, by pydantic's core, with
     no validation: for a hot read whose values the core already typed, the shape the route's
-    `response_model` documents (the contract tests hold the two together). An `adapter` of
+    `response_model` documents (tests/contract.py checks every answer the suite gets against
+    its route's model). An `adapter` of
     the value's own type serialises it without looking up each value's type at run time."""
     return Response(adapter.dump_json(value), media_type="application/json")
 

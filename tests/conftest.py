@@ -151,7 +151,9 @@ async def _clean(request: pytest.FixtureRequest) -> AsyncIterator[None]:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
+    from tests.contract import ContractCheck
+
+    transport = httpx.ASGITransport(app=ContractCheck(app))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         yield http
 

@@ -169,9 +169,9 @@ class Accounts:
         The row stays, anonymous, so the referral it was (and the referrals it brought) still
         count for the people concerned. The caller checked the password.
         """
-        async with database.transaction(), database.connection() as connection:
-            code = await self.referrals.close_codes_of(connection, user.id)
-            await self.users.anonymise(connection, user.id)
-            await self.auth.forget_tokens(connection, user.id)
-            await TelegramService.forget_links(connection, user.id)
+        async with database.transaction():
+            code = await self.referrals.close_codes_of(user.id)
+            await self.users.anonymise(user.id)
+            await self.auth.forget_tokens(user.id)
+            await TelegramService.forget_links(user.id)
         await self.referrals.forget_owner(user, code=code)

@@ -311,10 +311,10 @@ class AuthService:
         )
 
     @staticmethod
-    async def forget_tokens(connection: Any, user_id: int) -> None:
+    async def forget_tokens(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): the user's refresh tokens and mailed
         one-time links are deleted, not only revoked."""
-        in_transaction()
+        connection = in_transaction()
         for table in (_tokens, _account_tokens):
             await connection.execute(sa.delete(table).where(table.c.user_id == user_id))
 

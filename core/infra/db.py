@@ -136,14 +136,20 @@ class Unit:
             await connection.execute(statement, rows if len(rows) > 1 else rows[0])
 
 
+def insert_of(dialect: str) -> Any:
+    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
+    return sqlite.insert if dialect == "sqlite" else postgresql.insert
+
+
 @functools.cache
 def _upsert(
     dialect: str, table: sa.Table, keys: tuple[str, ...], increments: tuple[str, ...]
 ) -> Any:
     """Add the `increments` to the row at `keys`, creating it (at those values) when missing:
     one statement per shape, built once (building one costs more than running it)."""
-    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
-    statement = insert(table).values({name: sa.bindparam(name) for name in keys + increments})
+    statement = insert_of(dialect)(table).values(
+        {name: sa.bindparam(name) for name in keys + increments}
+    )
     return statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: table.c[name] + statement.excluded[name] for name in increments},

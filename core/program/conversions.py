@@ -9,10 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from core.infra import clock
-from core.infra.db import database
+from core.infra.db import database, insert_of
 from core.jobs.queue import JobQueue
 from core.program import counters
 from core.program.errors import (
@@ -37,15 +36,11 @@ from core.program.tables import (
     referrals,
     rewards,
 )
-from core.users.models import User
 from core.webhooks.events import Events
-
-_users = User.ormar_config.table
 
 
 @functools.cache
 def _conversion_insert(dialect: str) -> Any:
-    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     names = (
         "user_id",
         "event",
@@ -56,7 +51,7 @@ def _conversion_insert(dialect: str) -> Any:
         "referral_qualified",
     )
     return (
-        insert(conversions)
+        insert_of(dialect)(conversions)
         .values({name: sa.bindparam(name) for name in names})
         .on_conflict_do_nothing(index_elements=["external_id"])
         .returning(conversions.c.id, conversions.c.created_at)

@@ -7,11 +7,10 @@ import functools
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
-from core.infra.db import database, increment, is_valid_id
+from core.infra.db import database, increment, insert_of, is_valid_id
 from core.infra.pagination import newest_first
 from core.infra.settings import ProgramSettings
 from core.operators.service import Operator, OperatorService
@@ -35,17 +34,13 @@ from core.program.tables import (
     rewards,
 )
 from core.users.errors import UserNotFound
-from core.users.models import User
 from core.webhooks.events import Events
-
-_users = User.ormar_config.table
 
 
 @functools.cache
 def _reward_insert(dialect: str) -> Any:
-    insert: Any = sqlite.insert if dialect == "sqlite" else postgresql.insert
     return (
-        insert(rewards)
+        insert_of(dialect)(rewards)
         .on_conflict_do_nothing(
             index_elements=["referral_id", "reason"],
             index_where=rewards.c.referral_id.is_not(None),

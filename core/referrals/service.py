@@ -281,12 +281,11 @@ class ReferralService:
         return closed
 
     @staticmethod
-    async def close_codes_of(connection: Any, owner_id: int) -> str | None:
+    async def close_codes_of(owner_id: int) -> str | None:
         """Inside the caller's transaction (an erasure): the owner's open code closes. Returns
         it, for `forget_owner` once the change committed."""
-        in_transaction()
         closed = (
-            await connection.execute(
+            await in_transaction().execute(
                 sa.update(_codes)
                 .where(_codes.c.owner_id == owner_id, _codes.c.closed_at.is_(None))
                 .values(closed_at=clock.utcnow())

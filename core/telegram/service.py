@@ -191,10 +191,9 @@ class TelegramService:
     # -- notifications (jobs of kind TELEGRAM_MESSAGE, sent by the bot process) -----------
 
     @staticmethod
-    async def forget_links(connection: Any, user_id: int) -> None:
+    async def forget_links(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): the user's chat-link tokens go."""
-        in_transaction()
-        await connection.execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
+        await in_transaction().execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
 
     @staticmethod
     async def notify(*, jobs: JobQueue, recipient_id: int, message: str, **values: Any) -> None:

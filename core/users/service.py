@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -101,11 +100,10 @@ class UserService:
         return updated
 
     @staticmethod
-    async def anonymise(connection: Any, user_id: int) -> None:
+    async def anonymise(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): every column that says who the person
         is goes; the row stays, so the referrals it counts in still count."""
-        in_transaction()
-        await connection.execute(
+        await in_transaction().execute(
             sa.update(_users)
             .where(_users.c.id == user_id)
             # A new token version ends every access token already handed out.

@@ -7,7 +7,6 @@ import pytest
 from core.auth.errors import InvalidRefreshToken
 from core.auth.service import AuthService
 from core.container import Core
-from core.infra.db import database
 from core.referrals.service import ReferralService
 from core.telegram.service import TelegramService
 from core.users.models import User
@@ -21,15 +20,14 @@ async def test_the_parts_of_a_sign_up_and_an_erasure_refuse_to_commit_alone(core
     user = await core.accounts.sign_up(email="ann@example.com", password=PASSWORD)
     with pytest.raises(RuntimeError, match=OUTSIDE):
         await UserService.create(email="bob@example.com", password_hash="x")
-    async with database.connection() as connection:
-        for part in (
-            UserService.anonymise,
-            AuthService.forget_tokens,
-            TelegramService.forget_links,
-            ReferralService.close_codes_of,
-        ):
-            with pytest.raises(RuntimeError, match=OUTSIDE):
-                await part(connection, user.id)
+    for part in (
+        UserService.anonymise,
+        AuthService.forget_tokens,
+        TelegramService.forget_links,
+        ReferralService.close_codes_of,
+    ):
+        with pytest.raises(RuntimeError, match=OUTSIDE):
+            await part(user.id)
     assert await User.objects.filter(email="bob@example.com").count() == 0
     assert (await core.users.get(user.id)).erased_at is None  # nothing above committed
 

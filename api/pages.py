@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -182,20 +181,17 @@ async def landing(code: str, request: Request) -> HTMLResponse:
     lang = pick_language(request.headers.get("accept-language"))
     texts = TEXTS[lang]
     try:
-        view = json.loads(await core.referrals.public_by_code(code))
+        view = await core.views.code_view(code)
     except DomainError:
         return render("missing.html", 404, lang=lang, title=texts["missing_title"], t=texts)
-    referrer = view["referrer"]
     # Counted in memory, written in batches; once per visitor and code in a window.
-    await core.link_opens.record(
-        int(referrer["id"]), visitor=client_address(request), code=view["code"]
-    )
-    name = referrer["full_name"] or texts["a_friend"]
+    await core.link_opens.record(view.referrer.id, visitor=client_address(request), code=view.code)
+    name = view.referrer.full_name or texts["a_friend"]
     # The page's own resources by relative URL (it works on any host and port); absolute
     # ones only where another site reads them: OpenGraph (the preview image too).
     base = core.settings.mail.public_base_url
-    expires = dt.datetime.fromisoformat(view["expires_at"])
-    t = {key: value.format(name=name, code=view["code"]) for key, value in texts.items()}
+    expires = view.expires_at
+    t = {key: value.format(name=name, code=view.code) for key, value in texts.items()}
     return render(
         "landing.html",
         200,
@@ -203,13 +199,13 @@ async def landing(code: str, request: Request) -> HTMLResponse:
         t=t,
         title=t["title"],
         description=t["description"],
-        code=view["code"],
+        code=view.code,
         expires=format_datetime(expires, "d MMMM y, HH:mm 'UTC'", tzinfo=dt.UTC, locale=lang),
         expires_iso=expires.isoformat(),
-        page_url=f"{base}/r/{view['code']}",
-        preview_url=f"{base}/r/{view['code']}/preview.png",
-        qr_url=f"/r/{view['code']}/qr.svg",
-        telegram_link=core.telegram.deep_link(view["code"]),
+        page_url=f"{base}/r/{view.code}",
+        preview_url=f"{base}/r/{view.code}/preview.png",
+        qr_url=f"/r/{view.code}/qr.svg",
+        telegram_link=core.telegram.deep_link(view.code),
         verification=core.auth.mailer is not None,
         errors={key.replace("_", "-"): value for key, value in ERRORS[lang].items()},
     )
@@ -221,11 +217,11 @@ async def qr(code: str, request: Request) -> Response:
     """The QR code of the page's own address (no open counted: the page already was)."""
     core: Core = request.app.state.core
     try:
-        view = json.loads(await core.referrals.public_by_code(code))
+        view = await core.views.code_view(code)
     except DomainError:
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
     buffer = io.BytesIO()
-    url = f"{core.settings.mail.public_base_url}/r/{view['code']}"
+    url = f"{core.settings.mail.public_base_url}/r/{view.code}"
     segno.make(url, error="m").save(buffer, kind="svg", scale=6, border=2, xmldecl=False)
     return Response(
         buffer.getvalue(), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
@@ -239,15 +235,15 @@ async def preview(code: str, request: Request) -> Response:
     core: Core = request.app.state.core
     texts = TEXTS[pick_language(request.headers.get("accept-language"))]
     try:
-        view = json.loads(await core.referrals.public_by_code(code))
+        view = await core.views.code_view(code)
     except DomainError:
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
-    name = view["referrer"]["full_name"] or texts["a_friend"]
+    name = view.referrer.full_name or texts["a_friend"]
     image = await preview_png(
         heading=texts["preview_heading"],
         name=name,
-        invitation=texts["invited"].format(name=name, code=view["code"]),
-        code=view["code"],
+        invitation=texts["invited"].format(name=name, code=view.code),
+        code=view.code,
     )
     # Messengers fetch it once and keep it; a short private life keeps a renamed referrer fresh.
     return Response(image, media_type="image/png", headers={"Cache-Control": "max-age=300"})

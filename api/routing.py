@@ -181,7 +181,7 @@ class CachedReads:
                 if hit is not None:
                     await limiter.check(hit)
                 return False
-            seen = await core.referrals.cached_view(key, limiter=limiter, hit=hit)
+            seen = await core.views.cached(key, limiter=limiter, hit=hit)
         except DomainError as exc:  # refused by the limit, or remembered as missing
             await (await domain_error_handler(request, exc))(scope, receive, send)
             return True

@@ -18,7 +18,8 @@ too high to refuse; the ceilings (bench/ceiling.py) run on the same uvicorn. Wha
    bare (bench/writes.py), alternating as the paths do;
 4. memory: the service's RSS while it answers 100 000+ requests of every measured path;
 5. workers: the cached lookup and /users/me with 1 and with 2 worker processes;
-6. gc: /users/me under Python's default collector thresholds and under the service's.
+6. gc: /users/me under Python's default collector thresholds and under the service's;
+7. redis: the cache hit's GET through redis-py (pure parser, hiredis) and the service's pipe.
 
 The report (Markdown, with every target and whether it held) is printed and written to
 bench/results/latest.md; bench/RESULTS.md is the copy of a run that is kept with the code.
@@ -612,6 +613,7 @@ def report(
     memory: list[tuple[int, float]] | None,
     workers: dict[str, dict[int, Run]] | None,
     collector: dict[str, tuple[Run, int]] | None = None,
+    clients: tuple[str, bool] | None = None,
 ) -> tuple[str, bool]:
     now = dt.datetime.now(dt.UTC)
     cpu = next(
@@ -719,6 +721,14 @@ def report(
             ),
             "",
         ]
+    if clients:
+        ok &= clients[1]
+        lines += [
+            "## Redis clients: the cache hit's GET (bench/redis_clients.py)",
+            "",
+            clients[0],
+            "",
+        ]
     if UNEXPECTED:
         lines += ["Answers that were not 2xx (each under 0.1 % of its run):", ""]
         lines += [f"- {note}" for note in UNEXPECTED] + [""]
@@ -726,7 +736,35 @@ def report(
     return "\n".join(lines) + "\n", ok
 
 
-PARTS = ("paths", "depth", "logins", "writes", "memory", "workers", "gc")
+PARTS = ("paths", "depth", "logins", "writes", "memory", "workers", "gc", "redis")
+HIREDIS = "hiredis==3.5.0"
+
+
+def measure_redis(args: argparse.Namespace) -> tuple[str, bool]:
+    """bench/redis_clients.py, with hiredis installed apart (a --target directory on its
+    PYTHONPATH): the service and its tests keep the lock's redis-py, without it."""
+    target = Path(tempfile.gettempdir()) / "bench-hiredis"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--target", str(target), HIREDIS],
+        check=True,
+    )
+    finished = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.redis_clients",
+            "--seconds",
+            str(args.seconds),
+            "--rounds",
+            str(args.rounds),
+        ],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        capture_output=True,
+        text=True,
+    )
+    if finished.returncode not in (0, 1):
+        raise RuntimeError(finished.stderr)
+    return finished.stdout.strip(), finished.returncode == 0
 
 
 def main() -> int:
@@ -776,6 +814,7 @@ def main() -> int:
     if "workers" in parts:
         workers = measure_workers(env, access, args)
     collector = measure_gc(env, access, args) if "gc" in parts else None
+    clients = measure_redis(args) if "redis" in parts else None
     text, ok = report(
         args,
         chosen if "paths" in parts else [],
@@ -786,6 +825,7 @@ def main() -> int:
         memory,
         workers,
         collector,
+        clients,
     )
     print(text)
     RESULTS.mkdir(exist_ok=True)

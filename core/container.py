@@ -31,6 +31,7 @@ from core.program.review import Review
 from core.program.rewards import Rewards
 from core.program.stats import ProgramStats
 from core.referrals.service import ReferralService
+from core.referrals.views import PublicViews
 from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
 from core.users.service import UserService
 from core.webhooks.sender import Sender
@@ -45,6 +46,7 @@ class Core:
     cache: CodeCache
     jobs: JobQueue
     referrals: ReferralService
+    views: PublicViews  # the hot read path: the public views of codes
     users: UserService
     accounts: Accounts
     auth: AuthService
@@ -199,10 +201,11 @@ def build_core(settings: Settings) -> Core:
             allow_private_networks=settings.webhooks.allow_private_networks,
         ),
     )
+    views = PublicViews(
+        cache=cache, ttl=settings.cache.ttl_seconds, missing_ttl=settings.cache.missing_ttl_seconds
+    )
     referrals = ReferralService(
-        cache=cache,
-        cache_ttl=settings.cache.ttl_seconds,
-        missing_ttl=settings.cache.missing_ttl_seconds,
+        views=views,
         events=webhooks,
         deep_link=telegram.deep_link,
     )
@@ -224,7 +227,7 @@ def build_core(settings: Settings) -> Core:
         mail_timeout=settings.mail.smtp_timeout_seconds,
         public_base_url=settings.mail.public_base_url,
     )
-    users = UserService(referrals=referrals)
+    users = UserService()
     stats = ProgramStats()
     kinds = job_kinds(settings, jobs=jobs, auth=auth, webhooks=webhooks, integrations=integrations)
     return Core(
@@ -233,6 +236,7 @@ def build_core(settings: Settings) -> Core:
         cache=cache,
         jobs=jobs,
         referrals=referrals,
+        views=views,
         users=users,
         accounts=Accounts(
             users=users,

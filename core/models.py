@@ -4,6 +4,7 @@ from core.auth.models import AccountToken, RefreshToken
 from core.jobs.models import Job
 from core.operators.models import ApiKey, AuditEntry
 from core.program import tables as program_tables  # noqa: F401 (plain tables, same metadata)
+from core.referrals import tables as referral_tables  # noqa: F401 (plain table, same metadata)
 from core.referrals.models import ReferralCode
 from core.telegram.models import TelegramLinkToken
 from core.users.models import User

@@ -62,7 +62,7 @@ async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
 
 @router.get("", response_model=PublicCode, responses=problem_responses(404, 422, 429))
 @cached_read(
-    lambda core, request: core.referrals.email_cache_key(request.query_params.get("email", "")),
+    lambda core, request: core.views.email_cache_key(request.query_params.get("email", "")),
     limit=lambda limits: limits.lookup,
 )
 async def code_by_email(
@@ -72,16 +72,16 @@ async def code_by_email(
 ) -> Response:
     """The active code of the user with this email."""
     # Served as cached JSON bytes: a hit does no validation, serialisation or SQL.
-    body = await core.referrals.public_by_email(email, seen=seen_by_cache(request))
+    body = await core.views.by_email(email, seen=seen_by_cache(request))
     return Response(body, media_type="application/json")
 
 
 @router.get("/{code}", response_model=PublicCodeWithReferrer, responses=problem_responses(404, 429))
 @cached_read(
-    lambda core, request: core.referrals.code_cache_key(request.path_params["code"]),
+    lambda core, request: core.views.code_cache_key(request.path_params["code"]),
     limit=lambda limits: limits.lookup,
 )
 async def code_details(code: str, core: LookupCore, request: Request) -> Response:
     """An active code and who it belongs to."""
-    body = await core.referrals.public_by_code(code, seen=seen_by_cache(request))
+    body = await core.views.by_code(code, seen=seen_by_cache(request))
     return Response(body, media_type="application/json")

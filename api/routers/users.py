@@ -30,7 +30,7 @@ async def me(user: CurrentUser) -> Response:
 @router.patch("/me", response_model=UserRead, responses=problem_responses(401, 422))
 async def update_me(body: ProfileUpdate, user: CurrentUser, core: CoreDep) -> UserRead:
     """Change your name; the public views of your code show it at once."""
-    return UserRead.of(await core.users.update_profile(user=user, full_name=body.full_name))
+    return UserRead.of(await core.accounts.rename(user=user, full_name=body.full_name))
 
 
 @router.delete(

@@ -1,5 +1,5 @@
-"""Sign-up, login and erasure: each touches several domains, so each lives here, opens the one
-transaction its writes share and asks every domain to write its own rows.
+"""Sign-up, login, renaming and erasure: each touches several domains, so each lives here,
+opens the one transaction its writes share and asks every domain to write its own rows.
 
 Nothing below this package opens a transaction around another domain's writes; the functions
 each flow calls inside its transaction refuse to run outside one (`in_transaction()`).
@@ -16,19 +16,19 @@ from core.auth.service import AuthService, TokenPair
 from core.infra import security
 from core.infra.db import database
 from core.infra.emails import normalize_email
+from core.infra.events import Events
 from core.integrations.base import EmailVerifier, EnrichmentScheduler
 from core.jobs.queue import JobQueue
 from core.program.review import Review
-from core.program.tables import APPROVED
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
+from core.referrals.tables import APPROVED
 from core.telegram.service import NEW_REFERRAL, TelegramService
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable
-from core.users.models import Account, Person, User
+from core.users.models import Account, Person, User, user_data
 from core.users.names import clean_name
 from core.users.passwords import check_password
 from core.users.service import UserService
-from core.webhooks.events import Events, user_data
 
 
 @dataclass(kw_only=True)
@@ -147,10 +147,20 @@ class Accounts:
                 recipient_id=claimed.owner.id,
                 message=NEW_REFERRAL,
                 referral_id=user.id,
+                # The referrer's total as of this referral (the claim read it after counting it).
+                referral_count=claimed.owner.referral_count,
                 # Only a name the person gave: never a piece of their email or their username.
                 referral_name=user.full_name,
                 held=referral.status != APPROVED,
             )
+
+    # -- the profile ---------------------------------------------------------------------
+
+    async def rename(self, *, user: Person, full_name: str | None) -> Account:
+        """Change the name others see; the public views of the user's code show it at once."""
+        renamed = await self.users.rename(user=user, full_name=full_name)
+        await self.referrals.views.forget_owner(renamed)
+        return renamed
 
     # -- login --------------------------------------------------------------------------
 
@@ -174,4 +184,4 @@ class Accounts:
             await self.users.anonymise(user.id)
             await self.auth.forget_tokens(user.id)
             await TelegramService.forget_links(user.id)
-        await self.referrals.forget_owner(user, code=code)
+        await self.referrals.views.forget_owner(user, code=code)

@@ -75,7 +75,7 @@ class EnrichmentJobs:
                 user_id, attempts=job.attempt, status=DONE, profile=result.profile
             )
             if settled and user.full_name is None and result.profile.full_name:
-                await self.referrals.forget_owner(user)  # public views show the name
+                await self.referrals.views.forget_owner(user)  # public views show the name
         elif result.outcome in (Outcome.NOT_FOUND, Outcome.FAILED):
             status = NOT_FOUND if result.outcome is Outcome.NOT_FOUND else FAILED
             await _settle(user_id, attempts=job.attempt, status=status)

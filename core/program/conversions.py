@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from core.infra import clock
 from core.infra.db import database, insert_of
+from core.infra.events import Events
 from core.jobs.queue import JobQueue
 from core.program import counters
 from core.program.errors import (
@@ -29,14 +30,8 @@ from core.program.items import (
     tell_referrer,
 )
 from core.program.rewards import Rewards
-from core.program.tables import (
-    APPROVED,
-    REJECTED,
-    conversions,
-    referrals,
-    rewards,
-)
-from core.webhooks.events import Events
+from core.program.tables import conversions, rewards
+from core.referrals.tables import APPROVED, REJECTED, referrals
 
 
 @functools.cache

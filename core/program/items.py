@@ -13,11 +13,8 @@ import sqlalchemy as sa
 from core.infra.db import Read, is_valid_id
 from core.infra.emails import stored_spelling
 from core.jobs.queue import JobQueue
-from core.program.tables import (
-    AMOUNT_PLACES,
-    referrals,
-    rewards,
-)
+from core.program.tables import AMOUNT_PLACES, rewards
+from core.referrals.tables import referrals
 from core.telegram.service import TelegramService
 from core.users.errors import UserNotFound
 from core.users.models import User

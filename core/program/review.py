@@ -13,6 +13,7 @@ from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 from core.infra import clock
 from core.infra.db import database, in_transaction, is_valid_id
 from core.infra.errors import InvalidInput
+from core.infra.events import Events
 from core.infra.pagination import newest_first
 from core.infra.settings import ProgramSettings
 from core.jobs.queue import JobQueue
@@ -33,17 +34,10 @@ from core.program.items import (
     tell_referrer,
 )
 from core.program.rewards import Rewards
-from core.program.tables import (
-    APPROVED,
-    PENDING_REVIEW,
-    REJECTED,
-    STATUSES,
-    referrals,
-)
 from core.referrals.service import ReferralService
+from core.referrals.tables import APPROVED, PENDING_REVIEW, REJECTED, STATUSES, referrals
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, User
-from core.webhooks.events import Events
 
 DISPOSABLE_EMAIL = "disposable_email"
 SAME_NETWORK = "same_network_as_referrer"
@@ -311,5 +305,5 @@ class Review:
                 target=f"user:{user_id}",
             )
         account = Account(*row)
-        await self.referrals.forget_owner(account)
+        await self.referrals.views.forget_owner(account)
         return account

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
 from core.infra.db import database, increment, insert_of, is_valid_id
+from core.infra.events import Events
 from core.infra.pagination import newest_first
 from core.infra.settings import ProgramSettings
 from core.operators.service import Operator, OperatorService
@@ -34,7 +35,6 @@ from core.program.tables import (
     rewards,
 )
 from core.users.errors import UserNotFound
-from core.webhooks.events import Events
 
 
 @functools.cache

@@ -1,4 +1,4 @@
-"""The program's tables: referrals under review, conversions, the rewards ledger, and the
+"""The program's tables: conversions, the rewards ledger, and the
 counters stats and the leaderboard read (kept by the transaction of every change that moves
 them, so a read costs what the window holds, never a count of all referrals).
 
@@ -12,35 +12,11 @@ import sqlalchemy as sa
 
 from core.infra.db import Points, UTCDateTimeType, metadata
 
-APPROVED = "approved"
-PENDING_REVIEW = "pending_review"
-REJECTED = "rejected"
-STATUSES = (APPROVED, PENDING_REVIEW, REJECTED)
-
 # A conversion's amount: at most this many decimals, below AMOUNT_MAX, stored exactly.
 AMOUNT_PLACES = 4
 AMOUNT_MAX = 10**11
 # The most points one grant or adjustment moves: no sum of them overflows a 64-bit balance.
 POINTS_MAX = 10**9
-
-# One row per referral: the referred user's id is the referral's id (as in the v1 list).
-referrals = sa.Table(
-    "referrals",
-    metadata,
-    sa.Column("id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column(
-        "referrer_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False
-    ),
-    sa.Column("code", sa.String(32), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),
-    sa.Column("review_reasons", sa.JSON, nullable=False),
-    sa.Column("created_at", UTCDateTimeType, nullable=False),
-    sa.Column("reviewed_at", UTCDateTimeType, nullable=True),
-    sa.Column("qualified_at", UTCDateTimeType, nullable=True),
-    sa.CheckConstraint("status IN ('approved', 'pending_review', 'rejected')", name="status"),
-    sa.Index("ix_referrals_status", "status", "id"),
-    sa.Index("ix_referrals_code_created", "code", "created_at"),
-)
 
 conversions = sa.Table(
     "conversions",

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import ormar
 import sqlalchemy as sa
@@ -49,9 +51,15 @@ class ReferralCode(ormar.Model):
     # after it expired or ran out of uses.
     closed_at: dt.datetime | None = UTCDateTime(nullable=True)
 
-    def is_active(self, now: dt.datetime) -> bool:
-        return (
-            self.closed_at is None
-            and self.expires_at > now
-            and (self.max_uses is None or self.uses < self.max_uses)
-        )
+
+def code_data(code: ReferralCode, *, deep_link: Callable[[str], str | None]) -> dict[str, Any]:
+    """`ReferralCode` plus `owner_id`: the `data` of `referral_code.*` events."""
+    return {
+        "code": code.code,
+        "created_at": code.created_at,
+        "expires_at": code.expires_at,
+        "max_uses": code.max_uses,
+        "uses": code.uses,
+        "telegram_link": deep_link(code.code),
+        "owner_id": code.owner.id,
+    }

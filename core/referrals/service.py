@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,120 +10,36 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core.infra import clock, metrics
-from core.infra.cache import NO_FILL, CodeCache, Lookup
+from core.infra import clock
 from core.infra.db import MAX_ID, Read, database, in_transaction
-from core.infra.emails import folded, normalize_email
-from core.infra.errors import DomainError
+from core.infra.events import Events, NoEvents
 from core.infra.pagination import decode_moment_cursor, encode_moment_cursor
-from core.infra.ratelimit import Hit, RateLimiter
-from core.program.tables import referrals as referral_rows
 from core.referrals.errors import (
     ActiveCodeExists,
     CodeTaken,
     InvalidCodeRequest,
     NoActiveCode,
-    ReferralCodeDeleted,
-    ReferralCodeExhausted,
     ReferralCodeExpired,
     ReferralCodeInvalid,
-    ReferralCodeNotFound,
 )
-from core.referrals.models import ReferralCode
-from core.referrals.schemas import PublicCode, PublicCodeWithReferrer, Referrer
+from core.referrals.models import ReferralCode, code_data
+from core.referrals.rules import (
+    LIVE_CODE,
+    RESERVED_PREFIX,
+    active_clauses,
+    ended_clauses,
+    generate_code,
+    is_active,
+    is_valid_code,
+    refusal,
+)
+from core.referrals.tables import referrals as referral_rows
+from core.referrals.views import PublicViews
 from core.users.models import Person, User
-from core.webhooks.events import Events, NoEvents, code_data
 
-CODE_RE = re.compile(r"[A-Za-z0-9_-]{4,32}")
-RESERVED_PREFIX = "link_"  # the bot's account-linking payload
 MAX_LIFETIME = dt.timedelta(days=365)
-MAX_EMAIL_LENGTH = 320
-_GENERATED_BYTES = 9  # 12 url-safe characters, 72 bits of randomness
 _codes = ReferralCode.ormar_config.table
 _users = User.ormar_config.table
-CACHE_HITS = metrics.cache_reads.labels("hit")
-CACHE_MISSES = metrics.cache_reads.labels("miss")
-
-
-def _active_clauses(
-    now: sa.ColumnElement[dt.datetime] | dt.datetime,
-) -> tuple[sa.ColumnElement[bool], ...]:
-    return (
-        _codes.c.closed_at.is_(None),
-        _codes.c.expires_at > now,
-        sa.or_(_codes.c.max_uses.is_(None), _codes.c.uses < _codes.c.max_uses),
-    )
-
-
-# The uncached lookups, built once: they run on every miss.
-_LIVE_CODE = Read(
-    sa.select(_codes.c.expires_at, _users.c.id, _users.c.full_name)
-    .select_from(_codes.join(_users, _codes.c.owner_id == _users.c.id))
-    .where(
-        _codes.c.code == sa.bindparam("code"),
-        _users.c.blocked_at.is_(None),  # a blocked owner's code works nowhere
-        *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
-    )
-)
-_LIVE_CODE_BY_EMAIL = Read(
-    sa.select(_codes.c.code, _codes.c.expires_at)
-    .select_from(_users.join(_codes, _codes.c.owner_id == _users.c.id))
-    .where(
-        _users.c.email == sa.bindparam("email"),
-        _users.c.blocked_at.is_(None),
-        *_active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
-    )
-)
-
-
-def is_valid_code(value: str) -> bool:
-    return CODE_RE.fullmatch(value) is not None
-
-
-def generate_code() -> str:
-    while True:
-        value = secrets.token_urlsafe(_GENERATED_BYTES)
-        if not value.startswith(RESERVED_PREFIX):
-            return value
-
-
-def email_key(email: str) -> str:
-    return "rc:e:" + email
-
-
-def code_key(code: str) -> str:
-    return "rc:c:" + code
-
-
-def _cache_entry(expires_at: dt.datetime, body: bytes) -> bytes:
-    # "<expiry epoch>\n<json>": a hit is checked against the clock without parsing JSON.
-    return b"%d\n%s" % (int(expires_at.timestamp()), body)
-
-
-def read_cache_entry(entry: bytes) -> bytes | None:
-    """The JSON of a cached public view (empty: "no live code", see `_fill_missing`), or
-    None once the entry has expired."""
-    expires, _, body = entry.partition(b"\n")
-    return body if expires.isdigit() and int(expires) > clock.timestamp() else None
-
-
-def _hit(body: bytes) -> bytes:
-    CACHE_HITS.inc()
-    if not body:  # remembered as missing
-        raise ReferralCodeNotFound()
-    return body
-
-
-def _refusal(code: ReferralCode | None, now: dt.datetime) -> DomainError:
-    """Why a code cannot be used for a sign-up."""
-    if code is None:
-        return ReferralCodeInvalid()
-    if code.max_uses is not None and code.uses >= code.max_uses:
-        return ReferralCodeExhausted()
-    if code.closed_at is not None and code.closed_at < code.expires_at:
-        # Only the owner closes a code before its expiry (retiring happens after it).
-        return ReferralCodeDeleted()
-    return ReferralCodeExpired()
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,15 +119,11 @@ class ReferralService:
     def __init__(
         self,
         *,
-        cache: CodeCache,
-        cache_ttl: int,
-        missing_ttl: int = 0,
+        views: PublicViews,
         events: Events | None = None,
         deep_link: Callable[[str], str | None] = lambda code: None,
     ) -> None:
-        self.cache = cache
-        self.cache_ttl = cache_ttl
-        self.missing_ttl = missing_ttl
+        self.views = views  # each change below drops the views it alters
         self.events: Events = events or NoEvents()
         self.deep_link = deep_link  # the code's Telegram link, as the API shows it
 
@@ -252,20 +162,20 @@ class ReferralService:
                         raise CodeTaken() from None
                     continue  # a generated value collided: draw another
                 raise ActiveCodeExists() from None
-            await self._invalidate(owner, value)
+            await self.views.forget(owner, value)
             return created
         raise ActiveCodeExists("Could not issue a code; try again.")
 
     async def active_code(self, *, owner_id: int) -> ReferralCode | None:
         live = await ReferralCode.objects.get_or_none(owner=owner_id, closed_at=None)
-        return live if live is not None and live.is_active(clock.utcnow()) else None
+        return live if live is not None and is_active(live, clock.utcnow()) else None
 
     async def delete_active_code(self, *, owner: Person) -> ReferralCode:
         """Close the owner's active code; it stops working at once, cache included."""
         now = clock.utcnow()
         statement = (
             sa.update(_codes)
-            .where(_codes.c.owner_id == owner.id, *_active_clauses(now))
+            .where(_codes.c.owner_id == owner.id, *active_clauses(now))
             .values(closed_at=now)
             .returning(_codes.c.id)
         )
@@ -277,7 +187,7 @@ class ReferralService:
             await self.events.emit(
                 "referral_code.deleted", code_data(closed, deep_link=self.deep_link)
             )
-        await self._invalidate(owner, closed.code)
+        await self.views.forget(owner, closed.code)
         return closed
 
     @staticmethod
@@ -294,95 +204,6 @@ class ReferralService:
         ).scalars()
         return next(iter(closed), None)
 
-    # -- public lookups (cached) ----------------------------------------------------------
-
-    @staticmethod
-    def email_cache_key(email: str) -> str | None:
-        """The cache key `public_by_email` uses for this email (None: never cached)."""
-        if not email or len(email) > MAX_EMAIL_LENGTH:
-            return None
-        return email_key(folded(email))
-
-    @staticmethod
-    def code_cache_key(code: str) -> str | None:
-        """The cache key `public_by_code` uses for this code (None: never cached)."""
-        return code_key(code) if is_valid_code(code) else None
-
-    async def cached_view(self, key: str, *, limiter: RateLimiter, hit: Hit | None) -> Lookup:
-        """The cached public view under `key`: its JSON on a hit; on a miss, the lease that
-        `public_by_email` / `public_by_code` take as `seen`, so the read is not repeated.
-        Counts `hit` against its limit first (raising `RateLimited`), in the same Redis round
-        trip as the read when the counters and the cache share Redis. Hits run no SQL."""
-        prefetch = None
-        if hit is not None and limiter.enabled:
-            prefetch = await limiter.check_and_get(hit, redis_key=key)
-        cache = self.cache
-        if prefetch is not None:
-            seen = await cache.lookup_prefetched(key, prefetch.value)
-        else:
-            seen = await cache.lookup(key)
-        if seen.value is None:
-            return seen
-        body = read_cache_entry(seen.value)
-        if body is None:  # its code expired: read from the database, nothing to fill
-            return NO_FILL
-        return Lookup(_hit(body))
-
-    async def public_by_email(self, email: str, *, seen: Lookup | None = None) -> bytes:
-        """JSON of the active code of the user with this email; the hot path. `seen`: what
-        `cached_view` already read of its cache key (a miss), so the cache is not asked twice.
-        """
-        email = folded(email)
-        if len(email) > MAX_EMAIL_LENGTH:
-            raise ReferralCodeNotFound()
-        key = email_key(email)
-        if seen is None:
-            seen = await self.cache.lookup(key)
-        if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
-            return _hit(body)
-        CACHE_MISSES.inc()
-        normalized = normalize_email(email)  # only on a miss: a hit was a valid email
-        # One statement whether or not the email is registered: an unknown email and a known
-        # one without a code cost the same (and are remembered the same), so timing does not
-        # tell which emails exist.
-        row = await _LIVE_CODE_BY_EMAIL.first(email=normalized, now=clock.utcnow())
-        if row is None:
-            if normalized == email:
-                await self._fill_missing(key, seen.lease)
-            raise ReferralCodeNotFound()
-        code, expires_at = row
-        body = PublicCode(code=code, expires_at=expires_at).model_dump_json().encode()
-        if normalized == email:  # cache only under the key that invalidation will name
-            await self._fill(key, seen.lease, expires_at, body)
-        return body
-
-    async def public_by_code(self, code: str, *, seen: Lookup | None = None) -> bytes:
-        """JSON of an active code with its referrer (`seen` as for `public_by_email`)."""
-        if not is_valid_code(code):
-            raise ReferralCodeNotFound()
-        key = code_key(code)
-        if seen is None:
-            seen = await self.cache.lookup(key)
-        if seen.value is not None and (body := read_cache_entry(seen.value)) is not None:
-            return _hit(body)
-        CACHE_MISSES.inc()
-        row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
-        if row is None:
-            await self._fill_missing(key, seen.lease)
-            raise ReferralCodeNotFound()
-        expires_at, owner_id, owner_name = row
-        body = (
-            PublicCodeWithReferrer(
-                code=code,
-                expires_at=expires_at,
-                referrer=Referrer(id=owner_id, full_name=owner_name),
-            )
-            .model_dump_json()
-            .encode()
-        )
-        await self._fill(key, seen.lease, expires_at, body)
-        return body
-
     # -- sign-up ------------------------------------------------------------------------
 
     async def claim(self, code: str) -> ReferralCode:
@@ -397,7 +218,7 @@ class ReferralService:
         now = clock.utcnow()
         statement = (
             sa.update(_codes)
-            .where(_codes.c.code == code, *_active_clauses(now))
+            .where(_codes.c.code == code, *active_clauses(now))
             .values(uses=_codes.c.uses + 1)
             .returning(_codes.c.id, _codes.c.owner_id)
         )
@@ -419,13 +240,13 @@ class ReferralService:
                 raise ReferralCodeExpired()
         if row is not None:
             return await ReferralCode.objects.select_related("owner").get(id=row.id)
-        raise _refusal(await ReferralCode.objects.get_or_none(code=code), now)
+        raise refusal(await ReferralCode.objects.get_or_none(code=code), now)
 
     async def count_open(self, code: str, *, visitor: str, opens: OpenCounter) -> None:
         """Count `visitor`'s opening of a live code's link (`/start <code>`)."""
         if not is_valid_code(code):
             return
-        row = await _LIVE_CODE.first(code=code, now=clock.utcnow())
+        row = await LIVE_CODE.first(code=code, now=clock.utcnow())
         if row is not None:
             await opens.record(int(row[1]), visitor=visitor, code=code)
 
@@ -436,23 +257,15 @@ class ReferralService:
             raise ReferralCodeInvalid()
         now = clock.utcnow()
         existing = await ReferralCode.objects.select_related("owner").get_or_none(code=code)
-        if existing is None or not existing.is_active(now):
-            raise _refusal(existing, now)
+        if existing is None or not is_active(existing, now):
+            raise refusal(existing, now)
         if existing.owner.blocked_at is not None:
             raise ReferralCodeExpired()
 
     async def after_claim(self, claimed: ReferralCode) -> None:
         """Once the sign-up committed: a code that just ran out leaves the cache."""
         if claimed.max_uses is not None and claimed.uses >= claimed.max_uses:
-            await self._invalidate(claimed.owner, claimed.code)
-
-    async def forget_owner(self, owner: Person, *, code: str | None = None) -> None:
-        """Drop the cached views that show this owner (after a name change, an erasure:
-        `code` names a code closed meanwhile)."""
-        if code is None:
-            live = await ReferralCode.objects.get_or_none(owner=owner.id, closed_at=None)
-            code = live.code if live else None
-        await self._invalidate(owner, code)
+            await self.views.forget(claimed.owner, claimed.code)
 
     # -- referrals ----------------------------------------------------------------------
 
@@ -484,15 +297,6 @@ class ReferralService:
         total = int(counted[-1]) if counted is not None else 0
         return ReferralPage(items=items, total=total, next_cursor=next_cursor)
 
-    @staticmethod
-    async def referral_count(*, referrer_id: int, up_to_user_id: int | None = None) -> int:
-        """How many joined with this referrer's codes (up to a given sign-up, if named)."""
-        statement = sa.select(sa.func.count()).where(_users.c.referrer_id == referrer_id)
-        if up_to_user_id is not None:
-            statement = statement.where(_users.c.id <= up_to_user_id)
-        async with database.connection() as connection:
-            return int((await connection.execute(statement)).scalar_one())
-
     # -- internals ----------------------------------------------------------------------
 
     @staticmethod
@@ -500,14 +304,7 @@ class ReferralService:
         """Close the owner's expired or used-up code, so a new one may be live."""
         statement = (
             sa.update(_codes)
-            .where(
-                _codes.c.owner_id == owner_id,
-                _codes.c.closed_at.is_(None),
-                sa.or_(
-                    _codes.c.expires_at <= now,
-                    sa.and_(_codes.c.max_uses.is_not(None), _codes.c.uses >= _codes.c.max_uses),
-                ),
-            )
+            .where(_codes.c.owner_id == owner_id, *ended_clauses(now))
             .values(closed_at=now)
         )
         async with database.connection() as connection:
@@ -536,23 +333,3 @@ class ReferralService:
                 )
         if max_uses is not None and max_uses < 1:
             raise InvalidCodeRequest("max_uses must be at least 1.", field="max_uses")
-
-    async def _fill(
-        self, key: str, lease: bytes | None, expires_at: dt.datetime, body: bytes
-    ) -> None:
-        ttl = min(self.cache_ttl, expires_at.timestamp() - clock.timestamp())
-        await self.cache.fill(key, _cache_entry(expires_at, body), ttl, lease=lease)
-
-    async def _fill_missing(self, key: str, lease: bytes | None) -> None:
-        """Remember for `missing_ttl` seconds that `key` shows no live code: an empty view,
-        dropped by the same invalidations as a view (a code created, an owner's email or
-        block changed); a lookup in that window answers 404 without SQL."""
-        if self.missing_ttl > 0:
-            until = clock.utcnow() + dt.timedelta(seconds=self.missing_ttl)
-            await self.cache.fill(key, _cache_entry(until, b""), self.missing_ttl, lease=lease)
-
-    async def _invalidate(self, owner: Person, code: str | None) -> None:
-        keys = [code_key(code)] if code else []
-        if owner.email:
-            keys.append(email_key(owner.email))
-        await self.cache.invalidate(*keys)

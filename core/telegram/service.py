@@ -13,7 +13,6 @@ from core.infra import clock, security
 from core.infra.db import Read, database, in_transaction, is_valid_id
 from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
-from core.referrals.service import ReferralService
 from core.telegram.errors import (
     BotNotConfigured,
     LinkTokenExpired,
@@ -212,18 +211,11 @@ class TelegramService:
         recipient = await _RECIPIENT.first(user_id=recipient_id)
         if recipient is None:
             return None
-        values = dict(payload)
-        referral_id = values.get("referral_id")
-        if values.get("message") == NEW_REFERRAL and isinstance(referral_id, int):
-            # Counted as of this referral: later sign-ups do not inflate the message.
-            values["referral_count"] = await ReferralService.referral_count(
-                referrer_id=recipient_id, up_to_user_id=referral_id
-            )
         return Delivery(
-            kind=str(values.get("message")),
+            kind=str(payload.get("message")),
             chat_id=recipient[0],
             language_code=recipient[1],
-            payload=values,
+            payload=dict(payload),
         )
 
 

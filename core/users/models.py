@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, fields
-from typing import ForwardRef, Protocol
+from typing import Any, ForwardRef, Protocol
 
 import ormar
 import sqlalchemy as sa
@@ -122,3 +122,23 @@ class Account:
 
 
 ACCOUNT_COLUMNS = tuple(User.ormar_config.table.c[f.name] for f in fields(Account))
+
+
+def user_data(user: Account) -> dict[str, Any]:
+    """`User`, as `GET /users/me` shows it: the `data` of `user.*` events."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "full_name": user.full_name,
+        "referrer_id": user.referrer_id,
+        "telegram_id": user.telegram_id,
+        "created_at": user.created_at,
+        "is_superuser": user.is_superuser,
+        "email_verified": user.email_verified,
+        "company": user.company,
+        "job_title": user.job_title,
+        "location": user.location,
+        "avatar_url": user.avatar_url,
+        "enrichment_status": user.enrichment_status,
+        "blocked": user.blocked_at is not None,
+    }

@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from core.infra import clock
 from core.infra.db import database, in_transaction, is_valid_id
 from core.infra.pagination import newest_first
-from core.referrals.service import ReferralService
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
@@ -37,9 +36,6 @@ _ERASED = dict.fromkeys(
 
 
 class UserService:
-    def __init__(self, *, referrals: ReferralService) -> None:
-        self.referrals = referrals  # its public views show the user's name
-
     async def get(self, user_id: int) -> User:
         user = await User.objects.get_or_none(id=user_id) if is_valid_id(user_id) else None
         if user is None:
@@ -86,8 +82,9 @@ class UserService:
         in_transaction()
         return await User.objects.create(**fields)
 
-    async def update_profile(self, *, user: Person, full_name: str | None) -> Account:
-        """Change the name others see; the public views of the user's code show it at once."""
+    @staticmethod
+    async def rename(*, user: Person, full_name: str | None) -> Account:
+        """Change the name others see (`Accounts.rename` also refreshes the views that show it)."""
         statement = (
             sa.update(_users)
             .where(_users.c.id == user.id)
@@ -95,9 +92,7 @@ class UserService:
             .returning(*ACCOUNT_COLUMNS)
         )
         async with database.transaction(), database.connection() as connection:
-            updated = Account(*(await connection.execute(statement)).one())
-        await self.referrals.forget_owner(updated)
-        return updated
+            return Account(*(await connection.execute(statement)).one())
 
     @staticmethod
     async def anonymise(user_id: int) -> None:

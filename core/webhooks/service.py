@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from core.infra import clock
 from core.infra.db import database, forget, in_transaction, is_valid_id, remembered
 from core.infra.errors import InvalidInput
+from core.infra.events import EventData
 from core.infra.pagination import delete_finished, newest_first
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, JobKind, RetryLater
@@ -29,7 +30,6 @@ from core.operators.service import Operator, OperatorService
 from core.telegram.service import TelegramService
 from core.users.models import User
 from core.webhooks.errors import DeliveryNotFailed, DeliveryNotFound, WebhookNotFound
-from core.webhooks.events import EventData
 from core.webhooks.models import FAILED, PENDING, SUCCEEDED, WebhookDelivery, WebhookEndpoint
 from core.webhooks.sender import Sender
 

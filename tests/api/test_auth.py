@@ -114,6 +114,7 @@ async def test_a_referrer_in_telegram_is_notified(client, user):
         "referral_id": response.json()["id"],
         "referral_name": "Friend",
         "held": False,
+        "referral_count": 1,
     }
 
 

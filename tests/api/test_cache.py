@@ -27,7 +27,7 @@ from core.container import Core, build_core
 from core.infra import clock, security
 from core.infra.cache import TOMBSTONE, CodeCache, MemoryCache, RedisCache
 from core.infra.settings import Settings
-from core.referrals.service import code_key
+from core.referrals.views import code_key
 from tests.api.support import sql_statements
 from tests.conftest import API, PASSWORD
 from tests.redis_server import Proxy, RedisServer

@@ -75,7 +75,7 @@ async def test_a_failing_shortcut_leaves_the_answer_to_the_route(
     async def broken(*args, **kwargs):
         raise RuntimeError("an unexpected failure")
 
-    monkeypatch.setattr(core.referrals, "cached_view", broken)
+    monkeypatch.setattr(core.views, "cached", broken)
     solved.clear()
     answer = await client.get(f"{API}/referral-codes/{code}")
     assert answer.status_code == 200

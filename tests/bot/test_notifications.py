@@ -59,6 +59,25 @@ async def test_a_referral_through_the_api_is_announced_in_chat(
     assert row.attempts == 1
 
 
+async def test_each_announcement_counts_the_referrals_as_of_its_own(
+    harness: Harness, core: Core, client
+) -> None:
+    """The count is the one the sign-up's claim made: a later sign-up, queued before the
+    first message goes, does not raise it."""
+    _, code = await _referrer(harness, core)
+    for n in range(3):
+        response = await client.post(
+            f"{API}/auth/register",
+            json={
+                "email": f"r{n}@example.com",
+                "password": "long enough pw",
+                "referral_code": code,
+            },
+        )
+        assert response.status_code == 201
+    assert [job.payload["referral_count"] for job in await chat_messages()] == [1, 2, 3]
+
+
 async def test_the_api_process_never_sends_chat_messages(core: Core) -> None:
     """Its worker (and `make worker`'s) has no chat-message kind: only the bot token does."""
     assert TELEGRAM_MESSAGE not in core.worker().kinds

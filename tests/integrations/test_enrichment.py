@@ -8,7 +8,7 @@ import time
 from core.infra import cache, clock
 from core.integrations.enrichment import ENRICHMENT
 from core.jobs.models import Job
-from core.referrals.service import code_key
+from core.referrals.views import code_key
 from core.users.models import User
 from tests.api.support import ahead
 from tests.conftest import API, PASSWORD

@@ -1,13 +1,12 @@
 """Every model, imported once so the metadata is complete (Alembic, tests)."""
 
-from core.auth.models import AccountToken, RefreshToken
+from core.auth.models import RefreshToken
 from core.jobs.models import Job
 from core.operators.models import ApiKey, AuditEntry
 from core.program import tables as program_tables  # noqa: F401 (plain tables, same metadata)
 from core.referrals import tables as referral_tables  # noqa: F401 (plain table, same metadata)
 from core.referrals.models import ReferralCode
-from core.telegram.models import TelegramLinkToken
-from core.users.models import User
+from core.users.models import AccountToken, User
 from core.webhooks.models import WebhookDelivery, WebhookEndpoint
 
 __all__ = [
@@ -17,7 +16,6 @@ __all__ = [
     "Job",
     "ReferralCode",
     "RefreshToken",
-    "TelegramLinkToken",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -183,5 +183,4 @@ class Accounts:
             code = await self.referrals.close_codes_of(user.id)
             await self.users.anonymise(user.id)
             await self.auth.forget_tokens(user.id)
-            await TelegramService.forget_links(user.id)
         await self.referrals.views.forget_owner(user, code=code)

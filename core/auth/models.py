@@ -31,26 +31,3 @@ class RefreshToken(ormar.Model):
     expires_at: dt.datetime = UTCDateTime(nullable=False)
     used_at: dt.datetime | None = UTCDateTime(nullable=True)
     revoked_at: dt.datetime | None = UTCDateTime(nullable=True)
-
-
-class AccountToken(ormar.Model):
-    """A one-time token mailed to a user (password reset, email verification), as its SHA-256."""
-
-    ormar_config = base_config.copy(
-        tablename="account_tokens",
-        constraints=[ormar.IndexColumns("user_id", name="ix_account_tokens_user_id")],
-    )
-
-    id: int = ormar.Integer(primary_key=True)
-    user: User = ormar.ForeignKey(
-        User,
-        name="user_id",
-        nullable=False,
-        ondelete=ormar.ReferentialAction.CASCADE,
-        related_name="account_tokens",
-    )
-    purpose: str = ormar.String(max_length=32)
-    token_hash: str = ormar.String(max_length=64, unique=True)
-    created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
-    expires_at: dt.datetime = UTCDateTime(nullable=False)
-    used_at: dt.datetime | None = UTCDateTime(nullable=True)

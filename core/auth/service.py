@@ -19,7 +19,7 @@ from core.auth.errors import (
     NotAuthenticated,
     WrongPassword,
 )
-from core.auth.models import AccountToken, RefreshToken
+from core.auth.models import RefreshToken
 from core.infra import clock, metrics, security
 from core.infra.db import Read, database, in_transaction, is_valid_id
 from core.infra.emails import stored_spelling
@@ -27,11 +27,10 @@ from core.infra.mail import MAIL, Mail, Mailer
 from core.infra.settings import AuthSettings
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, JobKind, RetryLater
-from core.users import passwords
+from core.users import passwords, tokens
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 
 _tokens = RefreshToken.ormar_config.table
-_account_tokens = AccountToken.ormar_config.table
 _users = User.ormar_config.table
 # The one query of an authenticated request.
 _ACCOUNT_BY_ID = Read(sa.select(*ACCOUNT_COLUMNS).where(_users.c.id == sa.bindparam("user_id")))
@@ -229,7 +228,7 @@ class AuthService:
 
     async def confirm_password_reset(self, *, token: str, new_password: str) -> None:
         passwords.check_password(new_password, field="new_password")
-        user_id = await self._spend(token, PASSWORD_RESET)  # junk costs no password hashing
+        user_id = await tokens.spend(token, PASSWORD_RESET)  # junk costs no password hashing
         if user_id is None:
             raise InvalidResetToken()
         await self._set_password(user_id, await security.hash_password(new_password))
@@ -268,7 +267,7 @@ class AuthService:
                 ).scalar()
         if email is None:
             return  # erased meanwhile: nobody to mail
-        token = await self._mail_token(user_id, str(purpose), mail.lifetime)
+        token, _ = await tokens.issue(user_id, str(purpose), mail.lifetime)
         link = f"{self.public_base_url}{mail.path}?token={token}"
         message = Mail(
             to=email,
@@ -284,7 +283,7 @@ class AuthService:
             raise RetryLater(error) from None
 
     async def verify_email(self, *, token: str) -> Account:
-        user_id = await self._spend(token, EMAIL_VERIFICATION)
+        user_id = await tokens.spend(token, EMAIL_VERIFICATION)
         if user_id is None:
             raise InvalidVerificationToken()
         verified = (
@@ -314,9 +313,8 @@ class AuthService:
     async def forget_tokens(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): the user's refresh tokens and mailed
         one-time links are deleted, not only revoked."""
-        connection = in_transaction()
-        for table in (_tokens, _account_tokens):
-            await connection.execute(sa.delete(table).where(table.c.user_id == user_id))
+        await in_transaction().execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
+        await tokens.forget(user_id)
 
     async def _set_password(self, user_id: int, password_hash: str) -> None:
         async with database.transaction(), database.connection() as connection:
@@ -325,52 +323,9 @@ class AuthService:
             )
             await self.end_sessions(connection, user_id)
 
-    @staticmethod
-    async def _mail_token(user_id: int, purpose: str, lifetime: dt.timedelta) -> str:
-        token = security.new_opaque_token()
-        now = clock.utcnow()
-        await AccountToken.objects.create(
-            user=user_id,
-            purpose=purpose,
-            token_hash=security.token_digest(token),
-            created_at=now,
-            expires_at=now + lifetime,
-        )
-        return token
-
     async def reset_token_is_live(self, token: str) -> bool:
         """Whether a password-reset link still works (the page asks before its form)."""
-        return await _is_live(token, PASSWORD_RESET)
-
-    @staticmethod
-    async def _spend(token: str, purpose: str) -> int | None:
-        """The user a one-time token was mailed to, once; None when unknown, used or expired."""
-        now = clock.utcnow()
-        statement = (
-            sa.update(_account_tokens)
-            .where(_live_token(token, purpose, now))
-            .values(used_at=now)
-            .returning(_account_tokens.c.user_id)
-        )
-        async with database.transaction(), database.connection() as connection:
-            row = (await connection.execute(statement)).first()
-        return row.user_id if row is not None else None
-
-
-def _live_token(token: str, purpose: str, now: dt.datetime) -> sa.ColumnElement[bool]:
-    """A mailed one-time token of this purpose that is neither used nor expired."""
-    return sa.and_(
-        _account_tokens.c.token_hash == security.token_digest(token),
-        _account_tokens.c.purpose == purpose,
-        _account_tokens.c.used_at.is_(None),
-        _account_tokens.c.expires_at > now,
-    )
-
-
-async def _is_live(token: str, purpose: str) -> bool:
-    statement = sa.select(_account_tokens.c.id).where(_live_token(token, purpose, clock.utcnow()))
-    async with database.connection() as connection:
-        return (await connection.execute(statement)).first() is not None
+        return await tokens.state(token, PASSWORD_RESET) == "live"
 
 
 def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:

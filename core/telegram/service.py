@@ -9,10 +9,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core.infra import clock, security
-from core.infra.db import Read, database, in_transaction, is_valid_id
+from core.infra.db import Read, database, is_valid_id
 from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
+from core.referrals.rules import RESERVED_PREFIX
 from core.telegram.errors import (
     BotNotConfigured,
     LinkTokenExpired,
@@ -21,16 +21,17 @@ from core.telegram.errors import (
     TelegramAccountTaken,
     TelegramAlreadyLinked,
 )
-from core.telegram.models import TelegramLinkToken
+from core.users import tokens
 from core.users.models import Person, User
 from core.users.names import clean_name
 
-LINK_PREFIX = "link_"
+# The /start payload of a chat-link: the prefix no referral code may take.
+LINK_PREFIX = RESERVED_PREFIX
+LINK_PURPOSE = "telegram_link"
 # The job kind of chat messages: taken only by processes that hold the bot token.
 TELEGRAM_MESSAGE = "telegram.message"
 NEW_REFERRAL = "new_referral"
 
-_tokens = TelegramLinkToken.ormar_config.table
 _users = User.ormar_config.table
 _codes = ReferralCode.ormar_config.table
 _RECIPIENT = Read(
@@ -89,15 +90,8 @@ class TelegramService:
             raise BotNotConfigured()
         if user.telegram_id is not None:
             raise TelegramAlreadyLinked()
-        token = security.new_opaque_token(24)  # 32 characters: the payload stays under 64
-        now = clock.utcnow()
-        expires_at = now + self.link_lifetime
-        await TelegramLinkToken.objects.create(
-            user=user.id,
-            token_hash=security.token_digest(token),
-            created_at=now,
-            expires_at=expires_at,
-        )
+        # 24 bytes, 32 characters: the /start payload stays under Telegram's 64.
+        token, expires_at = await tokens.issue(user.id, LINK_PURPOSE, self.link_lifetime, size=24)
         url = self.deep_link(LINK_PREFIX + token)
         assert url is not None
         return LinkInvite(url=url, expires_at=expires_at)
@@ -108,16 +102,6 @@ class TelegramService:
         A bare bot account of the same person (made by /start, with no email, code, referrer
         or referrals) is folded into the linked account; any other owner is refused.
         """
-        now = clock.utcnow()
-        digest = security.token_digest(token)
-        # One conditional UPDATE spends the token: two chats racing on it cannot both win.
-        spend = (
-            sa.update(_tokens)
-            .where(_tokens.c.token_hash == digest, _tokens.c.used_at.is_(None))
-            .where(_tokens.c.expires_at > now)
-            .values(used_at=now)
-            .returning(_tokens.c.user_id)
-        )
         attach = (
             sa.update(_users)
             .where(
@@ -135,10 +119,11 @@ class TelegramService:
         )
         try:
             async with database.transaction(), database.connection() as connection:
-                row = (await connection.execute(spend)).first()
-                if row is None:
-                    raise await self._link_refusal(digest, now)
-                owner_id = row.user_id
+                # Spent in this transaction: two chats racing on it cannot both win, and a
+                # refused attach leaves it unused.
+                owner_id = await tokens.spend(token, LINK_PURPOSE)
+                if owner_id is None:
+                    raise await self._link_refusal(token)
                 current = await User.objects.get_or_none(telegram_id=profile.telegram_id)
                 if current is not None and current.id != owner_id:
                     if not await self._is_bare(connection, current):
@@ -154,13 +139,11 @@ class TelegramService:
         return await User.objects.get(id=owner_id)
 
     @staticmethod
-    async def _link_refusal(digest: str, now: dt.datetime) -> LinkTokenInvalid:
-        stored = await TelegramLinkToken.objects.get_or_none(token_hash=digest)
-        if stored is None:
+    async def _link_refusal(token: str) -> LinkTokenInvalid:
+        state = await tokens.state(token, LINK_PURPOSE)
+        if state == "unknown":
             return LinkTokenInvalid("This link is unknown.")
-        if stored.used_at is not None:
-            return LinkTokenUsed()
-        return LinkTokenExpired()
+        return LinkTokenUsed() if state == "used" else LinkTokenExpired()
 
     @staticmethod
     async def _is_bare(connection: Any, user: User) -> bool:
@@ -188,11 +171,6 @@ class TelegramService:
         return await ReferralCode.objects.filter(owner=user_id, code=code).exists()
 
     # -- notifications (jobs of kind TELEGRAM_MESSAGE, sent by the bot process) -----------
-
-    @staticmethod
-    async def forget_links(user_id: int) -> None:
-        """Inside the caller's transaction (an erasure): the user's chat-link tokens go."""
-        await in_transaction().execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
 
     @staticmethod
     async def notify(*, jobs: JobQueue, recipient_id: int, message: str, **values: Any) -> None:

@@ -88,6 +88,29 @@ class Person(Protocol):
     def password_hash(self) -> str | None: ...
 
 
+class AccountToken(ormar.Model):
+    """A one-time token of a user, as its SHA-256 (core/users/tokens.py issues and spends it)."""
+
+    ormar_config = base_config.copy(
+        tablename="account_tokens",
+        constraints=[ormar.IndexColumns("user_id", name="ix_account_tokens_user_id")],
+    )
+
+    id: int = ormar.Integer(primary_key=True)
+    user: User = ormar.ForeignKey(
+        User,
+        name="user_id",
+        nullable=False,
+        ondelete=ormar.ReferentialAction.CASCADE,
+        related_name="account_tokens",
+    )
+    purpose: str = ormar.String(max_length=32)
+    token_hash: str = ormar.String(max_length=64, unique=True)
+    created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
+    expires_at: dt.datetime = UTCDateTime(nullable=False)
+    used_at: dt.datetime | None = UTCDateTime(nullable=True)
+
+
 @dataclass(frozen=True, slots=True)
 class Account:
     """A user's row as one SELECT of `ACCOUNT_COLUMNS` gives it, in that order.

@@ -6,7 +6,8 @@ import datetime as dt
 
 import httpx
 
-from core.auth.service import EMAIL_VERIFICATION, PASSWORD_RESET, AuthService
+from core.auth.service import EMAIL_VERIFICATION, PASSWORD_RESET
+from core.users import tokens
 from tests.conftest import API, PASSWORD
 
 STRICT = "script-src 'self'"
@@ -14,7 +15,8 @@ STRICT = "script-src 'self'"
 
 async def _mailed_token(user_id: int, purpose: str, *, minutes: float = 30) -> str:
     """What the mail job makes: the core's own one-time token (only its digest is stored)."""
-    return await AuthService._mail_token(user_id, purpose, dt.timedelta(minutes=minutes))
+    token, _ = await tokens.issue(user_id, purpose, dt.timedelta(minutes=minutes))
+    return token
 
 
 def _strict(response: httpx.Response) -> None:

@@ -12,8 +12,7 @@ from asgi_lifespan import LifespanManager
 
 from core.infra import clock
 from core.infra.security import token_digest
-from core.telegram.models import TelegramLinkToken
-from core.users.models import User
+from core.users.models import AccountToken, User
 from tests.api.support import assert_problem, assert_utc
 from tests.conftest import API
 
@@ -35,7 +34,7 @@ async def test_create_a_link(client, user):
     assert dt.timedelta(minutes=14) < lifetime <= dt.timedelta(minutes=15)
 
     # Stored as a digest only, for this user, once.
-    (row,) = await TelegramLinkToken.objects.all()
+    (row,) = await AccountToken.objects.filter(purpose="telegram_link").all()
     assert row.user.id == ann["id"]
     assert row.token_hash == token_digest(match.group(1))
     assert match.group(1) not in row.token_hash
@@ -50,7 +49,7 @@ async def test_each_link_is_new(client, user):
         for _ in range(2)
     }
     assert len(urls) == 2
-    assert await TelegramLinkToken.objects.count() == 2
+    assert await AccountToken.objects.filter(purpose="telegram_link").count() == 2
 
 
 async def test_already_linked(client, user):
@@ -58,7 +57,7 @@ async def test_already_linked(client, user):
     await User.objects.filter(id=ann["id"]).update(telegram_id=777000)
     response = await client.post(f"{API}/users/me/telegram-link", headers=headers)
     assert_problem(response, 409, "telegram_already_linked")
-    assert await TelegramLinkToken.objects.count() == 0
+    assert await AccountToken.objects.filter(purpose="telegram_link").count() == 0
     me = (await client.get(f"{API}/users/me", headers=headers)).json()
     assert me["telegram_id"] == 777000
 
@@ -85,7 +84,7 @@ async def test_no_bot_configured(client, botless_client, user):
     _, headers = await user("ann@example.com")
     response = await botless_client.post(f"{API}/users/me/telegram-link", headers=headers)
     assert_problem(response, 503, "bot_not_configured")
-    assert await TelegramLinkToken.objects.count() == 0
+    assert await AccountToken.objects.filter(purpose="telegram_link").count() == 0
 
     # Without a bot, codes work and simply have no Telegram link.
     response = await botless_client.post(

@@ -134,8 +134,8 @@ async def mailed_token(user_id: int, purpose: str) -> str:
     """What a mail job makes: a one-time token, stored as its digest, valid 30 minutes."""
     import datetime as dt
 
-    from core.auth.models import AccountToken
     from core.infra import security
+    from core.users.models import AccountToken
 
     token = security.new_opaque_token()
     now = dt.datetime.now(dt.UTC)

@@ -8,7 +8,7 @@ from core.auth.errors import InvalidRefreshToken
 from core.auth.service import AuthService
 from core.container import Core
 from core.referrals.service import ReferralService
-from core.telegram.service import TelegramService
+from core.users import tokens as one_time_tokens
 from core.users.models import User
 from core.users.service import UserService
 from tests.conftest import PASSWORD
@@ -23,7 +23,7 @@ async def test_the_parts_of_a_sign_up_and_an_erasure_refuse_to_commit_alone(core
     for part in (
         UserService.anonymise,
         AuthService.forget_tokens,
-        TelegramService.forget_links,
+        one_time_tokens.forget,
         ReferralService.close_codes_of,
     ):
         with pytest.raises(RuntimeError, match=OUTSIDE):

@@ -220,11 +220,13 @@ async def wakeups() -> list[float]:
             await worker.stdout.readline()  # "ready"
         await asyncio.sleep(2)  # both listening, both in their 5 s poll
         from core.container import build_core
+        from core.infra.db import database
         from core.infra.settings import get_settings
 
         core = build_core(get_settings())
         for _ in range(WAKEUPS):
-            await core.jobs.enqueue(STAMP, {})  # its own statement: committed at once
+            async with database.transaction():  # each enqueue committed alone
+                await core.jobs.enqueue(STAMP, {})
             await asyncio.sleep(0.3)
         await asyncio.sleep(1)
         rows = await _started()

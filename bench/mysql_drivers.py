@@ -34,7 +34,7 @@ SQL = "SELECT id, email, full_name, created_at FROM bench_users WHERE id = %s"
 
 
 async def _prepare(url: sa.URL) -> None:
-    engine = create_async_engine(url.set(drivername="mysql+asyncmy", database=None))
+    engine = create_async_engine(url.set(drivername="mysql+asyncmy")._replace(database=None))
     async with engine.begin() as connection:
         await connection.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS {url.database}")
         await connection.exec_driver_sql(f"USE {url.database}")

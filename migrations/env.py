@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import core.models  # noqa: F401  (fills the metadata)
-from core.infra.db import async_url, ensure_sqlite_directory, metadata
+from core.infra.db import async_url, ensure_sqlite_directory, is_mysql, metadata
 from core.infra.settings import get_settings
 
 config = context.config
@@ -38,6 +38,12 @@ def run_migrations_offline() -> None:
 
 
 def do_run_migrations(connection: Connection) -> None:
+    if is_mysql(connection.dialect.name):
+        # Every table created from here on compares text byte for byte, as PostgreSQL and
+        # SQLite do: codes stay case-sensitive (the server's default collation is not), and
+        # emails are compared case-insensitively where the schema says so (uq_users_email_lower).
+        connection.exec_driver_sql("ALTER DATABASE CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        connection.commit()
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

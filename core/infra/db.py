@@ -14,7 +14,7 @@ from typing import Any, TypeVar, cast
 import ormar
 import sqlalchemy as sa
 from ormar.databases.transaction import Transaction as OrmarTransaction
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -30,7 +30,19 @@ NAMING_CONVENTION = {
 
 T = TypeVar("T")
 
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    # asyncmy: twice aiomysql's reads on its own pool (bench/mysql_drivers.py, README).
+    "mysql": "mysql+asyncmy",
+    "mariadb": "mariadb+asyncmy",
+}
+# MySQL and MariaDB: one dialect family, the same SQL here.
+MYSQL_FAMILY = ("mysql", "mariadb")
+
+
+def is_mysql(dialect_name: str) -> bool:
+    return dialect_name in MYSQL_FAMILY
 
 
 def backend_name(url: str) -> str:
@@ -39,11 +51,16 @@ def backend_name(url: str) -> str:
 
 
 def async_url(url: str) -> str:
-    """Accept plain `sqlite:///…` / `postgresql://…` URLs and add the async driver."""
+    """Accept plain `sqlite:///…`, `postgresql://…`, `mysql://…` and `mariadb://…` URLs and add
+    the async driver (and, for the MySQL family, 4-byte UTF-8 on the wire)."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend not in _ASYNC_DRIVERS:
-        raise ValueError(f"unsupported database {backend!r}: use sqlite or postgresql")
+        raise ValueError(
+            f"unsupported database {backend!r}: use sqlite, postgresql, mysql or mariadb"
+        )
+    if is_mysql(backend) and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     if parsed.drivername == "postgres":  # Heroku-style alias
         parsed = parsed.set(drivername="postgresql")
     if "+" not in parsed.drivername:
@@ -66,6 +83,21 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
             "max_overflow": 0,
             "connect_args": {"timeout": bounds.statement_timeout_seconds},
         }
+    if is_mysql(make_url(url).get_backend_name()):
+        return {
+            **common,
+            "pool_size": bounds.pool_size,
+            "max_overflow": 0,
+            "pool_recycle": 1800,
+            # PostgreSQL's: a statement sees what committed before it, not a snapshot taken
+            # at the transaction's first read (and takes no gap locks).
+            "isolation_level": "READ COMMITTED",
+            "connect_args": {
+                "connect_timeout": max(1, round(bounds.connect_timeout_seconds)),
+                # The client gives up a moment after the server's own bounds (below).
+                "read_timeout": bounds.statement_timeout_seconds + 1,
+            },
+        }
     statement_ms = int(bounds.statement_timeout_seconds * 1000)
     return {
         **common,
@@ -84,6 +116,29 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
             "command_timeout": bounds.statement_timeout_seconds + 1,
         },
     }
+
+
+def bound_mysql_waits(engine: Any, seconds: float) -> None:
+    """Every new connection of the engine bounds its waits on the server, as PostgreSQL's
+    statement_timeout does: lock waits (whole seconds, at least 1) and reads (MariaDB's
+    max_statement_time, MySQL's max_execution_time; neither stops a write)."""
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _bound(dbapi_connection: Any, record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT VERSION()")
+            mariadb = "mariadb" in str(cursor.fetchone()[0]).lower()
+            reads = (
+                f"max_statement_time = {seconds:g}"
+                if mariadb
+                else f"max_execution_time = {int(seconds * 1000)}"
+            )
+            cursor.execute(
+                f"SET SESSION innodb_lock_wait_timeout = {max(1, round(seconds))}, {reads}"
+            )
+        finally:
+            cursor.close()
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -137,7 +192,10 @@ class Unit:
 
 
 def insert_of(dialect: str) -> Any:
-    """The dialect's INSERT, which has ON CONFLICT (SQLite's and PostgreSQL's spell it alike)."""
+    """The dialect's INSERT: ON CONFLICT on SQLite and PostgreSQL (spelt alike), ON DUPLICATE
+    KEY on the MySQL family."""
+    if is_mysql(dialect):
+        return mysql.insert
     return sqlite.insert if dialect == "sqlite" else postgresql.insert
 
 
@@ -150,6 +208,10 @@ def _upsert(
     statement = insert_of(dialect)(table).values(
         {name: sa.bindparam(name) for name in keys + increments}
     )
+    if is_mysql(dialect):  # the row's only unique key is `keys`
+        return statement.on_duplicate_key_update(
+            {name: table.c[name] + statement.inserted[name] for name in increments}
+        )
     return statement.on_conflict_do_update(
         index_elements=list(keys),
         set_={name: table.c[name] + statement.excluded[name] for name in increments},
@@ -258,6 +320,7 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
             raise RuntimeError("the database is connected: disconnect before reconfiguring")
         self._url = url
         self._options = _engine_options(self._url, bounds)
+        self._statement_timeout = bounds.statement_timeout_seconds
         self._configured = True
 
     @property
@@ -271,6 +334,8 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
             raise RuntimeError("the database is not configured: build the core first")
         ensure_sqlite_directory(self._url)
         await super().connect()
+        if is_mysql(self.engine.dialect.name):
+            bound_mysql_waits(self.engine, self._statement_timeout)
 
     @property
     def is_sqlite(self) -> bool:
@@ -421,11 +486,23 @@ def is_sqlite() -> bool:
     return make_url(database.url).get_backend_name() == "sqlite"
 
 
+_NAIVE_UTC = ("sqlite", *MYSQL_FAMILY)
+
+# The column type of every moment in the migrations: microseconds on MySQL too.
+TIMESTAMP = sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), *MYSQL_FAMILY)
+
+
 class UTCDateTimeType(sa.types.TypeDecorator[dt.datetime]):
     """Timezone-aware UTC in and out, on every backend (SQLite hands back naive values)."""
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Any) -> Any:
+        # MySQL's DATETIME keeps whole seconds unless told: microseconds, as elsewhere.
+        if is_mysql(dialect.name):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
         if value is None:
@@ -433,8 +510,9 @@ class UTCDateTimeType(sa.types.TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the database; use aware UTC values")
         value = value.astimezone(dt.UTC)
-        # SQLite compares datetimes as text, so store one format without an offset.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # SQLite compares datetimes as text, MySQL's DATETIME has no zone: both store UTC
+        # without an offset.
+        return value.replace(tzinfo=None) if dialect.name in _NAIVE_UTC else value
 
     def process_result_value(self, value: Any, dialect: Any) -> dt.datetime | None:
         if value is None:

@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP, is_mysql  # TIMESTAMP: microseconds on MySQL too
+
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -49,7 +50,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_users_enrichment_status", "users", ["enrichment_status"])
     op.create_index("ix_users_referrer_created", "users", ["referrer_id", "created_at"])
-    op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
+    if is_mysql(op.get_bind().dialect.name):
+        # MariaDB indexes no expression: a stored generated column holds it.
+        op.add_column(
+            "users",
+            sa.Column("email_lower", sa.String(320), sa.Computed("lower(email)", persisted=True)),
+        )
+        op.create_index("uq_users_email_lower", "users", ["email_lower"], unique=True)
+    else:
+        op.create_index("uq_users_email_lower", "users", [sa.text("lower(email)")], unique=True)
 
     op.create_table(
         "referral_codes",
@@ -73,14 +82,29 @@ def upgrade() -> None:
         sa.UniqueConstraint("code", name="uq_referral_codes_code"),
     )
     # At most one live code per owner.
-    op.create_index(
-        "uq_referral_codes_owner_live",
-        "referral_codes",
-        ["owner_id"],
-        unique=True,
-        postgresql_where=sa.text("closed_at IS NULL"),
-        sqlite_where=sa.text("closed_at IS NULL"),
-    )
+    if is_mysql(op.get_bind().dialect.name):
+        # No partial index on MySQL: a generated column that is the owner while the code is
+        # open and NULL once closed, under a unique index (NULLs never collide).
+        op.add_column(
+            "referral_codes",
+            sa.Column(
+                "live_owner_id",
+                sa.Integer(),
+                sa.Computed("CASE WHEN closed_at IS NULL THEN owner_id END", persisted=True),
+            ),
+        )
+        op.create_index(
+            "uq_referral_codes_owner_live", "referral_codes", ["live_owner_id"], unique=True
+        )
+    else:
+        op.create_index(
+            "uq_referral_codes_owner_live",
+            "referral_codes",
+            ["owner_id"],
+            unique=True,
+            postgresql_where=sa.text("closed_at IS NULL"),
+            sqlite_where=sa.text("closed_at IS NULL"),
+        )
 
     op.create_table(
         "refresh_tokens",

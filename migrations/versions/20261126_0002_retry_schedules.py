@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP  # microseconds on every database (MySQL's DATETIME(6))
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIMESTAMP = sa.DateTime(timezone=True)
 PENDING_ENRICHMENT = sa.text("enrichment_status = 'pending'")
 PENDING_NOTIFICATION = sa.text("sent_at IS NULL AND failed_at IS NULL")
 

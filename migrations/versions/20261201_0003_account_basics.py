@@ -10,12 +10,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP  # microseconds on every database (MySQL's DATETIME(6))
+
 revision: str = "0003"
 down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -49,7 +50,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_index("ix_account_tokens_user_id", table_name="account_tokens")
+    # Each table's indexes go with it (MySQL drops no index a foreign key still needs).
     op.drop_table("account_tokens")
     # Not a batch, for the same reason (SQLite 3.35+ drops an unindexed column in place).
     op.drop_column("users", "erased_at")

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP  # microseconds on every database (MySQL's DATETIME(6))
+
 revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIMESTAMP = sa.DateTime(timezone=True)
 UNFINISHED = sa.text("status IN ('queued', 'running')")
 PENDING_ENRICHMENT = sa.text("enrichment_status = 'pending'")
 NOTIFICATION_PENDING = sa.text("sent_at IS NULL AND failed_at IS NULL")

@@ -14,12 +14,13 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP, is_mysql  # microseconds on every database (MySQL's DATETIME(6))
+
 revision: str = "0006"
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -117,9 +118,10 @@ def upgrade() -> None:
 
 def _backfill() -> None:
     """Every existing referral is approved; the counters start from the users table."""
+    # The UTC day of a moment: SQLite and MySQL store UTC without a zone.
     day = (
         "date(created_at)"
-        if op.get_bind().dialect.name == "sqlite"
+        if op.get_bind().dialect.name == "sqlite" or is_mysql(op.get_bind().dialect.name)
         else "CAST(created_at AT TIME ZONE 'UTC' AS date)"
     )
     op.execute(
@@ -152,17 +154,11 @@ def downgrade() -> None:
     op.drop_column('users', 'signin_network')
     op.drop_column('users', 'blocked_at')
 
-    op.drop_index('uq_rewards_referral_reason', table_name='rewards', postgresql_where=sa.text('referral_id IS NOT NULL'), sqlite_where=sa.text('referral_id IS NOT NULL'))
-    op.drop_index('ix_rewards_user', table_name='rewards')
     op.drop_table('rewards')
     op.drop_table('reward_balances')
     op.drop_table('referrer_stats')
-    op.drop_index('ix_referrer_days_day', table_name='referrer_days')
     op.drop_table('referrer_days')
-    op.drop_index('ix_referrals_status', table_name='referrals')
-    op.drop_index('ix_referrals_code_created', table_name='referrals')
     op.drop_table('referrals')
-    op.drop_index('ix_conversions_user_id', table_name='conversions')
     op.drop_table('conversions')
     op.drop_table('program_totals')
     op.drop_table('program_days')

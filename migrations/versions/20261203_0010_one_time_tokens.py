@@ -11,13 +11,14 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from core.infra.db import TIMESTAMP  # microseconds on every database (MySQL's DATETIME(6))
+
 revision: str = "0010"
 down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 COLUMNS = "user_id, token_hash, created_at, expires_at, used_at"
-TIMESTAMP = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -25,7 +26,6 @@ def upgrade() -> None:
         f"INSERT INTO account_tokens (purpose, {COLUMNS}) "
         f"SELECT 'telegram_link', {COLUMNS} FROM telegram_link_tokens"
     )
-    op.drop_index("ix_telegram_link_tokens_user_id", table_name="telegram_link_tokens")
     op.drop_table("telegram_link_tokens")
 
 

@@ -1,5 +1,6 @@
-"""Test set-up: one database per run (SQLite file, or PostgreSQL with TEST_BACKEND=services),
-migrated by Alembic, emptied after every test; Redis db from TEST_REDIS_URL when services."""
+"""Test set-up: one database per run (a SQLite file; PostgreSQL with TEST_BACKEND=services;
+MariaDB or MySQL with TEST_BACKEND=mariadb), migrated by Alembic, emptied after every test;
+Redis db from TEST_REDIS_URL on the two server backends."""
 
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ BACKEND = os.environ.get("TEST_BACKEND", "sqlite")
 ROOT = Path(__file__).resolve().parent.parent
 _tmp = Path(tempfile.mkdtemp(prefix="referral-tests-"))
 
+# The backends that run on database servers, shared by several processes (PostgreSQL, MariaDB).
+SERVERS = ("services", "mariadb")
+
 if BACKEND == "services":
     DATABASE_URL = os.environ.get(
         "TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/referral_test"
     )
     REDIS_URL: str | None = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+elif BACKEND == "mariadb":
+    DATABASE_URL = os.environ.get("TEST_MARIADB_URL", "mysql://root@127.0.0.1:3306/referral_test")
+    REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/12")
 else:
     DATABASE_URL = f"sqlite:///{_tmp / 'test.db'}"
     REDIS_URL = None
@@ -89,6 +96,29 @@ def _prepare_postgres(url: str) -> None:
     asyncio.run(recreate())
 
 
+def _prepare_mysql(url: str) -> None:
+    import asyncmy
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+
+    async def recreate() -> None:
+        admin = await asyncmy.connect(
+            host=parsed.host,
+            port=parsed.port or 3306,
+            user=parsed.username,
+            password=parsed.password or "",
+        )
+        try:
+            async with admin.cursor() as cursor:
+                await cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
+                await cursor.execute(f"CREATE DATABASE `{parsed.database}`")
+        finally:
+            admin.close()
+
+    asyncio.run(recreate())
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/e2e starts real servers: marked, so it can be run apart."""
     for item in items:
@@ -101,6 +131,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     if BACKEND == "services":
         _prepare_postgres(DATABASE_URL)
+    elif BACKEND == "mariadb":
+        _prepare_mysql(DATABASE_URL)
     upgrade_to_head(DATABASE_URL)  # the same Alembic history `make run` applies
 
 

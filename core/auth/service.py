@@ -21,7 +21,7 @@ from core.auth.errors import (
 )
 from core.auth.models import RefreshToken
 from core.infra import clock, metrics, security
-from core.infra.db import Read, database, in_transaction, is_valid_id
+from core.infra.db import Read, database, execute, in_transaction, is_valid_id
 from core.infra.emails import stored_spelling
 from core.infra.mail import MAIL, Mail, Mailer
 from core.infra.settings import AuthSettings
@@ -118,7 +118,7 @@ class AuthService:
     async def issue_tokens(self, *, user_id: int, family: str | None = None) -> TokenPair:
         refresh = security.new_opaque_token()
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(self._new_refresh_row(user_id, refresh, family))
+            await execute(connection, self._new_refresh_row(user_id, refresh, family))
             version = await _token_version(connection, user_id)
         return self._pair(user_id, refresh, version)
 
@@ -145,17 +145,17 @@ class AuthService:
         refresh = security.new_opaque_token()
         version = 0
         async with database.transaction(), database.connection() as connection:
-            spent = (await connection.execute(spend)).first()
+            spent = (await execute(connection, spend)).first()
             if spent is not None and await _is_blocked(connection, spent.user_id):
                 # Rolled back: the token stays unused and works again once unblocked.
                 raise AccountBlocked()
             if spent is not None:
-                await connection.execute(
-                    self._new_refresh_row(spent.user_id, refresh, spent.family)
+                await execute(
+                    connection, self._new_refresh_row(spent.user_id, refresh, spent.family)
                 )
                 version = await _token_version(connection, spent.user_id)
             else:
-                await connection.execute(_revoke_family_of_used(digest, now))
+                await execute(connection, _revoke_family_of_used(digest, now))
         if spent is None:
             raise InvalidRefreshToken()
         return self._pair(spent.user_id, refresh, version)
@@ -205,7 +205,7 @@ class AuthService:
             .values(revoked_at=clock.utcnow())
         )
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(statement)
+            await execute(connection, statement)
 
     async def change_password(
         self, *, user: Person, current_password: str, new_password: str
@@ -261,8 +261,8 @@ class AuthService:
         if is_valid_id(user_id):
             async with database.connection() as connection:
                 email = (
-                    await connection.execute(
-                        sa.select(_users.c.email).where(_users.c.id == user_id)
+                    await execute(
+                        connection, sa.select(_users.c.email).where(_users.c.id == user_id)
                     )
                 ).scalar()
         if email is None:
@@ -293,33 +293,36 @@ class AuthService:
             .returning(*ACCOUNT_COLUMNS)
         )
         async with database.transaction(), database.connection() as connection:
-            return Account(*(await connection.execute(verified)).one())
+            return Account(*(await execute(connection, verified)).one())
 
     async def end_sessions(self, connection: Any, user_id: int) -> None:
         """Inside the caller's transaction: every access and refresh token of the user ends."""
         in_transaction()
-        await connection.execute(
+        await execute(
+            connection,
             sa.update(_users)
             .where(_users.c.id == user_id)
-            .values(token_version=_users.c.token_version + 1)
+            .values(token_version=_users.c.token_version + 1),
         )
-        await connection.execute(
+        await execute(
+            connection,
             sa.update(_tokens)
             .where(_tokens.c.user_id == user_id, _tokens.c.revoked_at.is_(None))
-            .values(revoked_at=clock.utcnow())
+            .values(revoked_at=clock.utcnow()),
         )
 
     @staticmethod
     async def forget_tokens(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): the user's refresh tokens and mailed
         one-time links are deleted, not only revoked."""
-        await in_transaction().execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
+        await execute(in_transaction(), sa.delete(_tokens).where(_tokens.c.user_id == user_id))
         await tokens.forget(user_id)
 
     async def _set_password(self, user_id: int, password_hash: str) -> None:
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(
-                sa.update(_users).where(_users.c.id == user_id).values(password_hash=password_hash)
+            await execute(
+                connection,
+                sa.update(_users).where(_users.c.id == user_id).values(password_hash=password_hash),
             )
             await self.end_sessions(connection, user_id)
 
@@ -344,7 +347,7 @@ def _revoke_family_of_used(digest: str, now: dt.datetime) -> sa.Update:
 
 async def _is_blocked(connection: Any, user_id: int) -> bool:
     statement = sa.select(_users.c.blocked_at).where(_users.c.id == user_id)
-    return (await connection.execute(statement)).scalar() is not None
+    return (await execute(connection, statement)).scalar() is not None
 
 
 async def _token_version(connection: Any, user_id: int) -> int:

@@ -120,8 +120,10 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
 
 def bound_mysql_waits(engine: Any, seconds: float) -> None:
     """Every new connection of the engine bounds its waits on the server, as PostgreSQL's
-    statement_timeout does: lock waits (whole seconds, at least 1) and reads (MariaDB's
-    max_statement_time, MySQL's max_execution_time; neither stops a write)."""
+    statement_timeout does: row and table lock waits (whole seconds, at least 1) and
+    statements (MariaDB's max_statement_time; MySQL's max_execution_time, reads only). And a
+    CHECK that refuses a row is an IntegrityError, as on the other databases (MariaDB reports
+    it as an operational error)."""
 
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _bound(dbapi_connection: Any, record: Any) -> None:
@@ -134,11 +136,21 @@ def bound_mysql_waits(engine: Any, seconds: float) -> None:
                 if mariadb
                 else f"max_execution_time = {int(seconds * 1000)}"
             )
+            locks = max(1, round(seconds))
             cursor.execute(
-                f"SET SESSION innodb_lock_wait_timeout = {max(1, round(seconds))}, {reads}"
+                f"SET SESSION innodb_lock_wait_timeout = {locks}, lock_wait_timeout = {locks},"
+                f" {reads}"
             )
         finally:
             cursor.close()
+
+    @sa.event.listens_for(engine.sync_engine, "handle_error")
+    def _check_refused(context: Any) -> Any:
+        if _mysql_errno(context.sqlalchemy_exception) in _CHECK_FAILED:
+            return sa.exc.IntegrityError(
+                context.statement, context.parameters, context.original_exception
+            )
+        return None
 
 
 def ensure_sqlite_directory(url: str) -> None:
@@ -341,6 +353,10 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
     def is_sqlite(self) -> bool:
         return bool(self.engine.dialect.name == "sqlite")
 
+    @property
+    def is_postgresql(self) -> bool:
+        return bool(self.engine.dialect.name == "postgresql")
+
     def transaction(self, force_rollback: bool = False) -> Transaction:
         return Transaction(self, force_rollback=force_rollback)
 
@@ -361,6 +377,138 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
             raise RuntimeError("the database is not connected")
         async with engine.connect() as connection:
             yield connection
+
+
+async def execute(connection: AsyncConnection, statement: Any, params: Any = None) -> Any:
+    """`connection.execute`, with RETURNING on every database.
+
+    MariaDB returns no rows from an UPDATE (MySQL from no statement): there the rows are
+    locked by a SELECT … FOR UPDATE of the statement's own WHERE, changed by their keys, and
+    read back, in one transaction (the caller's, or one begun here) — what RETURNING would
+    have said, at the cost of two more round trips. Elsewhere it is one statement.
+    """
+    dialect = connection.dialect
+    returning = getattr(statement, "_returning", ())
+    if not returning or not is_mysql(dialect.name):
+        return await connection.execute(statement, params)
+    if isinstance(statement, sa.Update) and not dialect.update_returning:
+        return await _atomic(connection, _update_returning, statement, params)
+    if isinstance(statement, sa.Insert) and not dialect.insert_returning:
+        return await _atomic(connection, _insert_returning, statement, params)
+    return await connection.execute(statement, params)
+
+
+async def _atomic(connection: AsyncConnection, run: Any, statement: Any, params: Any) -> Any:
+    options = (
+        connection.sync_connection.get_execution_options() if connection.sync_connection else {}
+    )
+    if options.get("isolation_level") != "AUTOCOMMIT":
+        return await run(connection, statement, params)  # inside the caller's transaction
+    await connection.exec_driver_sql("START TRANSACTION")
+    try:
+        result = await run(connection, statement, params)
+    except BaseException:
+        await connection.exec_driver_sql("ROLLBACK")
+        raise
+    await connection.exec_driver_sql("COMMIT")
+    return result
+
+
+def _without_returning(statement: Any) -> Any:
+    plain = statement._clone()
+    plain._returning = ()
+    return plain
+
+
+async def _update_returning(connection: AsyncConnection, statement: Any, params: Any) -> Any:
+    table = statement.table
+    (key,) = table.primary_key.columns
+    where = statement.whereclause if statement.whereclause is not None else sa.true()
+    locked = await connection.execute(sa.select(key).where(where).with_for_update(), params)
+    keys = [row[0] for row in locked]
+    if keys:
+        await connection.execute(_without_returning(statement).where(key.in_(keys)), params)
+    return await connection.execute(
+        sa.select(*statement._returning).where(key.in_(keys) if keys else sa.false())
+    )
+
+
+async def _insert_returning(connection: AsyncConnection, statement: Any, params: Any) -> Any:
+    table = statement.table
+    (key,) = table.primary_key.columns
+    plain = _without_returning(statement)
+    keys: list[Any] = []
+    for row in params if isinstance(params, list) else [params]:
+        inserted = await connection.execute(plain, row)
+        keys.append(_inserted_key(inserted))
+    return await connection.execute(sa.select(*statement._returning).where(key.in_(keys)))
+
+
+def _inserted_key(result: Any) -> Any:
+    inserted = result.inserted_primary_key
+    assert inserted is not None  # a single-row INSERT
+    return inserted[0]
+
+
+@functools.cache
+def _insert_new(
+    dialect: str,
+    table: sa.Table,
+    unique: tuple[str, ...],
+    where: sa.ColumnElement[bool] | None,
+    returning: tuple[str, ...],
+) -> Any:
+    return (
+        insert_of(dialect)(table)
+        .on_conflict_do_nothing(index_elements=list(unique), index_where=where)
+        .returning(*(table.c[name] for name in returning))
+    )
+
+
+async def insert_new(
+    connection: AsyncConnection,
+    table: sa.Table,
+    rows: list[dict[str, Any]],
+    *,
+    unique: tuple[str, ...],
+    returning: tuple[str, ...],
+    where: sa.ColumnElement[bool] | None = None,
+) -> Sequence[Any]:
+    """Insert the rows whose `unique` key (a partial one: `where`) is not taken yet; returns
+    the `returning` columns of the rows inserted. Inside the caller's transaction.
+
+    ON CONFLICT DO NOTHING on SQLite and PostgreSQL, one statement. The MySQL family has
+    only INSERT IGNORE, which would pass over every other error too (a foreign key, a CHECK):
+    there each row is inserted under a savepoint, and a duplicate key alone is skipped.
+    """
+    dialect = connection.dialect.name
+    if not is_mysql(dialect):
+        statement = _insert_new(dialect, table, unique, where, returning)
+        return (await connection.execute(statement, rows if len(rows) > 1 else rows[0])).all()
+    (key,) = table.primary_key.columns
+    keys = []
+    for row in rows:
+        try:
+            async with connection.begin_nested():
+                inserted = await connection.execute(sa.insert(table), row)
+        except sa.exc.IntegrityError as error:
+            if _mysql_errno(error) != _DUPLICATE_KEY:
+                raise
+            continue
+        keys.append(_inserted_key(inserted))
+    if not keys:
+        return []
+    columns = [table.c[name] for name in returning]
+    return (await connection.execute(sa.select(*columns).where(key.in_(keys)))).all()
+
+
+_DUPLICATE_KEY = 1062
+_CHECK_FAILED = (4025, 3819)  # MariaDB's and MySQL's "CONSTRAINT … failed"
+
+
+def _mysql_errno(error: BaseException) -> int | None:
+    args = getattr(getattr(error, "orig", None), "args", ())
+    return args[0] if args and isinstance(args[0], int) else None
 
 
 class DatabaseUnavailable(ConnectionError):
@@ -387,9 +535,10 @@ class Read:
 
     async def all(self, **params: Any) -> Sequence[Sequence[Any]]:
         ongoing = database.get_transaction_connection()
-        if ongoing is not None or database.is_sqlite:
+        if ongoing is not None or not database.is_postgresql:
+            # SQLAlchemy Core, one round trip (MariaDB's UPDATE … RETURNING: `execute`).
             async with database.connection() as connection:
-                return (await connection.execute(self.statement, params)).all()
+                return (await execute(connection, self.statement, params)).all()
         sql, names, bound = self._compiled or self._compile()
         values = [params[name] if name in params else bound[name] for name in names]
         engine = database.engine.sync_engine

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.infra.db import database, is_valid_id
+from core.infra.db import database, execute, is_valid_id
 from core.infra.errors import InvalidInput
 
 # A cursor is base64 (URL-safe, unpadded) of a short text: "id:<id>" for the lists ordered by
@@ -80,7 +80,7 @@ async def newest_first(
         statement = statement.where(id_column < before)
     statement = statement.order_by(id_column.desc()).limit(limit + 1)
     async with database.connection() as connection:
-        rows = list((await connection.execute(statement)).all())
+        rows = list((await execute(connection, statement)).all())
     page = rows[:limit]
     more = len(rows) > limit  # then the page is full, and its last id is where the next starts
     return page, encode_id_cursor(int(page[-1]._mapping[id_column])) if more else None
@@ -94,11 +94,10 @@ async def delete_finished(
     while True:
         old = sa.select(table.c.id).where(finished < cutoff).order_by(finished).limit(batch)
         async with database.transaction(), database.connection() as connection:
-            count = (
-                await connection.execute(
-                    sa.delete(table).where(table.c.id.in_(old.scalar_subquery()))
-                )
-            ).rowcount or 0
+            # The ids first: MySQL takes no LIMIT in an IN subquery.
+            ids = [row[0] for row in await execute(connection, old)]
+            gone = sa.delete(table).where(table.c.id.in_(ids), finished < cutoff)
+            count = (await execute(connection, gone)).rowcount or 0 if ids else 0
         removed += count
         if count < batch:
             return removed

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, is_valid_id
+from core.infra.db import database, execute, is_valid_id
 from core.integrations.base import Enricher, Outcome, Profile
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, JobKind, RetryLater
@@ -120,4 +120,4 @@ async def _update_pending(user_id: int, values: dict[str, Any]) -> bool:
         .returning(_users.c.id)
     )
     async with database.transaction(), database.connection() as connection:
-        return (await connection.execute(statement)).first() is not None
+        return (await execute(connection, statement)).first() is not None

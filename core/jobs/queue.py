@@ -16,7 +16,7 @@ import functools
 import json
 import logging
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from core.infra import clock
-from core.infra.db import Read, database, in_transaction
+from core.infra.db import Read, database, execute, in_transaction, is_mysql
 from core.infra.errors import InvalidInput
 from core.infra.pagination import delete_finished, newest_first
 from core.jobs.models import (
@@ -99,9 +99,8 @@ class ClaimedJob:
 
 
 @functools.lru_cache(maxsize=16)
-def _claim_of(kinds: tuple[str, ...]) -> Read:
-    """The claim of a worker's kinds, built and compiled once per set of kinds."""
-    due = (
+def _due_of(kinds: tuple[str, ...]) -> sa.Select[Any]:
+    return (
         sa.select(_jobs.c.id)
         .where(
             UNFINISHED_SQL,  # as the partial index ix_jobs_due says it, so the plan uses it
@@ -112,21 +111,42 @@ def _claim_of(kinds: tuple[str, ...]) -> Read:
         .order_by(_jobs.c.run_at, _jobs.c.id)
         .limit(sa.bindparam("claim_limit"))
         .with_for_update(skip_locked=True)
-        .cte("due")
     )
-    return Read(
-        sa.update(_jobs)
-        .where(_jobs.c.id.in_(sa.select(due.c.id)))
-        .values(
-            status=RUNNING,
-            attempts=_jobs.c.attempts + 1,
-            lease=sa.bindparam("claim_lease"),
-            run_at=sa.bindparam("claim_until", type_=_jobs.c.run_at.type),
-        )
-        .returning(
-            _jobs.c.id, _jobs.c.kind, _jobs.c.payload, _jobs.c.attempts, _jobs.c.max_attempts
-        )
-    )
+
+
+_TAKE = sa.update(_jobs).values(
+    status=RUNNING,
+    attempts=_jobs.c.attempts + 1,
+    lease=sa.bindparam("claim_lease"),
+    run_at=sa.bindparam("claim_until", type_=_jobs.c.run_at.type),
+)
+_CLAIMED_COLUMNS = (
+    _jobs.c.id,
+    _jobs.c.kind,
+    _jobs.c.payload,
+    _jobs.c.attempts,
+    _jobs.c.max_attempts,
+)
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_of(kinds: tuple[str, ...]) -> Read:
+    """The claim of a worker's kinds, built and compiled once per set of kinds."""
+    due = _due_of(kinds).cte("due")
+    return Read(_TAKE.where(_jobs.c.id.in_(sa.select(due.c.id))).returning(*_CLAIMED_COLUMNS))
+
+
+async def _claim_apart(kinds: tuple[str, ...], **params: Any) -> Sequence[Sequence[Any]]:
+    """The claim where UPDATE returns no rows and takes no LIMIT in a subquery (MySQL and
+    MariaDB): the due rows locked (SKIP LOCKED: workers never wait on each other), taken,
+    read back, in one transaction."""
+    async with database.transaction(), database.connection() as connection:
+        ids = [row[0] for row in await execute(connection, _due_of(kinds), params)]
+        if not ids:
+            return []
+        await execute(connection, _TAKE.where(_jobs.c.id.in_(ids)), params)
+        claimed = sa.select(*_CLAIMED_COLUMNS).where(_jobs.c.id.in_(ids))
+        return (await execute(connection, claimed.order_by(_jobs.c.run_at, _jobs.c.id))).all()
 
 
 # Safe to repeat (a second run finds the job no longer running under that lease), so it may
@@ -204,10 +224,10 @@ class JobQueue:
             )
             .returning(_jobs.c.id, _jobs.c.kind)
         )
-        if not database.is_sqlite and delay <= 0:
+        if database.is_postgresql and delay <= 0:
             added = statement.cte("added")
             statement = sa.select(added.c.id, sa.func.pg_notify(WAKEUP_CHANNEL, added.c.kind))
-        job_id = int((await connection.execute(statement)).one()[0])
+        job_id = int((await execute(connection, statement)).one()[0])
         for listener in list(self._listeners):
             listener(kind)
         return job_id
@@ -218,13 +238,18 @@ class JobQueue:
         """Take up to `limit` due jobs of these kinds, the earliest due first, for one lease."""
         now = clock.utcnow()
         lease = secrets.token_hex(8)
-        # One statement, atomic on its own: no BEGIN and COMMIT around it (two round trips).
-        rows = await _claim_of(tuple(sorted(kinds))).all(
-            claim_now=now,
-            claim_limit=limit,
-            claim_lease=lease,
-            claim_until=now + dt.timedelta(seconds=lease_seconds),
-        )
+        params = {
+            "claim_now": now,
+            "claim_limit": limit,
+            "claim_lease": lease,
+            "claim_until": now + dt.timedelta(seconds=lease_seconds),
+        }
+        chosen = tuple(sorted(kinds))
+        if is_mysql(database.engine.dialect.name):
+            rows = await _claim_apart(chosen, **params)
+        else:
+            # One statement, atomic on its own: no BEGIN and COMMIT around it (two round trips).
+            rows = await _claim_of(chosen).all(**params)
         jobs = []
         for job_id, kind, payload, attempts, max_attempts in rows:
             if isinstance(payload, str):  # the driver's own JSON text, on the hot path
@@ -299,7 +324,7 @@ class JobQueue:
     async def kind_of(job_id: int) -> str | None:
         async with database.connection() as connection:
             kind = (
-                await connection.execute(sa.select(_jobs.c.kind).where(_jobs.c.id == job_id))
+                await execute(connection, sa.select(_jobs.c.kind).where(_jobs.c.id == job_id))
             ).scalar()
         return str(kind) if kind is not None else None
 
@@ -313,7 +338,7 @@ class JobQueue:
             .returning(_jobs.c.kind)
         )
         async with database.connection() as connection:
-            kind = (await connection.execute(statement)).scalar()
+            kind = (await execute(connection, statement)).scalar()
         if kind is None:
             return False
         for listener in list(self._listeners):
@@ -328,7 +353,7 @@ class JobQueue:
             _jobs.c.status.in_(UNFINISHED), _jobs.c.run_at <= now
         )
         async with database.connection() as connection:
-            oldest = (await connection.execute(statement)).scalar()
+            oldest = (await execute(connection, statement)).scalar()
         if oldest is None:
             return 0.0
         if oldest.tzinfo is None:  # an aggregate skips the column type's conversion
@@ -338,9 +363,10 @@ class JobQueue:
     async def hear_enqueues(self, callback: Callable[[str], None]) -> None:
         """Until cancelled: tell `callback` of every job another process enqueues, through a
         PostgreSQL connection of its own that LISTENs (nothing to do on SQLite, whose single
-        file has one writer process in the embedded default). A lost connection is opened
-        again; meanwhile the workers' polling still finds every job."""
-        if database.is_sqlite:
+        file has one writer process in the embedded default, nor on MySQL, which has no
+        NOTIFY: there the workers' polling finds every job). A lost connection is opened
+        again; meanwhile the polling still finds every job."""
+        if not database.is_postgresql:
             return
         import asyncpg  # PostgreSQL only
 
@@ -375,7 +401,7 @@ class JobQueue:
         """Jobs by status (the failed ones stay visible until their retention ends)."""
         statement = sa.select(_jobs.c.status, sa.func.count()).group_by(_jobs.c.status)
         async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await execute(connection, statement)).all()
         return {status: count for status, count in rows}
 
     @staticmethod
@@ -387,7 +413,7 @@ class JobQueue:
             .values(**values)
         )
         async with database.connection() as connection:  # one statement: atomic alone
-            updated = (await connection.execute(statement)).rowcount
+            updated = (await execute(connection, statement)).rowcount
         if not updated:
             log.warning("job %d (%s): its lease had ended; another worker has it", job.id, job.kind)
         return bool(updated)

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.infra import clock, security
-from core.infra.db import Read, database, is_valid_id
+from core.infra.db import Read, database, execute, is_valid_id
 from core.infra.pagination import newest_first
 from core.operators.errors import ApiKeyNotFound, BadApiKey, KeysNeedASuperuser, NotAnOperator
 from core.operators.models import ApiKey, AuditEntry
@@ -103,8 +103,9 @@ class OperatorService:
         now = clock.utcnow()
         if last_used_at is None or last_used_at < now - _LAST_USED_RESOLUTION:
             async with database.transaction(), database.connection() as connection:
-                await connection.execute(
-                    sa.update(_keys).where(_keys.c.id == key_id).values(last_used_at=now)
+                await execute(
+                    connection,
+                    sa.update(_keys).where(_keys.c.id == key_id).values(last_used_at=now),
                 )
         return Operator(api_key_id=key_id)
 
@@ -129,7 +130,7 @@ class OperatorService:
             _keys.c.id, _keys.c.name, _keys.c.created_at, _keys.c.last_used_at
         ).order_by(_keys.c.id)
         async with database.connection() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = (await execute(connection, statement)).all()
         return [ApiKeyView(*row) for row in rows]
 
     async def delete_key(self, *, operator: Operator, key_id: int) -> None:
@@ -139,7 +140,7 @@ class OperatorService:
             raise ApiKeyNotFound()
         async with database.transaction(), database.connection() as connection:
             deleted = (
-                await connection.execute(sa.delete(_keys).where(_keys.c.id == key_id))
+                await execute(connection, sa.delete(_keys).where(_keys.c.id == key_id))
             ).rowcount
             if not deleted:
                 raise ApiKeyNotFound()
@@ -151,7 +152,8 @@ class OperatorService:
     async def record(*, operator: Operator, action: str, target: str) -> None:
         """Write an audit entry, in the transaction of the action when one is under way."""
         async with database.connection() as connection:
-            await connection.execute(
+            await execute(
+                connection,
                 sa.insert(_audit).values(
                     actor_user_id=operator.user_id,
                     actor_api_key_id=operator.api_key_id,
@@ -159,7 +161,7 @@ class OperatorService:
                     action=action,
                     target=target[:200],
                     created_at=clock.utcnow(),
-                )
+                ),
             )
 
     @staticmethod

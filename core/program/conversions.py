@@ -4,14 +4,13 @@ referral (once: a conditional UPDATE) and rewards both sides (`Rewards`)."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, insert_of
+from core.infra.db import database, execute, insert_new
 from core.infra.events import Events
 from core.jobs.queue import JobQueue
 from core.program import counters
@@ -32,26 +31,6 @@ from core.program.items import (
 from core.program.rewards import Rewards
 from core.program.tables import conversions, rewards
 from core.referrals.tables import APPROVED, REJECTED, referrals
-
-
-@functools.cache
-def _conversion_insert(dialect: str) -> Any:
-    names = (
-        "user_id",
-        "event",
-        "external_id",
-        "amount",
-        "currency",
-        "created_at",
-        "referral_qualified",
-    )
-    return (
-        insert_of(dialect)(conversions)
-        .values({name: sa.bindparam(name) for name in names})
-        .on_conflict_do_nothing(index_elements=["external_id"])
-        .returning(conversions.c.id, conversions.c.created_at)
-    )
-
 
 _QUALIFY = (
     sa.update(referrals)
@@ -99,22 +78,30 @@ class Conversions:
                 # Qualify first (this locks the referral), then record the conversion with
                 # the outcome; a conversion sent before rolls the qualification back.
                 qualified = (
-                    await connection.execute(_QUALIFY, {"referral_id": target, "now": now})
+                    await execute(connection, _QUALIFY, {"referral_id": target, "now": now})
                 ).first()
-                made = (
-                    await connection.execute(
-                        _conversion_insert(database.engine.dialect.name),
-                        {
-                            "user_id": target,
-                            "event": event,
-                            "external_id": external_id,
-                            "amount": amount,
-                            "currency": currency,
-                            "created_at": now,
-                            "referral_qualified": qualified is not None,
-                        },
-                    )
-                ).first()
+                made = next(
+                    iter(
+                        await insert_new(
+                            connection,
+                            conversions,
+                            [
+                                {
+                                    "user_id": target,
+                                    "event": event,
+                                    "external_id": external_id,
+                                    "amount": amount,
+                                    "currency": currency,
+                                    "created_at": now,
+                                    "referral_qualified": qualified is not None,
+                                }
+                            ],
+                            unique=("external_id",),
+                            returning=("id", "created_at"),
+                        )
+                    ),
+                    None,
+                )
                 if made is None:
                     raise _SentBefore()
                 if qualified is not None:
@@ -145,15 +132,17 @@ class Conversions:
     async def _conversion(self, external_id: str) -> Conversion:
         async with database.connection() as connection:
             row = (
-                await connection.execute(
-                    sa.select(conversions).where(conversions.c.external_id == external_id)
+                await execute(
+                    connection,
+                    sa.select(conversions).where(conversions.c.external_id == external_id),
                 )
             ).one()
             granted = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.select(*REWARD_COLUMNS)
                     .where(rewards.c.conversion_id == row.id)
-                    .order_by(rewards.c.id)
+                    .order_by(rewards.c.id),
                 )
             ).all()
         return Conversion(

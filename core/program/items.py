@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from core.infra.db import Read, is_valid_id
+from core.infra.db import Read, execute, is_valid_id
 from core.infra.emails import stored_spelling
 from core.jobs.queue import JobQueue
 from core.program.tables import AMOUNT_PLACES, rewards
@@ -170,7 +170,7 @@ def item_from(values: dict[str, Any]) -> ReferralItem:
 
 
 async def read_subject(connection: Any, referral_id: int) -> Subject:
-    row = (await connection.execute(_SUBJECT, {"referral_id": referral_id})).one()
+    row = (await execute(connection, _SUBJECT, {"referral_id": referral_id})).one()
     values = dict(row._mapping)
     earns, referrer_earns = bool(values.pop("earns")), bool(values.pop("referrer_earns"))
     chat = values.pop("referrer_chat") is not None

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 
 from core.infra import clock
-from core.infra.db import database, in_transaction, is_valid_id
+from core.infra.db import database, execute, in_transaction, is_valid_id
 from core.infra.errors import InvalidInput
 from core.infra.events import Events
 from core.infra.pagination import newest_first
@@ -120,7 +120,8 @@ class Review:
                 connection, user=user, referrer_id=referrer_id, code=code, client=client_address
             )
             status = PENDING_REVIEW if reasons else APPROVED
-            await connection.execute(
+            await execute(
+                connection,
                 sa.insert(referrals).values(
                     id=user.id,
                     referrer_id=referrer_id,
@@ -128,7 +129,7 @@ class Review:
                     status=status,
                     review_reasons=reasons,
                     created_at=now,
-                )
+                ),
             )
             held = status == PENDING_REVIEW
             counters.referrer(
@@ -157,8 +158,8 @@ class Review:
         network = network_of(client)
         if network is not None:
             referrer_network = (
-                await connection.execute(
-                    sa.select(_users.c.signin_network).where(_users.c.id == referrer_id)
+                await execute(
+                    connection, sa.select(_users.c.signin_network).where(_users.c.id == referrer_id)
                 )
             ).scalar()
             if referrer_network == network:
@@ -167,10 +168,11 @@ class Review:
         # counted one after another, so the limit is exact.
         since = user.created_at - dt.timedelta(seconds=self.settings.review_burst_seconds)
         earlier = (
-            await connection.execute(
+            await execute(
+                connection,
                 sa.select(sa.func.count())
                 .select_from(referrals)
-                .where(referrals.c.code == code, referrals.c.created_at > since)
+                .where(referrals.c.code == code, referrals.c.created_at > since),
             )
         ).scalar_one()
         if earlier >= self.settings.review_burst_limit:
@@ -184,10 +186,11 @@ class Review:
         if network is None:
             return
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(
+            await execute(
+                connection,
                 sa.update(_users)
                 .where(_users.c.id == user_id, _users.c.signin_network.is_distinct_from(network))
-                .values(signin_network=network)
+                .values(signin_network=network),
             )
 
     # -- review ---------------------------------------------------------------------------
@@ -212,7 +215,7 @@ class Review:
         if after is not None:
             statement = statement.where(referrals.c.id > after)
         async with database.connection() as connection:
-            row = (await connection.execute(statement.order_by(referrals.c.id).limit(1))).first()
+            row = (await execute(connection, statement.order_by(referrals.c.id).limit(1))).first()
         return item_of(row) if row is not None else None
 
     async def decide(self, *, operator: Operator, referral_id: int, approve: bool) -> ReferralItem:
@@ -224,19 +227,20 @@ class Review:
         now = clock.utcnow()
         async with database.transaction(), database.connection() as connection:
             decided = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(referrals)
                     .where(referrals.c.id == referral_id, referrals.c.status == PENDING_REVIEW)
                     .values(status=status, reviewed_at=now)
                     .returning(
                         referrals.c.referrer_id, referrals.c.created_at, referrals.c.qualified_at
-                    )
+                    ),
                 )
             ).first()
             if decided is None:
                 exists = (
-                    await connection.execute(
-                        sa.select(referrals.c.id).where(referrals.c.id == referral_id)
+                    await execute(
+                        connection, sa.select(referrals.c.id).where(referrals.c.id == referral_id)
                     )
                 ).first()
                 raise AlreadyReviewed() if exists else ReferralNotFound()
@@ -293,10 +297,10 @@ class Review:
             *ACCOUNT_COLUMNS
         )
         async with database.transaction(), database.connection() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (await execute(connection, statement)).first()
             if row is None:
                 exists = (
-                    await connection.execute(sa.select(_users.c.id).where(_users.c.id == user_id))
+                    await execute(connection, sa.select(_users.c.id).where(_users.c.id == user_id))
                 ).first()
                 raise CannotBlockOperator() if exists else UserNotFound()
             await self.operators.record(

@@ -3,14 +3,13 @@ page of rewards; operators' adjustments (a redemption, a refund, a correction)."
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
-from core.infra.db import database, increment, insert_of, is_valid_id
+from core.infra.db import database, execute, increment, insert_new, is_valid_id
 from core.infra.events import Events
 from core.infra.pagination import newest_first
 from core.infra.settings import ProgramSettings
@@ -35,18 +34,6 @@ from core.program.tables import (
     rewards,
 )
 from core.users.errors import UserNotFound
-
-
-@functools.cache
-def _reward_insert(dialect: str) -> Any:
-    return (
-        insert_of(dialect)(rewards)
-        .on_conflict_do_nothing(
-            index_elements=["referral_id", "reason"],
-            index_where=rewards.c.referral_id.is_not(None),
-        )
-        .returning(*REWARD_COLUMNS)
-    )
 
 
 class Rewards:
@@ -88,7 +75,14 @@ class Rewards:
         if not due:
             return []
         # One statement for both sides; a reward granted before is not returned again.
-        rows = (await connection.execute(_reward_insert(database.engine.dialect.name), due)).all()
+        rows = await insert_new(
+            connection,
+            rewards,
+            due,
+            unique=("referral_id", "reason"),
+            where=rewards.c.referral_id.is_not(None),
+            returning=tuple(column.key for column in REWARD_COLUMNS),
+        )
         granted = sorted((reward_of(row) for row in rows), key=lambda reward: reward.id)
         for reward in granted:
             await self.credit(connection, reward.user_id, reward.points)
@@ -102,10 +96,11 @@ class Rewards:
             increment(reward_balances, {"user_id": user_id}, balance=points)
         else:  # an upsert would check its would-be new row (negative) first
             moved = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(reward_balances)
                     .where(reward_balances.c.user_id == user_id)
-                    .values(balance=reward_balances.c.balance + points)
+                    .values(balance=reward_balances.c.balance + points),
                 )
             ).rowcount
             if not moved:
@@ -129,7 +124,8 @@ class Rewards:
         try:
             async with database.transaction(), database.connection() as connection:
                 row = (
-                    await connection.execute(
+                    await execute(
+                        connection,
                         sa.insert(rewards)
                         .values(
                             user_id=user_id,
@@ -138,7 +134,7 @@ class Rewards:
                             note=note,
                             created_at=clock.utcnow(),
                         )
-                        .returning(*REWARD_COLUMNS)
+                        .returning(*REWARD_COLUMNS),
                     )
                 ).one()
                 await self.credit(connection, user_id, points)
@@ -156,8 +152,9 @@ class Rewards:
 
 async def _balance(connection: Any, user_id: int) -> int:
     balance = (
-        await connection.execute(
-            sa.select(reward_balances.c.balance).where(reward_balances.c.user_id == user_id)
+        await execute(
+            connection,
+            sa.select(reward_balances.c.balance).where(reward_balances.c.user_id == user_id),
         )
     ).scalar()
     return int(balance or 0)

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import Read, database
+from core.infra.db import Read, database, execute
 from core.program import counters
 from core.program.tables import (
     program_days,
@@ -136,10 +136,11 @@ class ProgramStats:
         total = sa.func.sum(referrer_days.c.approved)
         async with database.connection() as connection:
             mine = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.select(total).where(
                         referrer_days.c.referrer_id == user_id, referrer_days.c.day >= first
-                    )
+                    ),
                 )
             ).scalar()
             if not mine:
@@ -156,10 +157,11 @@ class ProgramStats:
                 .subquery()
             )
             ahead = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.select(sa.func.count())
                     .select_from(per_referrer)
-                    .where(per_referrer.c.total > mine)
+                    .where(per_referrer.c.total > mine),
                 )
             ).scalar_one()
         return int(ahead) + 1, int(mine)
@@ -171,13 +173,13 @@ class ProgramStats:
             daily = {
                 row.day: row
                 for row in (
-                    await connection.execute(
-                        sa.select(program_days).where(program_days.c.day >= first)
+                    await execute(
+                        connection, sa.select(program_days).where(program_days.c.day >= first)
                     )
                 ).all()
             }
             totals = (
-                await connection.execute(sa.select(program_totals).where(program_totals.c.id == 1))
+                await execute(connection, sa.select(program_totals).where(program_totals.c.id == 1))
             ).first()
         entries = []
         for n in range(days):

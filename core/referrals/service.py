@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from core.infra import clock
-from core.infra.db import MAX_ID, Read, database, in_transaction
+from core.infra.db import MAX_ID, Read, database, execute, in_transaction
 from core.infra.events import Events, NoEvents
 from core.infra.pagination import decode_moment_cursor, encode_moment_cursor
 from core.referrals.errors import (
@@ -180,7 +180,7 @@ class ReferralService:
             .returning(_codes.c.id)
         )
         async with database.transaction(), database.connection() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (await execute(connection, statement)).first()
             if row is None:
                 raise NoActiveCode()
             closed = await ReferralCode.objects.get(id=row.id)
@@ -195,11 +195,12 @@ class ReferralService:
         """Inside the caller's transaction (an erasure): the owner's open code closes. Returns
         it, for `forget_owner` once the change committed."""
         closed = (
-            await in_transaction().execute(
+            await execute(
+                in_transaction(),
                 sa.update(_codes)
                 .where(_codes.c.owner_id == owner_id, _codes.c.closed_at.is_(None))
                 .values(closed_at=clock.utcnow())
-                .returning(_codes.c.code)
+                .returning(_codes.c.code),
             )
         ).scalars()
         return next(iter(closed), None)
@@ -222,18 +223,19 @@ class ReferralService:
             .values(uses=_codes.c.uses + 1)
             .returning(_codes.c.id, _codes.c.owner_id)
         )
-        row = (await connection.execute(statement)).first()
+        row = (await execute(connection, statement)).first()
         if row is not None:
             # The referrer's total, in the same transaction as the use. The update also
             # takes the owner's row, so a block racing this sign-up is one or the other:
             # this waits for the block to commit, then finds the owner blocked (and the
             # caller's transaction, use and all, is rolled back); or the block waits.
             counted = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_users)
                     .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
                     .values(referral_count=_users.c.referral_count + 1)
-                    .returning(_users.c.id)
+                    .returning(_users.c.id),
                 )
             ).first()
             if counted is None:
@@ -308,7 +310,7 @@ class ReferralService:
             .values(closed_at=now)
         )
         async with database.connection() as connection:
-            await connection.execute(statement)
+            await execute(connection, statement)
 
     @staticmethod
     def _check_request(

@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from core.infra.db import Read, database, is_valid_id
+from core.infra.db import Read, database, execute, is_valid_id
 from core.jobs.queue import JobQueue
 from core.referrals.models import ReferralCode
 from core.referrals.rules import RESERVED_PREFIX
@@ -128,8 +128,8 @@ class TelegramService:
                 if current is not None and current.id != owner_id:
                     if not await self._is_bare(connection, current):
                         raise TelegramAccountTaken()
-                    await connection.execute(sa.delete(_users).where(_users.c.id == current.id))
-                attached = await connection.execute(attach.where(_users.c.id == owner_id))
+                    await execute(connection, sa.delete(_users).where(_users.c.id == current.id))
+                attached = await execute(connection, attach.where(_users.c.id == owner_id))
                 if attached.first() is None:
                     raise TelegramAlreadyLinked(
                         "That account is already linked to another Telegram account."
@@ -152,7 +152,7 @@ class TelegramService:
         has_codes = sa.select(_codes.c.id).where(_codes.c.owner_id == user.id).limit(1)
         has_referrals = sa.select(_users.c.id).where(_users.c.referrer_id == user.id).limit(1)
         for probe in (has_codes, has_referrals):
-            if (await connection.execute(probe)).first() is not None:
+            if (await execute(connection, probe)).first() is not None:
                 return False
         return True
 

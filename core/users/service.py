@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, in_transaction, is_valid_id
+from core.infra.db import database, execute, in_transaction, is_valid_id
 from core.infra.pagination import newest_first
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
@@ -92,15 +92,16 @@ class UserService:
             .returning(*ACCOUNT_COLUMNS)
         )
         async with database.transaction(), database.connection() as connection:
-            return Account(*(await connection.execute(statement)).one())
+            return Account(*(await execute(connection, statement)).one())
 
     @staticmethod
     async def anonymise(user_id: int) -> None:
         """Inside the caller's transaction (an erasure): every column that says who the person
         is goes; the row stays, so the referrals it counts in still count."""
-        await in_transaction().execute(
+        await execute(
+            in_transaction(),
             sa.update(_users)
             .where(_users.c.id == user_id)
             # A new token version ends every access token already handed out.
-            .values(**_ERASED, erased_at=clock.utcnow(), token_version=_users.c.token_version + 1)
+            .values(**_ERASED, erased_at=clock.utcnow(), token_version=_users.c.token_version + 1),
         )

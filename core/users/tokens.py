@@ -10,7 +10,7 @@ from typing import Literal
 import sqlalchemy as sa
 
 from core.infra import clock, security
-from core.infra.db import database, in_transaction
+from core.infra.db import database, execute, in_transaction
 from core.users.models import AccountToken
 
 State = Literal["live", "used", "expired", "unknown"]
@@ -56,7 +56,7 @@ async def spend(token: str, purpose: str) -> int | None:
         .returning(_tokens.c.user_id)
     )
     async with database.connection() as connection:
-        row = (await connection.execute(statement)).first()
+        row = (await execute(connection, statement)).first()
     return row.user_id if row is not None else None
 
 
@@ -66,7 +66,7 @@ async def state(token: str, purpose: str) -> State:
         _tokens.c.token_hash == security.token_digest(token), _tokens.c.purpose == purpose
     )
     async with database.connection() as connection:
-        row = (await connection.execute(statement)).first()
+        row = (await execute(connection, statement)).first()
     if row is None:
         return "unknown"
     if row.used_at is not None:
@@ -76,4 +76,4 @@ async def state(token: str, purpose: str) -> State:
 
 async def forget(user_id: int) -> None:
     """Inside the caller's transaction (an erasure): every one-time token of the user goes."""
-    await in_transaction().execute(sa.delete(_tokens).where(_tokens.c.user_id == user_id))
+    await execute(in_transaction(), sa.delete(_tokens).where(_tokens.c.user_id == user_id))

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, forget, in_transaction, is_valid_id, remembered
+from core.infra.db import database, execute, forget, in_transaction, is_valid_id, remembered
 from core.infra.errors import InvalidInput
 from core.infra.events import EventData
 from core.infra.pagination import delete_finished, newest_first
@@ -228,8 +228,8 @@ class WebhookService:
         }
         async with database.transaction(), database.connection() as connection:
             row = (
-                await connection.execute(
-                    sa.insert(_endpoints).values(**values).returning(*_ENDPOINT_COLUMNS)
+                await execute(
+                    connection, sa.insert(_endpoints).values(**values).returning(*_ENDPOINT_COLUMNS)
                 )
             ).one()
             forget(_ENABLED_ENDPOINTS)
@@ -241,7 +241,7 @@ class WebhookService:
     async def endpoints(self) -> list[Endpoint]:
         async with database.connection() as connection:
             rows = (
-                await connection.execute(sa.select(*_ENDPOINT_COLUMNS).order_by(_endpoints.c.id))
+                await execute(connection, sa.select(*_ENDPOINT_COLUMNS).order_by(_endpoints.c.id))
             ).all()
         return [Endpoint(**row._mapping) for row in rows]
 
@@ -250,8 +250,8 @@ class WebhookService:
             raise WebhookNotFound()
         async with database.connection() as connection:
             row = (
-                await connection.execute(
-                    sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
+                await execute(
+                    connection, sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
                 )
             ).first()
         if row is None:
@@ -288,12 +288,12 @@ class WebhookService:
             raise WebhookNotFound()
         async with database.transaction(), database.connection() as connection:
             # Its deliveries go with it (their jobs then find nothing to send).
-            await connection.execute(
-                sa.delete(_deliveries).where(_deliveries.c.endpoint_id == endpoint_id)
+            await execute(
+                connection, sa.delete(_deliveries).where(_deliveries.c.endpoint_id == endpoint_id)
             )
             deleted = (
-                await connection.execute(
-                    sa.delete(_endpoints).where(_endpoints.c.id == endpoint_id)
+                await execute(
+                    connection, sa.delete(_endpoints).where(_endpoints.c.id == endpoint_id)
                 )
             ).rowcount
             if not deleted:
@@ -313,8 +313,9 @@ class WebhookService:
             )
             async with database.connection() as connection:
                 row = (
-                    await connection.execute(
-                        sa.select(*_DELIVERY_COLUMNS).where(_deliveries.c.id == delivery_id)
+                    await execute(
+                        connection,
+                        sa.select(*_DELIVERY_COLUMNS).where(_deliveries.c.id == delivery_id),
                     )
                 ).one()
         return Delivery(**row._mapping)
@@ -328,15 +329,15 @@ class WebhookService:
             forget(_ENABLED_ENDPOINTS)
             statement = sa.update(_endpoints).where(_endpoints.c.id == endpoint_id)
             if values:
-                row = (
-                    await connection.execute(
-                        statement.values(**values).returning(*_ENDPOINT_COLUMNS)
-                    )
-                ).first()
+                # In the order given: MySQL assigns left to right, each SET seeing the ones
+                # before it (a rotation keeps the old secret before writing the new one).
+                statement = statement.ordered_values(*values.items())
+                row = (await execute(connection, statement.returning(*_ENDPOINT_COLUMNS))).first()
             else:
                 row = (
-                    await connection.execute(
-                        sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id)
+                    await execute(
+                        connection,
+                        sa.select(*_ENDPOINT_COLUMNS).where(_endpoints.c.id == endpoint_id),
                     )
                 ).first()
             if row is None:
@@ -355,7 +356,7 @@ class WebhookService:
 
         async def enabled() -> list[Any]:
             statement = sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
-            return list((await connection.execute(statement)).all())
+            return list((await execute(connection, statement)).all())
 
         rows = await remembered(_ENABLED_ENDPOINTS, enabled)
         subscribed = [
@@ -380,7 +381,8 @@ class WebhookService:
         payload = {"type": event_type, "timestamp": json_ready(now), "data": json_ready(data)}
         async with database.connection() as connection:
             delivery_id = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.insert(_deliveries)
                     .values(
                         endpoint_id=endpoint_id,
@@ -392,7 +394,7 @@ class WebhookService:
                         created_at=now,
                         next_attempt_at=now,
                     )
-                    .returning(_deliveries.c.id)
+                    .returning(_deliveries.c.id),
                 )
             ).scalar_one()
         await self.jobs.enqueue(WEBHOOK_DELIVERY, {"delivery_id": delivery_id})
@@ -430,17 +432,19 @@ class WebhookService:
         now = clock.utcnow()
         async with database.transaction(), database.connection() as connection:
             status = (
-                await connection.execute(
-                    sa.select(_deliveries.c.status).where(_deliveries.c.id == delivery_id)
+                await execute(
+                    connection,
+                    sa.select(_deliveries.c.status).where(_deliveries.c.id == delivery_id),
                 )
             ).scalar()
             if status is None:
                 raise DeliveryNotFound()
             reopened = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_deliveries)
                     .where(_deliveries.c.id == delivery_id, _deliveries.c.status == FAILED)
-                    .values(status=PENDING, next_attempt_at=now, finished_at=None)
+                    .values(status=PENDING, next_attempt_at=now, finished_at=None),
                 )
             ).rowcount
             if not reopened:
@@ -457,11 +461,12 @@ class WebhookService:
         now = clock.utcnow()
         async with database.transaction(), database.connection() as connection:
             reopened = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_deliveries)
                     .where(_deliveries.c.endpoint_id == endpoint_id, _deliveries.c.status == FAILED)
                     .values(status=PENDING, next_attempt_at=now, finished_at=None)
-                    .returning(_deliveries.c.id)
+                    .returning(_deliveries.c.id),
                 )
             ).scalars()
             ids = sorted(reopened)
@@ -496,7 +501,7 @@ class WebhookService:
             .where(_deliveries.c.id == delivery_id)
         )
         async with database.connection() as connection:
-            row = (await connection.execute(statement)).first()
+            row = (await execute(connection, statement)).first()
         if row is None or row.status != PENDING:
             return  # its endpoint was deleted, or this attempt was recorded before a crash
         if not row.enabled:
@@ -506,11 +511,12 @@ class WebhookService:
         # receiver may have seen this attempt).
         async with database.transaction(), database.connection() as connection:
             started = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_deliveries)
                     .where(_deliveries.c.id == delivery_id, _deliveries.c.status == PENDING)
                     .values(attempt=_deliveries.c.attempt + 1)
-                    .returning(_deliveries.c.attempt)
+                    .returning(_deliveries.c.attempt),
                 )
             ).first()
         if started is None:
@@ -557,10 +563,11 @@ class WebhookService:
         if recorded:
             async with database.connection() as connection:
                 row = (
-                    await connection.execute(
+                    await execute(
+                        connection,
                         sa.select(_endpoints.c.id, _endpoints.c.url)
                         .join(_deliveries, _deliveries.c.endpoint_id == _endpoints.c.id)
-                        .where(_deliveries.c.id == delivery_id)
+                        .where(_deliveries.c.id == delivery_id),
                     )
                 ).first()
             if row is not None:
@@ -569,10 +576,11 @@ class WebhookService:
     @staticmethod
     async def _endpoint_succeeded(endpoint_id: int) -> None:
         async with database.transaction(), database.connection() as connection:
-            await connection.execute(
+            await execute(
+                connection,
                 sa.update(_endpoints)
                 .where(_endpoints.c.id == endpoint_id, _endpoints.c.consecutive_failures != 0)
-                .values(consecutive_failures=0)
+                .values(consecutive_failures=0),
             )
 
     async def _endpoint_failed(self, endpoint_id: int, url: str) -> None:
@@ -581,11 +589,12 @@ class WebhookService:
         limit = self.disable_after_failures
         async with database.transaction(), database.connection() as connection:
             failures = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_endpoints)
                     .where(_endpoints.c.id == endpoint_id)
                     .values(consecutive_failures=_endpoints.c.consecutive_failures + 1)
-                    .returning(_endpoints.c.consecutive_failures)
+                    .returning(_endpoints.c.consecutive_failures),
                 )
             ).scalar()
             if failures is None or limit == 0:
@@ -601,10 +610,11 @@ class WebhookService:
             if failures == limit:
                 reason = f"switched off after {limit} failed deliveries in a row"
                 forget(_ENABLED_ENDPOINTS)
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.update(_endpoints)
                     .where(_endpoints.c.id == endpoint_id)
-                    .values(enabled=False, disabled_reason=reason)
+                    .values(enabled=False, disabled_reason=reason),
                 )
                 await self.operators.record(
                     operator=_SERVICE, action="webhook.disabled", target=f"webhook:{endpoint_id}"
@@ -616,13 +626,14 @@ class WebhookService:
         transaction)."""
         async with database.connection() as connection:
             recipients = (
-                await connection.execute(
+                await execute(
+                    connection,
                     sa.select(_users.c.id).where(
                         _users.c.is_superuser.is_(True),
                         _users.c.telegram_id.is_not(None),
                         _users.c.blocked_at.is_(None),
                         _users.c.erased_at.is_(None),
-                    )
+                    ),
                 )
             ).scalars()
             for recipient_id in list(recipients):
@@ -646,7 +657,7 @@ class WebhookService:
             .values(status=status, **values)
         )
         async with database.transaction(), database.connection() as connection:
-            return bool((await connection.execute(statement)).rowcount)
+            return bool((await execute(connection, statement)).rowcount)
 
     async def purge(self, *, older_than: dt.timedelta, batch: int = 1000) -> int:
         """Remove finished deliveries past their retention; returns how many."""

@@ -16,22 +16,35 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Each with its server default: MySQL's MODIFY restates the whole column, default included.
 COLUMNS = (
-    ("rewards", "points"),
-    ("reward_balances", "balance"),
-    ("program_totals", "rewards_points"),
+    ("rewards", "points", None),
+    ("reward_balances", "balance", None),
+    ("program_totals", "rewards_points", sa.text("0")),
 )
 
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         return
-    for table, column in COLUMNS:
-        op.alter_column(table, column, type_=sa.BigInteger(), existing_nullable=False)
+    for table, column, default in COLUMNS:
+        op.alter_column(
+            table,
+            column,
+            type_=sa.BigInteger(),
+            existing_nullable=False,
+            existing_server_default=default,
+        )
 
 
 def downgrade() -> None:
     if op.get_context().dialect.name == "sqlite":
         return
-    for table, column in COLUMNS:
-        op.alter_column(table, column, type_=sa.Integer(), existing_nullable=False)
+    for table, column, default in COLUMNS:
+        op.alter_column(
+            table,
+            column,
+            type_=sa.Integer(),
+            existing_nullable=False,
+            existing_server_default=default,
+        )

@@ -20,16 +20,16 @@ from core.infra import db
 from core.jobs.models import Job
 from core.operators.service import Operator
 from core.webhooks.models import WebhookDelivery
-from tests.conftest import BACKEND, PASSWORD
+from tests.conftest import BACKEND, PASSWORD, SERVERS
 from tests.e2e.conftest import ROOT
 from tests.integrations.conftest import eventually
 from tests.jobs import enqueue
 from tests.webhooks.receiver import Receiver
 
 pytestmark = pytest.mark.skipif(
-    BACKEND != "services",
-    reason="several worker processes share a queue on PostgreSQL (make test-services); "
-    "SQLite's single writer is the one-process embedded default",
+    BACKEND not in SERVERS,
+    reason="several worker processes share a queue on a database server (make test-services, "
+    "make test-mariadb); SQLite's single writer is the one-process embedded default",
 )
 
 
@@ -232,6 +232,7 @@ async def test_sigterm_lets_the_worker_put_a_running_job_back(
     assert (job.status, job.attempts, job.lease) == ("queued", 0, None)
 
 
+@pytest.mark.skipif(BACKEND != "services", reason="PostgreSQL's NOTIFY: MySQL has none, polls")
 async def test_an_enqueue_wakes_idle_workers_of_other_processes(
     core: Core, runs: None, workers: list[WorkerProcess]
 ) -> None:

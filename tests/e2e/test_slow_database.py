@@ -16,7 +16,7 @@ import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
 
-from tests.conftest import API, BACKEND, PASSWORD
+from tests.conftest import API, BACKEND, PASSWORD, SERVERS
 from tests.e2e.conftest import Server, running
 
 BOUNDS = {
@@ -52,6 +52,25 @@ async def users_locked() -> AsyncIterator[None]:
         finally:
             await transaction.rollback()
             await connection.close()
+    elif BACKEND == "mariadb":
+        import asyncmy
+
+        parsed = make_url(url)
+        holder = await asyncmy.connect(
+            host=parsed.host,
+            port=parsed.port or 3306,
+            user=parsed.username,
+            password=parsed.password or "",
+            database=parsed.database,
+        )
+        async with holder.cursor() as cursor:
+            await cursor.execute("LOCK TABLES users WRITE")
+        try:
+            yield
+        finally:
+            async with holder.cursor() as cursor:
+                await cursor.execute("UNLOCK TABLES")
+            holder.close()
     else:
         # SQLite readers never wait (WAL), writers do: hold the write lock.
         holder = sqlite3.connect(make_url(url).database, isolation_level=None)
@@ -75,7 +94,7 @@ async def test_a_locked_table_is_a_quick_503() -> None:
             async with users_locked():
                 other = {"email": "waiting@example.com", "password": PASSWORD}
                 refused = [await http.post(f"{API}/auth/register", json=other)]
-                if BACKEND == "services":  # SQLite lets reads through a writer's lock
+                if BACKEND in SERVERS:  # SQLite lets reads through a writer's lock
                     refused.append(await http.get(f"{API}/users/me", headers=headers))
                 for response in refused:
                     assert response.status_code == 503, response.text

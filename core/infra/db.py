@@ -121,9 +121,7 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
 def bound_mysql_waits(engine: Any, seconds: float) -> None:
     """Every new connection of the engine bounds its waits on the server, as PostgreSQL's
     statement_timeout does: row and table lock waits (whole seconds, at least 1) and
-    statements (MariaDB's max_statement_time; MySQL's max_execution_time, reads only). And a
-    CHECK that refuses a row is an IntegrityError, as on the other databases (MariaDB reports
-    it as an operational error)."""
+    statements (MariaDB's max_statement_time; MySQL's max_execution_time, reads only)."""
 
     @sa.event.listens_for(engine.sync_engine, "connect")
     def _bound(dbapi_connection: Any, record: Any) -> None:
@@ -144,13 +142,17 @@ def bound_mysql_waits(engine: Any, seconds: float) -> None:
         finally:
             cursor.close()
 
-    @sa.event.listens_for(engine.sync_engine, "handle_error")
-    def _check_refused(context: Any) -> Any:
-        if _mysql_errno(context.sqlalchemy_exception) in _CHECK_FAILED:
-            return sa.exc.IntegrityError(
-                context.statement, context.parameters, context.original_exception
-            )
-        return None
+
+
+@sa.event.listens_for(sa.engine.Engine, "handle_error")
+def _check_refused(context: Any) -> Any:
+    """A CHECK that refuses a row is an IntegrityError on every database, on every engine
+    (MariaDB and MySQL report it as an operational error)."""
+    if _mysql_errno(context.sqlalchemy_exception) in _CHECK_FAILED:
+        return sa.exc.IntegrityError(
+            context.statement, context.parameters, context.original_exception
+        )
+    return None
 
 
 def ensure_sqlite_directory(url: str) -> None:

@@ -13,8 +13,10 @@ INSTALL_TARGET ?= .[dev]
 
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/referral_test
 TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
+TEST_MARIADB_URL  ?= mysql://root@127.0.0.1:3306/referral_test
+TEST_MARIADB_REDIS_URL ?= redis://127.0.0.1:6379/12
 
-.PHONY: install deps lock run bot worker migrate superuser test test-services test-e2e test-browser lint format bench docs clean
+.PHONY: install deps lock run bot worker migrate superuser test test-services test-mariadb test-e2e test-browser lint format bench docs clean
 
 install: $(STAMP)
 
@@ -75,6 +77,11 @@ test-browser: install
 test-services: install
 	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=services \
 	  TEST_DATABASE_URL="$(TEST_DATABASE_URL)" TEST_REDIS_URL="$(TEST_REDIS_URL)" $(BIN)/pytest -q -m "not browser"
+
+# The same suite on MariaDB or MySQL (the database dropped and re-created) and Redis.
+test-mariadb: install
+	env -u DATABASE_URL -u REDIS_URL TEST_BACKEND=mariadb \
+	  TEST_MARIADB_URL="$(TEST_MARIADB_URL)" TEST_REDIS_URL="$(TEST_MARIADB_REDIS_URL)" $(BIN)/pytest -q -m "not browser"
 
 lint: install
 	$(BIN)/ruff check .

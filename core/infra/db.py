@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
@@ -141,7 +142,6 @@ def bound_mysql_waits(engine: Any, seconds: float) -> None:
             )
         finally:
             cursor.close()
-
 
 
 @sa.event.listens_for(sa.engine.Engine, "handle_error")
@@ -509,7 +509,11 @@ _CHECK_FAILED = (4025, 3819)  # MariaDB's and MySQL's "CONSTRAINT … failed"
 
 
 def _mysql_errno(error: BaseException) -> int | None:
-    args = getattr(getattr(error, "orig", None), "args", ())
+    """The MySQL error number of a driver error, raw or wrapped by SQLAlchemy."""
+    raw = getattr(error, "orig", None) or error
+    if type(raw).__module__.split(".")[0] not in ("asyncmy", "pymysql", "aiomysql"):
+        return None
+    args = getattr(raw, "args", ())
     return args[0] if args and isinstance(args[0], int) else None
 
 
@@ -538,9 +542,7 @@ class Read:
     async def all(self, **params: Any) -> Sequence[Sequence[Any]]:
         ongoing = database.get_transaction_connection()
         if ongoing is not None or not database.is_postgresql:
-            # SQLAlchemy Core, one round trip (MariaDB's UPDATE … RETURNING: `execute`).
-            async with database.connection() as connection:
-                return (await execute(connection, self.statement, params)).all()
+            return await self._through_sqlalchemy(retry=ongoing is None, params=params)
         sql, names, bound = self._compiled or self._compile()
         values = [params[name] if name in params else bound[name] for name in names]
         engine = database.engine.sync_engine
@@ -573,6 +575,24 @@ class Read:
                 pooled.close()
             if attempt == 2:
                 raise DatabaseUnavailable(f"{type(failure).__name__}: {failure}") from failure
+        raise AssertionError("unreachable")
+
+    async def _through_sqlalchemy(
+        self, *, retry: bool, params: dict[str, Any]
+    ) -> Sequence[Sequence[Any]]:
+        """SQLAlchemy Core, one round trip (MySQL's UPDATE … RETURNING: `execute`). Outside a
+        transaction a read on a connection the server had closed is tried once more: the
+        failure invalidated the pool's older connections, the retry takes a fresh one."""
+        for attempt in (1, 2):
+            try:
+                async with database.connection() as connection:
+                    return (await execute(connection, self.statement, params)).all()
+            except Exception as error:
+                if not (retry and attempt == 1 and _connection_lost(error)):
+                    raise
+                # Like SQLAlchemy's own invalidation: every connection opened before this
+                # failure is replaced at its next checkout.
+                database.engine.sync_engine.pool._invalidate_time = time.time()
         raise AssertionError("unreachable")
 
     async def first(self, **params: Any) -> Sequence[Any] | None:
@@ -615,11 +635,26 @@ _OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# MySQL's client errors for a connection that is gone: server gone away, lost during a query.
+_MYSQL_LOST = (2006, 2013)
+# ... and the rest of an outage: cannot connect, too many connections, a lock wait or a
+# statement that ran out of time (MariaDB's max_statement_time, MySQL's max_execution_time).
+_MYSQL_OUTAGE = (*_MYSQL_LOST, 2002, 2003, 1040, 1205, 1969, 3024)
+
+
+def _connection_lost(error: BaseException) -> bool:
+    if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return _mysql_errno(error) in _MYSQL_LOST
+
+
 def is_outage(exc: BaseException) -> bool:
     """Whether an error means the database cannot be reached (not that a query was wrong)."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
+        if _mysql_errno(current) in _MYSQL_OUTAGE:
+            return True
         if isinstance(current, _OUTAGE_ERRORS) or type(current).__name__ in (
             "CannotConnectNowError",
             "ConnectionDoesNotExistError",

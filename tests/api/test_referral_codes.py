@@ -405,3 +405,34 @@ async def test_lookup_of_an_expired_code(client, user):
     await _lookups_succeed(client, "ann@example.com", "Brief1")
     with clock.shift(dt.timedelta(minutes=11)):
         await _lookups_fail(client, "ann@example.com", "Brief1")
+
+
+async def test_codes_are_case_sensitive_and_emails_are_not_on_every_database(
+    client, register, login
+) -> None:
+    """MariaDB's default collations ignore case: the schema's own (utf8mb4_bin) does not, so
+    codes differ by case as on PostgreSQL and SQLite, while an email is one whatever its case;
+    4-byte UTF-8 (an emoji) is kept as given."""
+    await register("ann@example.com", full_name="Zoë 🚀 Ada")
+    await register("bob@example.com")
+    ann, bob = await login("ann@example.com"), await login("bob@example.com")
+    await _created(client, ann, code="SameCode")
+    await _created(client, bob, code="samecode")  # another value, not a taken one
+
+    found = await client.get(f"{API}/referral-codes/SameCode")
+    assert found.json()["referrer"]["full_name"] == "Zoë 🚀 Ada"
+    assert (await client.get(f"{API}/referral-codes/samecode")).json()["referrer"][
+        "full_name"
+    ] is None
+    assert (await client.get(f"{API}/referral-codes/SAMECODE")).status_code == 404
+    signed = await _sign_up(client, "SAMECODE", "carol@example.com")
+    assert_problem(signed, 400, "referral_code_invalid")
+
+    taken = await client.post(
+        f"{API}/auth/register", json={"email": "ANN@Example.COM", "password": PASSWORD}
+    )
+    assert taken.status_code == 409
+    me = await client.get(f"{API}/users/me", headers=ann)
+    assert me.json()["full_name"] == "Zoë 🚀 Ada"
+    by_email = await client.get(f"{API}/referral-codes", params={"email": "Ann@Example.com"})
+    assert by_email.json()["code"] == "SameCode"

@@ -107,7 +107,8 @@ async def test_readiness_answers_when_the_database_never_does() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(64)  # connections are accepted by the kernel and never answered
-        url = f"postgresql://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
+        scheme = "mysql" if BACKEND == "mariadb" else "postgresql"
+        url = f"{scheme}://nobody@127.0.0.1:{silent.getsockname()[1]}/none"
         with bounded_server(DATABASE_URL=url) as base_url:
             async with httpx.AsyncClient(base_url=base_url, timeout=CLIENT_TIMEOUT) as http:
                 ready = await http.get("/health/ready")

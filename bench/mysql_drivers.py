@@ -1,13 +1,13 @@
 """The MariaDB/MySQL driver, chosen on a measurement: asyncmy against aiomysql, in one run.
 
-    .venv/bin/pip install --target /tmp/bench-mysql asyncmy==0.2.18 aiomysql==0.3.2
+    .venv/bin/pip install --target /tmp/bench-mysql aiomysql==0.3.2   # asyncmy is the lock's
     PYTHONPATH=/tmp/bench-mysql .venv/bin/python -m bench.mysql_drivers [--seconds 5]
 
 Each driver answers the shape of the service's hot read (one row by primary key, the columns
 `/users/me` reads) from 32 concurrent tasks over a pool of 8 connections, for `--seconds`,
-twice: on the driver's own pool (what `core.infra.db.Read` does) and through SQLAlchemy's
-async engine (what every other statement does). The drivers alternate in each round; the
-figure is the median of the rounds. BENCH_MYSQL_URL (default
+twice: on the driver's own pool (the shortest path a hot read could take) and through
+SQLAlchemy's async engine (what every statement takes on MySQL). The drivers alternate in
+each round; the figure is the median of the rounds. BENCH_MYSQL_URL (default
 mysql://root@127.0.0.1:3306/referral_bench_drivers, created and filled here).
 """
 

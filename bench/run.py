@@ -19,7 +19,9 @@ too high to refuse; the ceilings (bench/ceiling.py) run on the same uvicorn. Wha
 4. memory: the service's RSS while it answers 100 000+ requests of every measured path;
 5. workers: the cached lookup and /users/me with 1 and with 2 worker processes;
 6. gc: /users/me under Python's default collector thresholds and under the service's;
-7. redis: the cache hit's GET through redis-py (pure parser, hiredis) and the service's pipe.
+7. redis: the cache hit's GET through redis-py (pure parser, hiredis) and the service's pipe;
+8. mariadb: the database read paths and the deep page on MariaDB (bench/mariadb.py), against
+   ceilings with the same driver (bench/ceiling_mysql.py).
 
 The report (Markdown, with every target and whether it held) is printed and written to
 bench/results/latest.md; bench/RESULTS.md is the copy of a run that is kept with the code.
@@ -614,6 +616,7 @@ def report(
     workers: dict[str, dict[int, Run]] | None,
     collector: dict[str, tuple[Run, int]] | None = None,
     clients: tuple[str, bool] | None = None,
+    maria: tuple[list[Case], dict[str, Run]] | None = None,
 ) -> tuple[str, bool]:
     now = dt.datetime.now(dt.UTC)
     cpu = next(
@@ -721,6 +724,27 @@ def report(
             ),
             "",
         ]
+    if maria:
+        measured, deep = maria
+        table, held = ratio_table(
+            "MariaDB 10.11: the database read paths (1M users, asyncmy)", measured
+        )
+        ok &= held
+        slower = deep["page 1"].rps / deep["90 000 deep by cursor"].rps
+        ok &= slower <= 1.25
+        lines += table
+        lines += [
+            "| page (MariaDB) | req/s | p50 ms | p99 ms |",
+            "|---|---|---|---|",
+            *(
+                f"| {name} | {run.rps:,.0f} | {run.p50:.2f} | {run.p99:.2f} |"
+                for name, run in deep.items()
+            ),
+            "",
+            f"On MariaDB, 90 000 deep by cursor takes {slower:.2f}x page 1's time (target <= 1.25: "
+            f"{verdict(slower <= 1.25)}).",
+            "",
+        ]
     if clients:
         ok &= clients[1]
         lines += [
@@ -736,7 +760,41 @@ def report(
     return "\n".join(lines) + "\n", ok
 
 
-PARTS = ("paths", "depth", "logins", "writes", "memory", "workers", "gc", "redis")
+PARTS = ("paths", "depth", "logins", "writes", "memory", "workers", "gc", "redis", "mariadb")
+
+# The database read paths, on MariaDB (bench/mariadb.py).
+MARIADB_PATHS = ("GET /users/me", "uncached lookup", "referrer stats", "referrals page")
+
+
+def measure_mariadb(
+    access: dict[int, str], args: argparse.Namespace
+) -> tuple[list[Case], dict[str, Run]]:
+    from bench import mariadb
+
+    asyncio.run(mariadb.seed_mariadb(1_000_000))
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import redis; redis.Redis.from_url({mariadb.REDIS_URL!r}).flushdb()",
+        ],
+        check=True,
+    )
+    env = {
+        **environment(mariadb.REDIS_URL),
+        "DATABASE_URL": mariadb.DATABASE_URL,
+        "BENCH_MARIADB_URL": mariadb.DATABASE_URL,
+    }
+    chosen = [case for case in cases() if case.name.startswith(MARIADB_PATHS)]
+    with (
+        serving("api.main:create_app", env) as service,
+        serving("bench.ceiling_mysql:app", env) as ceiling,
+    ):
+        measure_paths(service, ceiling, chosen, access, args)
+        depth = measure_depth(service, access, asyncio.run(mariadb.deep_cursor(90_000)), args)
+    return chosen, depth
+
+
 HIREDIS = "hiredis==3.5.0"
 
 
@@ -815,6 +873,7 @@ def main() -> int:
         workers = measure_workers(env, access, args)
     collector = measure_gc(env, access, args) if "gc" in parts else None
     clients = measure_redis(args) if "redis" in parts else None
+    maria = measure_mariadb(access, args) if "mariadb" in parts else None
     text, ok = report(
         args,
         chosen if "paths" in parts else [],
@@ -826,6 +885,7 @@ def main() -> int:
         workers,
         collector,
         clients,
+        maria,
     )
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar, cast
@@ -93,6 +95,10 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
             # PostgreSQL's: a statement sees what committed before it, not a snapshot taken
             # at the transaction's first read (and takes no gap locks).
             "isolation_level": "READ COMMITTED",
+            # The hot reads have their own pool (MySQLReads), so what checks out of this one
+            # is a write or a transaction: a ping first (a cheap COM_PING) replaces a
+            # connection a restart closed instead of failing the request.
+            "pool_pre_ping": True,
             "connect_args": {
                 "connect_timeout": max(1, round(bounds.connect_timeout_seconds)),
                 # The client gives up a moment after the server's own bounds (below).
@@ -325,6 +331,7 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__("sqlite+aiosqlite:///unconfigured.db")
         self._configured = False
+        self.mysql_reads: MySQLReads | None = None  # the hot reads' own pool, on MySQL
 
     def configure(self, url: str, bounds: DatabaseSettings) -> None:
         url = async_url(url)
@@ -335,6 +342,7 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
         self._url = url
         self._options = _engine_options(self._url, bounds)
         self._statement_timeout = bounds.statement_timeout_seconds
+        self._bounds = bounds
         self._configured = True
 
     @property
@@ -350,6 +358,13 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
         await super().connect()
         if is_mysql(self.engine.dialect.name):
             bound_mysql_waits(self.engine, self._statement_timeout)
+            self.mysql_reads = MySQLReads(self._url, self._bounds)
+
+    async def disconnect(self) -> None:
+        if self.mysql_reads is not None:
+            await self.mysql_reads.close()
+            self.mysql_reads = None
+        await super().disconnect()
 
     @property
     def is_sqlite(self) -> bool:
@@ -522,15 +537,102 @@ class DatabaseUnavailable(ConnectionError):
     driver's own error, as the OSError every front already treats as an outage."""
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+class MySQLReads:
+    """The hot reads' own asyncmy pool on MySQL, in autocommit mode, with the engine's bounds:
+    connect, the wait for a free connection, the statement (server-side and client-side)."""
+
+    def __init__(self, url: str, bounds: DatabaseSettings) -> None:
+        self._url = make_url(url)
+        self._bounds = bounds
+        self._pool: Any = None
+        self._opening = asyncio.Lock()
+
+    async def fetch(self, sql: str, values: tuple[Any, ...]) -> Sequence[Sequence[Any]]:
+        pool = self._pool or await self._open()
+        if pool.freesize:  # one is free: no timer to arm
+            connection = await pool.acquire()
+        else:
+            async with asyncio.timeout(self._bounds.pool_timeout_seconds):
+                connection = await pool.acquire()
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(sql, values)
+                return cast(Sequence[Sequence[Any]], await cursor.fetchall())
+        except BaseException as failure:
+            connection.close()  # whatever state it is in, the pool opens a fresh one
+            if _connection_lost(failure):
+                # The others are as old, and the engine's too: a restart closed them all.
+                await pool.clear()
+                database.engine.sync_engine.pool._invalidate_time = time.time()
+            raise
+        finally:
+            pool.release(connection)
+
+    async def _open(self) -> Any:
+        import asyncmy
+
+        async with self._opening:
+            if self._pool is None:
+                seconds = self._bounds.statement_timeout_seconds
+                async with database.engine.connect():  # the dialect learns the server's kind
+                    pass
+                mariadb = bool(getattr(database.engine.dialect, "is_mariadb", False))
+                reads = (
+                    f"max_statement_time = {seconds:g}"
+                    if mariadb
+                    else f"max_execution_time = {int(seconds * 1000)}"
+                )
+                url = self._url
+                async with asyncio.timeout(self._bounds.connect_timeout_seconds):
+                    self._pool = await asyncmy.create_pool(
+                        host=url.host,
+                        port=url.port or 3306,
+                        user=url.username,
+                        password=url.password or "",
+                        db=url.database,
+                        charset=str(url.query.get("charset", "utf8mb4")),
+                        autocommit=True,
+                        minsize=1,
+                        maxsize=self._bounds.pool_size,
+                        connect_timeout=max(1, round(self._bounds.connect_timeout_seconds)),
+                        read_timeout=seconds + 1,
+                        init_command=f"SET SESSION {reads}",
+                    )
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+
+@dataclass(frozen=True, slots=True)
+class _MySQLTypes:
+    binds: tuple[Callable[[Any], Any] | None, ...]
+    # The columns whose values SQLAlchemy would convert, with their conversion.
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    """MySQL's DATETIME as `UTCDateTimeType` reads it: the stored UTC, made aware."""
+    return value.replace(tzinfo=dt.UTC) if value is not None else None
+
+
 class Read:
     """A read on a hot path: a Core statement over ormar's tables, with named bind parameters.
 
     On PostgreSQL it is compiled once and run on the pooled asyncpg connection itself, so
     asyncpg's own prepared statement answers it and SQLAlchemy's execution layer (cache key,
     execution context, result adaptation: more than the round trip costs) is skipped. Rows
-    come back as tuples of the selected columns, in order. Inside a transaction, and on
-    SQLite, it runs through SQLAlchemy like any statement. An UPDATE … RETURNING that is safe
-    to run twice takes the same path.
+    come back as tuples of the selected columns, in order. On MySQL a SELECT runs the same
+    way on the pooled asyncmy connection, its values converted by the types' own processors.
+    Inside a transaction, and on SQLite, it runs through SQLAlchemy like any statement. An
+    UPDATE … RETURNING that is safe to run twice takes the same path (on MySQL, `execute`).
     """
 
     def __init__(self, statement: sa.Select[Any] | sa.CompoundSelect | sa.Update) -> None:
@@ -538,9 +640,14 @@ class Read:
         # The SQL, its parameters in order, and the values bound in the statement itself
         # (literals such as `status = 'approved'` or `sum(...) > 0` become parameters too).
         self._compiled: tuple[str, tuple[str, ...], dict[str, Any]] | None = None
+        # MySQL: each parameter's and each column's type conversion (UTC, booleans, JSON).
+        self._mysql: _MySQLTypes | None = None
 
     async def all(self, **params: Any) -> Sequence[Sequence[Any]]:
         ongoing = database.get_transaction_connection()
+        lean = isinstance(self.statement, sa.Select | sa.CompoundSelect)
+        if ongoing is None and lean and is_mysql(database.engine.dialect.name):
+            return await self._on_asyncmy(params)
         if ongoing is not None or not database.is_postgresql:
             return await self._through_sqlalchemy(retry=ongoing is None, params=params)
         sql, names, bound = self._compiled or self._compile()
@@ -576,6 +683,53 @@ class Read:
             if attempt == 2:
                 raise DatabaseUnavailable(f"{type(failure).__name__}: {failure}") from failure
         raise AssertionError("unreachable")
+
+    async def _on_asyncmy(self, params: dict[str, Any]) -> Sequence[Sequence[Any]]:
+        """A SELECT on MySQL, on a connection of the reads' own asyncmy pool (autocommit: no
+        transaction to end, so nothing to reset): compiled once, its values converted as
+        SQLAlchemy would (aware UTC, booleans, JSON), one round trip. Tried once more on a
+        fresh connection when the server had closed this one."""
+        sql, names, bound = self._compiled or self._compile()
+        types = self._mysql or self._mysql_types()
+        values = tuple(
+            (convert or _same)(params[name] if name in params else bound[name])
+            for name, convert in zip(names, types.binds, strict=True)
+        )
+        for attempt in (1, 2):
+            try:
+                assert database.mysql_reads is not None  # set by connect() on MySQL
+                rows = await database.mysql_reads.fetch(sql, values)
+            except Exception as exc:
+                if _connection_lost(exc) and attempt == 1:
+                    continue
+                if is_outage(exc):
+                    raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+                raise
+            if not types.converted:
+                return list(rows)
+            converted = []
+            for row in rows:
+                values_of = list(row)
+                for index, convert in types.converted:
+                    values_of[index] = convert(values_of[index])
+                converted.append(values_of)
+            return converted
+        raise AssertionError("unreachable")
+
+    def _mysql_types(self) -> _MySQLTypes:
+        dialect = database.engine.dialect
+        compiled = self.statement.compile(dialect=dialect)
+        binds = tuple(
+            compiled.binds[name].type._cached_bind_processor(dialect)
+            for name in (compiled.positiontup or ())
+        )
+        converted = tuple(
+            (index, _utc if isinstance(column.type, UTCDateTimeType) else processor)
+            for index, column in enumerate(compiled._result_columns)
+            if (processor := column.type._cached_result_processor(dialect, None)) is not None
+        )
+        self._mysql = _MySQLTypes(binds=binds, converted=converted)
+        return self._mysql
 
     async def _through_sqlalchemy(
         self, *, retry: bool, params: dict[str, Any]

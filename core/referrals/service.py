@@ -89,13 +89,16 @@ def _page_of_referrals(*where: sa.ColumnElement[bool], offset: bool = False) -> 
 
 
 _FIRST_PAGE = Read(_page_of_referrals())
+_AFTER_AT = sa.bindparam("after_at", type_=_users.c.created_at.type)
 _PAGE_AFTER = Read(  # by cursor: the same index range at any depth
     _page_of_referrals(
-        sa.tuple_(_users.c.created_at, _users.c.id)
-        < sa.tuple_(
-            sa.bindparam("after_at", type_=_users.c.created_at.type),
-            sa.bindparam("after_id", type_=sa.Integer()),
-        )
+        # (created_at, id) < (after_at, after_id), spelt so that every database starts the
+        # index range at after_at (MariaDB scans the whole referrer for a row comparison).
+        _users.c.created_at <= _AFTER_AT,
+        sa.or_(
+            _users.c.created_at < _AFTER_AT,
+            _users.c.id < sa.bindparam("after_id", type_=sa.Integer()),
+        ),
     )
 )
 _PAGE_AT = Read(_page_of_referrals(offset=True))  # older clients

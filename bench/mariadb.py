@@ -34,7 +34,8 @@ COUNTERS = [
 ]
 
 
-async def _connect(database: str | None = DATABASE_URL and make_url(DATABASE_URL).database) -> Any:
+async def _connect(*, to_database: bool = True) -> Any:
+    """A connection to the benchmark's server, in its database unless told otherwise."""
     parsed = make_url(DATABASE_URL)
     options: dict[str, Any] = {
         "host": parsed.host,
@@ -43,8 +44,8 @@ async def _connect(database: str | None = DATABASE_URL and make_url(DATABASE_URL
         "password": parsed.password or "",
         "autocommit": False,
     }
-    if database:
-        options["db"] = database
+    if to_database:
+        options["db"] = parsed.database
     return await asyncmy.connect(**options)
 
 
@@ -79,7 +80,7 @@ async def seed_mariadb(users: int) -> None:
         print(f"bench: {name} (MariaDB) already holds {users:,} users")
         return
     began = time.monotonic()
-    server = await _connect(None)
+    server = await _connect(to_database=False)
     try:
         async with server.cursor() as cursor:
             await cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")

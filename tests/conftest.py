@@ -97,26 +97,12 @@ def _prepare_postgres(url: str) -> None:
 
 
 def _prepare_mysql(url: str) -> None:
-    import asyncmy
     from sqlalchemy.engine import make_url
 
-    parsed = make_url(url)
+    from tests.mysql import mysql_run
 
-    async def recreate() -> None:
-        admin = await asyncmy.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.username,
-            password=parsed.password or "",
-        )
-        try:
-            async with admin.cursor() as cursor:
-                await cursor.execute(f"DROP DATABASE IF EXISTS `{parsed.database}`")
-                await cursor.execute(f"CREATE DATABASE `{parsed.database}`")
-        finally:
-            admin.close()
-
-    asyncio.run(recreate())
+    name = make_url(url).database
+    asyncio.run(mysql_run(url, f"DROP DATABASE IF EXISTS `{name}`", f"CREATE DATABASE `{name}`"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -125,6 +125,13 @@ def _engine_options(url: str, bounds: DatabaseSettings) -> dict[str, Any]:
     }
 
 
+def statement_bound(*, mariadb: bool, seconds: float) -> str:
+    """The session setting that ends a statement after `seconds`: MariaDB's and MySQL's."""
+    if mariadb:
+        return f"max_statement_time = {seconds:g}"
+    return f"max_execution_time = {int(seconds * 1000)}"
+
+
 def bound_mysql_waits(engine: Any, seconds: float) -> None:
     """Every new connection of the engine bounds its waits on the server, as PostgreSQL's
     statement_timeout does: row and table lock waits (whole seconds, at least 1) and
@@ -136,11 +143,7 @@ def bound_mysql_waits(engine: Any, seconds: float) -> None:
         try:
             cursor.execute("SELECT VERSION()")
             mariadb = "mariadb" in str(cursor.fetchone()[0]).lower()
-            reads = (
-                f"max_statement_time = {seconds:g}"
-                if mariadb
-                else f"max_execution_time = {int(seconds * 1000)}"
-            )
+            reads = statement_bound(mariadb=mariadb, seconds=seconds)
             locks = max(1, round(seconds))
             cursor.execute(
                 f"SET SESSION innodb_lock_wait_timeout = {locks}, lock_wait_timeout = {locks},"
@@ -341,7 +344,6 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
             raise RuntimeError("the database is connected: disconnect before reconfiguring")
         self._url = url
         self._options = _engine_options(self._url, bounds)
-        self._statement_timeout = bounds.statement_timeout_seconds
         self._bounds = bounds
         self._configured = True
 
@@ -357,7 +359,7 @@ class Database(ormar.DatabaseConnection):  # type: ignore[misc]
         ensure_sqlite_directory(self._url)
         await super().connect()
         if is_mysql(self.engine.dialect.name):
-            bound_mysql_waits(self.engine, self._statement_timeout)
+            bound_mysql_waits(self.engine, self._bounds.statement_timeout_seconds)
             self.mysql_reads = MySQLReads(self._url, self._bounds)
 
     async def disconnect(self) -> None:
@@ -581,11 +583,7 @@ class MySQLReads:
                 async with database.engine.connect():  # the dialect learns the server's kind
                     pass
                 mariadb = bool(getattr(database.engine.dialect, "is_mariadb", False))
-                reads = (
-                    f"max_statement_time = {seconds:g}"
-                    if mariadb
-                    else f"max_execution_time = {int(seconds * 1000)}"
-                )
+                reads = statement_bound(mariadb=mariadb, seconds=seconds)
                 url = self._url
                 async with asyncio.timeout(self._bounds.connect_timeout_seconds):
                     self._pool = await asyncmy.create_pool(

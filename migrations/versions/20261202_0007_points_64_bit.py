@@ -25,26 +25,17 @@ COLUMNS = (
 
 
 def upgrade() -> None:
-    if op.get_context().dialect.name == "sqlite":
-        return
-    for table, column, default in COLUMNS:
-        op.alter_column(
-            table,
-            column,
-            type_=sa.BigInteger(),
-            existing_nullable=False,
-            existing_server_default=default,
-        )
+    _retype(sa.BigInteger())
 
 
 def downgrade() -> None:
+    _retype(sa.Integer())
+
+
+def _retype(type_: sa.types.TypeEngine[int]) -> None:
     if op.get_context().dialect.name == "sqlite":
         return
     for table, column, default in COLUMNS:
         op.alter_column(
-            table,
-            column,
-            type_=sa.Integer(),
-            existing_nullable=False,
-            existing_server_default=default,
+            table, column, type_=type_, existing_nullable=False, existing_server_default=default
         )

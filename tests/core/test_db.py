@@ -15,6 +15,7 @@ from core.infra.db import DatabaseUnavailable, Read, database, in_transaction, i
 from core.program.tables import program_totals
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 from tests.conftest import BACKEND, SERVERS
+from tests.mysql import mysql_connect
 
 _users = User.ormar_config.table
 BY_EMAIL = Read(sa.select(*ACCOUNT_COLUMNS).where(_users.c.email == sa.bindparam("email")))
@@ -66,11 +67,7 @@ async def test_a_read_inside_a_transaction_sees_its_writes(core):
 async def _end_server_connections(url: sa.URL) -> int:
     """End every other connection of this database on the server, as a restart would."""
     if BACKEND == "mariadb":
-        import asyncmy
-
-        admin = await asyncmy.connect(
-            host=url.host, port=url.port or 3306, user=url.username, password=url.password or ""
-        )
+        admin = await mysql_connect(url)
         try:
             async with admin.cursor() as cursor:
                 await cursor.execute(

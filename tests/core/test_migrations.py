@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 import core.models  # noqa: F401  (the metadata holds every table)
 from core.infra import db
 from tests.conftest import BACKEND, DATABASE_URL, ROOT
+from tests.mysql import mysql_run
 
 MIGRATIONS_DB = "referral_test_migrations"
 NOW = dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)
@@ -55,39 +55,16 @@ async def _postgres_admin(url: str):
     )
 
 
-@asynccontextmanager
-async def _mysql_admin(url: str):
-    import asyncmy
-
-    parsed = make_url(url)
-    admin = await asyncmy.connect(
-        host=parsed.host,
-        port=parsed.port or 3306,
-        user=parsed.username,
-        password=parsed.password or "",
-    )
-
-    async def run(sql: str) -> None:
-        async with admin.cursor() as cursor:
-            await cursor.execute(sql)
-
-    try:
-        yield run
-    finally:
-        admin.close()
-
-
 @pytest.fixture
 async def fresh_url(tmp_path: Path) -> AsyncIterator[str]:
     """An empty database of the backend under test, gone afterwards."""
     if BACKEND == "mariadb":
-        async with _mysql_admin(DATABASE_URL) as run:
-            await run(f"DROP DATABASE IF EXISTS `{MIGRATIONS_DB}`")
-            await run(f"CREATE DATABASE `{MIGRATIONS_DB}`")
-            try:
-                yield make_url(DATABASE_URL).set(database=MIGRATIONS_DB).render_as_string(False)
-            finally:
-                await run(f"DROP DATABASE IF EXISTS `{MIGRATIONS_DB}`")
+        drop = f"DROP DATABASE IF EXISTS `{MIGRATIONS_DB}`"
+        await mysql_run(DATABASE_URL, drop, f"CREATE DATABASE `{MIGRATIONS_DB}`")
+        try:
+            yield make_url(DATABASE_URL).set(database=MIGRATIONS_DB).render_as_string(False)
+        finally:
+            await mysql_run(DATABASE_URL, drop)
         return
     if BACKEND != "services":
         yield f"sqlite:///{tmp_path / 'migrations.db'}"

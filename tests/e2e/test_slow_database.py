@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from tests.conftest import API, BACKEND, PASSWORD, SERVERS
 from tests.e2e.conftest import Server, running
+from tests.mysql import mysql_connect
 
 BOUNDS = {
     "DATABASE_STATEMENT_TIMEOUT_SECONDS": "1",
@@ -53,16 +54,7 @@ async def users_locked() -> AsyncIterator[None]:
             await transaction.rollback()
             await connection.close()
     elif BACKEND == "mariadb":
-        import asyncmy
-
-        parsed = make_url(url)
-        holder = await asyncmy.connect(
-            host=parsed.host,
-            port=parsed.port or 3306,
-            user=parsed.username,
-            password=parsed.password or "",
-            database=parsed.database,
-        )
+        holder = await mysql_connect(url, to_database=True)
         async with holder.cursor() as cursor:
             await cursor.execute("LOCK TABLES users WRITE")
         try:

@@ -621,6 +621,13 @@ def _utc(value: dt.datetime | None) -> dt.datetime | None:
     return value.replace(tzinfo=dt.UTC) if value is not None else None
 
 
+def _traced(sql: str, values: Any) -> None:
+    """Whoever traces SQL through SQLAlchemy's events sees the reads that skip it too."""
+    engine = database.engine.sync_engine
+    if engine.dispatch.before_cursor_execute:
+        engine.dispatch.before_cursor_execute(None, None, sql, values, None, False)
+
+
 class Read:
     """A read on a hot path: a Core statement over ormar's tables, with named bind parameters.
 
@@ -650,10 +657,7 @@ class Read:
             return await self._through_sqlalchemy(retry=ongoing is None, params=params)
         sql, names, bound = self._compiled or self._compile()
         values = [params[name] if name in params else bound[name] for name in names]
-        engine = database.engine.sync_engine
-        if engine.dispatch.before_cursor_execute:
-            # Whoever traces SQL through SQLAlchemy's events sees these reads too.
-            engine.dispatch.before_cursor_execute(None, None, sql, values, None, False)
+        _traced(sql, values)
         # Straight from the pool: no Connection object, no execution context (a third of
         # the read's cost); no transaction is begun on it, so none is left to reset. A read
         # is safe to repeat: on a connection the server had closed (a restart, an idle cut)
@@ -693,6 +697,7 @@ class Read:
             (convert or _same)(params[name] if name in params else bound[name])
             for name, convert in zip(names, types.binds, strict=True)
         )
+        _traced(sql, values)
         for attempt in (1, 2):
             try:
                 assert database.mysql_reads is not None  # set by connect() on MySQL

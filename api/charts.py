@@ -52,3 +52,38 @@ def daily_svg(days: Sequence[dict[str, object]], *, width: int = 720, height: in
         parts.append(f'<text x="{x + 14}" y="15" font-size="11" fill="#1d2430">{label}</text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+FUNNEL = (
+    ("link_opens", "#9db4d9", "link opens"),
+    ("signups", "#2f6fd6", "sign-ups"),
+    ("qualified", "#1f9d55", "qualified"),
+    ("rewarded", "#c27c0e", "rewarded"),
+)
+
+
+def funnel_svg(funnel: dict[str, object], *, width: int = 720, height: int = 200) -> str:
+    """A campaign's funnel as horizontal bars, widest first (CSP-safe as `daily_svg`)."""
+    left, right, top, row = 110, 60, 10, 44
+    plot_w = width - left - right
+    peak = max([int(funnel[key]) for key, _, _ in FUNNEL] + [1])  # type: ignore[call-overload]
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100%" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="the campaign\'s funnel" '
+        'id="funnel-chart">',
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+    ]
+    for n, (key, colour, label) in enumerate(FUNNEL):
+        value = int(funnel[key])  # type: ignore[call-overload]
+        y = top + n * row
+        w = plot_w * value / peak
+        parts.append(f'<text x="4" y="{y + 22}" font-size="13" fill="#1d2430">{label}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 6}" width="{w:.1f}" height="26" fill="{colour}">'
+            f"<title>{value} {label}</title></rect>"
+        )
+        parts.append(
+            f'<text x="{left + w + 6:.1f}" y="{y + 24}" font-size="13" fill="#1d2430">{value}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

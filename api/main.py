@@ -16,7 +16,16 @@ from api import account_pages, console, docs, errors, pages
 from api.bodylimit import BodyLimit
 from api.clients import parse_networks
 from api.front import Front
-from api.routers import auth, health, operators, program, referral_codes, users, webhooks
+from api.routers import (
+    auth,
+    campaigns,
+    health,
+    operators,
+    program,
+    referral_codes,
+    users,
+    webhooks,
+)
 from api.routing import CachedReads, cached_routes
 from api.schemas import Problem
 from core.container import Core, build_core
@@ -34,6 +43,7 @@ V1_ROUTERS = (
     users.router,
     auth.router,
     program.router,
+    campaigns.router,
     webhooks.router,
     operators.router,
 )
@@ -105,6 +115,7 @@ def create_app(settings: Settings | None = None, *, core: Core | None = None) ->
                 "users",
                 "referral codes",
                 "program",
+                "campaigns",
                 "webhooks",
                 "operators",
                 "health",

@@ -24,7 +24,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from api.clients import client_address
 from api.preview import preview_png
 from api.routing import ServiceRoute, per_address
+from core.campaigns.service import Campaign
 from core.container import Core
+from core.infra import clock
 from core.infra.errors import DomainError
 from core.infra.ratelimit import Limit, Limits
 
@@ -61,6 +63,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "next_signin": "Your own referral code and link are on your account page.",
         "account": "Open my account",
         "preview_heading": "An invitation",
+        "campaign": "Campaign",
+        "not_running": "This campaign is not running right now: sign-ups with this code are closed.",
         "a_friend": "A friend",
         "missing_title": "Invitation not found",
         "missing_heading": "This invitation does not work",
@@ -91,6 +95,8 @@ TEXTS: dict[str, dict[str, str]] = {
         "next_signin": "Ваш собственный код и ссылка — на странице аккаунта.",
         "account": "Открыть мой аккаунт",
         "preview_heading": "Приглашение",
+        "campaign": "Кампания",
+        "not_running": "Эта кампания сейчас не проводится: регистрация по этому коду закрыта.",
         "a_friend": "Друг",
         "missing_title": "Приглашение не найдено",
         "missing_heading": "Это приглашение не работает",
@@ -170,6 +176,14 @@ def render(name: str, status: int, **context: Any) -> HTMLResponse:
 router = APIRouter(include_in_schema=False, route_class=ServiceRoute)
 
 
+async def _campaign_of(core: Core, key: str) -> Campaign | None:
+    """The campaign a page's code belongs to (None: it is gone, which the view outlived)."""
+    try:
+        return await core.campaigns.by_key(key)
+    except DomainError:
+        return None
+
+
 def _lookup(limits: Limits) -> Limit:
     return limits.lookup
 
@@ -185,8 +199,11 @@ async def landing(code: str, request: Request) -> HTMLResponse:
     except DomainError:
         return render("missing.html", 404, lang=lang, title=texts["missing_title"], t=texts)
     # Counted in memory, written in batches; once per visitor and code in a window.
-    await core.link_opens.record(view.referrer.id, visitor=client_address(request), code=view.code)
+    await core.link_opens.record(
+        view.referrer.id, campaign=view.campaign, visitor=client_address(request), code=view.code
+    )
     name = view.referrer.full_name or texts["a_friend"]
+    campaign = await _campaign_of(core, view.campaign)
     # The page's own resources by relative URL (it works on any host and port); absolute
     # ones only where another site reads them: OpenGraph (the preview image too).
     base = core.settings.mail.public_base_url
@@ -200,6 +217,8 @@ async def landing(code: str, request: Request) -> HTMLResponse:
         title=t["title"],
         description=t["description"],
         code=view.code,
+        campaign_name=campaign.name if campaign and not campaign.is_default else None,
+        running=campaign is None or campaign.running(clock.utcnow()),
         expires=format_datetime(expires, "d MMMM y, HH:mm 'UTC'", tzinfo=dt.UTC, locale=lang),
         expires_iso=expires.isoformat(),
         page_url=f"{base}/r/{view.code}",
@@ -239,8 +258,9 @@ async def preview(code: str, request: Request) -> Response:
     except DomainError:
         return Response(status_code=404, headers={"Cache-Control": "no-store"})
     name = view.referrer.full_name or texts["a_friend"]
+    campaign = await _campaign_of(core, view.campaign)
     image = await preview_png(
-        heading=texts["preview_heading"],
+        heading=campaign.name if campaign and not campaign.is_default else texts["preview_heading"],
         name=name,
         invitation=texts["invited"].format(name=name, code=view.code),
         code=view.code,

@@ -250,6 +250,9 @@ class ReferralCodeCreate(BaseModel):
     )
     # Strict: a JSON integer, not `true` (which pydantic would read as 1) nor "1_000".
     max_uses: int | None = Field(default=None, ge=1, le=2_000_000_000, strict=True)
+    campaign: str | None = Field(
+        default=None, description="The campaign's key; the default campaign when omitted."
+    )
 
 
 class ReferralCodeRead(BaseModel):
@@ -259,6 +262,7 @@ class ReferralCodeRead(BaseModel):
     max_uses: int | None = Field(examples=[10])
     uses: int = Field(examples=[3])
     telegram_link: str | None = Field(examples=["https://t.me/referral_bot?start=Xk3_9aQpL2mz"])
+    campaign: str = Field(description="The key of the code's campaign.", examples=["default"])
 
 
 class ReferralItem(BaseModel):
@@ -521,10 +525,19 @@ class RewardRead(BaseModel):
     id: int
     user_id: int
     points: int
-    reason: Literal["referral_qualified", "referred_signup_bonus", "adjustment"]
+    reason: Literal[
+        "referral_qualified", "referred_signup_bonus", "milestone", "adjustment", "reversal"
+    ]
+    status: Literal["pending", "available", "revoked"] = Field(
+        description="`pending` through the campaign's hold, then `available` (spendable), "
+        "unless a refund revoked it first."
+    )
     referral_id: int | None
+    conversion_id: int | None = Field(description="The conversion whose qualification it pays.")
+    campaign: str = Field(description="The key of its campaign.", examples=["default"])
     note: str | None
     created_at: dt.datetime
+    available_at: dt.datetime = Field(description="Its grant time plus the campaign's hold.")
 
 
 class ConversionRead(BaseModel):
@@ -536,13 +549,134 @@ class ConversionRead(BaseModel):
     currency: str | None
     created_at: dt.datetime
     referral_qualified: bool
+    capped: bool = Field(description="It qualified the referral past the campaign's cap.")
+    refunded_at: dt.datetime | None
     rewards: list[RewardRead]
 
 
+class RefundCreate(BaseModel):
+    reason: Text | None = Field(default=None, max_length=200)
+
+
+class RefundRead(BaseModel):
+    conversion: ConversionRead
+    revoked: list[RewardRead] = Field(description="Its rewards that were in hold: taken back.")
+    kept: list[RewardRead] = Field(description="Its rewards already available: they stay.")
+
+
 class RewardPage(BaseModel):
-    balance: int
+    balance: int = Field(description="Available points: what may be spent.")
+    pending: int = Field(description="Points in hold.")
     items: list[RewardRead]
     next_cursor: str | None
+
+
+CampaignKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
+CampaignName = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+
+
+class MilestoneRule(BaseModel):
+    qualified: int = Field(description="The referrer's qualified referrals in the campaign.")
+    points: int
+
+
+class CapRule(BaseModel):
+    rewards: int = Field(description="At most this many rewarded referrals per referrer...")
+    days: int = Field(description="...in the last this many days (1-365).")
+
+
+class ReviewRule(BaseModel):
+    burst_limit: int
+    burst_seconds: int
+    disposable_email: bool
+    same_network: bool
+
+
+class RulesRead(BaseModel):
+    qualifying_events: list[str]
+    min_amount: float | None
+    credit_window_days: int | None
+    referrer_points: int
+    friend_points: int
+    referrer_percent: float
+    milestones: list[MilestoneRule]
+    cap: CapRule | None
+    hold_days: int
+    review: ReviewRule
+
+
+RULES_DESCRIPTION = (
+    "Every field optional, defaults as in the contract (points and review from the settings); "
+    "a rule that cannot hold is a 422 naming its field (`rules.cap.days`)."
+)
+
+
+class CampaignCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key": "double-december",
+                    "name": "Double rewards in December",
+                    "starts_at": "2026-12-01T00:00:00Z",
+                    "ends_at": "2027-01-01T00:00:00Z",
+                    "rules": {
+                        "referrer_points": 200,
+                        "friend_points": 100,
+                        "hold_days": 14,
+                        "cap": {"rewards": 10, "days": 30},
+                    },
+                }
+            ]
+        }
+    )
+
+    key: CampaignKey
+    name: CampaignName
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    rules: dict[str, Any] | None = Field(default=None, description=RULES_DESCRIPTION)
+
+
+class CampaignUpdate(BaseModel):
+    name: CampaignName | None = None
+    status: Literal["active", "paused", "ended"] | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    rules: dict[str, Any] | None = Field(
+        default=None, description="The whole set, replaced. " + RULES_DESCRIPTION
+    )
+
+
+class CampaignRead(BaseModel):
+    id: int
+    key: str
+    name: str
+    status: Literal["active", "paused", "ended"]
+    starts_at: dt.datetime | None
+    ends_at: dt.datetime | None
+    rules: RulesRead
+    created_at: dt.datetime
+
+
+class CampaignList(BaseModel):
+    items: list[CampaignRead]
+
+
+class Funnel(BaseModel):
+    days: int
+    link_opens: int
+    signups: int
+    qualified: int
+    rewarded: int
+    pending_review: int
+    rejected: int
+    points_granted: int
+    points_revoked: int
+    k_factor: float = Field(
+        description="Referred sign-ups per referrer who had a code in the window (0: none)."
+    )
+    median_hours_to_qualify: float | None
 
 
 class RewardAdjustment(BaseModel):
@@ -593,6 +727,7 @@ class ReferralStats(BaseModel):
     rejected: int
     qualified: int
     rewards_balance: int
+    rewards_pending: int
     link_opens: int
     last_30_days: list[DayCount]
 

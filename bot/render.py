@@ -104,6 +104,14 @@ def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
                 "{name}'s referral qualified; its reward waits for the review.", locale=locale
             )
             return text.format(name=name)
+        if payload.get("pending"):
+            text = i18n.gettext(
+                "{name}'s referral qualified: +{points} point, in hold for now.",
+                "{name}'s referral qualified: +{points} points, in hold for now.",
+                points,
+                locale=locale,
+            )
+            return text.format(name=name, points=points)
         text = i18n.gettext(
             "{name}'s referral qualified: +{points} point.",
             "{name}'s referral qualified: +{points} points.",
@@ -111,6 +119,14 @@ def notification(delivery: Delivery, *, i18n: I18n, locale: str) -> str | None:
             locale=locale,
         )
         return text.format(name=name, points=points)
+    if delivery.kind == "reward_available":
+        text = i18n.gettext(
+            "Your hold is over: {points} point is now yours to spend.",
+            "Your hold is over: {points} points are now yours to spend.",
+            points,
+            locale=locale,
+        )
+        return text.format(points=points)
     if delivery.kind == "referral_reviewed":
         if not payload.get("approved"):
             text = translate("{name}'s referral was not approved.", locale=locale)
@@ -158,6 +174,7 @@ def stats(values: dict[str, object]) -> str:
                 "Reward balance: {balance} points",
                 int(values["rewards_balance"]),  # type: ignore[call-overload]
             ).format(balance=values["rewards_balance"]),
+            *_in_hold(int(values.get("rewards_pending") or 0)),  # type: ignore[call-overload]
             _("Link opens: {opens}").format(opens=values["link_opens"]),
             _("Sign-ups over the last 30 days are in the picture."),
         ]
@@ -182,24 +199,55 @@ def leaderboard(items: list[dict[str, Any]], mine: tuple[int, int] | None) -> st
 REWARD_REASONS = {
     "referral_qualified": N_("a referral qualified"),
     "referred_signup_bonus": N_("a bonus for joining with a code"),
+    "milestone": N_("a milestone bonus"),
     "adjustment": N_("an adjustment"),
+    "reversal": N_("a reversal"),
 }
 
 
-def rewards_page(balance: int, items: list[Any], *, page: int) -> str:
+def _in_hold(pending: int) -> list[str]:
+    """The points in hold, when there are any (they cannot be spent yet)."""
+    if not pending:
+        return []
+    return [
+        ngettext("In hold: {pending} point", "In hold: {pending} points", pending).format(
+            pending=pending
+        )
+    ]
+
+
+def rewards_page(
+    balance: int,
+    pending: int,
+    items: list[Any],
+    *,
+    page: int,
+    campaigns: dict[str, str] | None = None,
+) -> str:
+    """The balance, the points in hold and a page of rewards, each with its status when it
+    is not spendable yet (or no longer counts) and its campaign's name when not the default."""
     lines = [
         ngettext(
             "Reward balance: {balance} point", "Reward balance: {balance} points", balance
         ).format(balance=balance),
+        *_in_hold(pending),
         "",
     ]
     if not items and page == 0:
         lines.append(_("No rewards yet."))
     locale = current_locale()
+    names = campaigns or {}
     for reward in items:
         reason = _(REWARD_REASONS.get(reward.reason, reward.reason))
         day = format_date(reward.created_at, DATE_PATTERN, locale=locale)
         note = f" ({escape(reward.note)})" if reward.note else ""
+        if reward.status == "pending":
+            until = format_date(reward.available_at, DATE_PATTERN, locale=locale)
+            note += " — " + _("in hold until {day}").format(day=until)
+        elif reward.status == "revoked":
+            note += " — " + _("revoked")
+        if reward.campaign != "default":
+            note += " · " + escape(names.get(reward.campaign, reward.campaign))
         lines.append(f"{reward.points:+d} — {reason}{note}, {day}")
     return "\n".join(lines)
 

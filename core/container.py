@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from core.accounts.flows import Accounts
 from core.auth.service import AuthService
+from core.campaigns.service import Campaigns
 from core.infra import db
 from core.infra.cache import CodeCache, build_cache
 from core.infra.mail import build_mailer
@@ -56,6 +57,7 @@ class Core:
     review: Review
     rewards: Rewards
     conversions: Conversions
+    campaigns: Campaigns
     stats: ProgramStats
     link_opens: LinkOpens
     kinds: dict[str, JobKind] = field(default_factory=dict)
@@ -161,6 +163,7 @@ def job_kinds(
     auth: AuthService,
     webhooks: WebhookService,
     integrations: Integrations,
+    rewards: Rewards,
 ) -> dict[str, JobKind]:
     """Every kind of job, each declared beside its handler, with its schedule from settings;
     the queue learns each schedule here."""
@@ -171,6 +174,7 @@ def job_kinds(
     enrichment = integrations.enrichment
     kinds = (
         auth.mail_kind(jobs.default_schedule),
+        rewards.release_kind(jobs.default_schedule),
         webhooks.delivery_kind(RetrySchedule.parse(settings.webhooks.retry_schedule)),
         enrichment.kind(enrichment_retries)
         if enrichment is not None
@@ -209,16 +213,17 @@ def build_core(settings: Settings) -> Core:
         events=webhooks,
         deep_link=telegram.deep_link,
     )
-    rewards = Rewards(settings=settings.program, events=webhooks, operators=operators)
+    campaigns = Campaigns(settings=settings.program, events=webhooks, operators=operators)
+    rewards = Rewards(events=webhooks, operators=operators, jobs=jobs)
     review = Review(
-        settings=settings.program,
         jobs=jobs,
         events=webhooks,
         operators=operators,
         referrals=referrals,
         rewards=rewards,
+        campaigns=campaigns,
     )
-    conversions = Conversions(jobs=jobs, events=webhooks, rewards=rewards)
+    conversions = Conversions(jobs=jobs, events=webhooks, rewards=rewards, campaigns=campaigns)
     integrations = build_integrations(settings.integrations, referrals=referrals, jobs=jobs)
     auth = AuthService(
         settings.auth,
@@ -229,7 +234,14 @@ def build_core(settings: Settings) -> Core:
     )
     users = UserService()
     stats = ProgramStats()
-    kinds = job_kinds(settings, jobs=jobs, auth=auth, webhooks=webhooks, integrations=integrations)
+    kinds = job_kinds(
+        settings,
+        jobs=jobs,
+        auth=auth,
+        webhooks=webhooks,
+        integrations=integrations,
+        rewards=rewards,
+    )
     return Core(
         kinds=kinds,
         settings=settings,
@@ -242,6 +254,7 @@ def build_core(settings: Settings) -> Core:
             users=users,
             auth=auth,
             referrals=referrals,
+            campaigns=campaigns,
             review=review,
             jobs=jobs,
             events=webhooks,
@@ -258,6 +271,7 @@ def build_core(settings: Settings) -> Core:
         review=review,
         rewards=rewards,
         conversions=conversions,
+        campaigns=campaigns,
         stats=stats,
         link_opens=LinkOpens(
             stats=stats,

@@ -1,6 +1,7 @@
 """Every model, imported once so the metadata is complete (Alembic, tests)."""
 
 from core.auth.models import RefreshToken
+from core.campaigns import tables as campaign_tables  # noqa: F401 (plain table, same metadata)
 from core.jobs.models import Job
 from core.operators.models import ApiKey, AuditEntry
 from core.program import tables as program_tables  # noqa: F401 (plain tables, same metadata)

@@ -152,5 +152,10 @@ async def user_rewards(
     """A user's balance and rewards, newest first."""
     found = await core.rewards.page(user_id=user_id, limit=page.limit, cursor=page.cursor)
     return json_of(
-        {"balance": found.balance, "items": found.items, "next_cursor": found.next_cursor}
+        {
+            "balance": found.balance,
+            "pending": found.pending,
+            "items": found.items,
+            "next_cursor": found.next_cursor,
+        }
     )

@@ -17,6 +17,8 @@ from api.schemas import (
     Leaderboard,
     ProgramOverview,
     ReferralStats,
+    RefundCreate,
+    RefundRead,
     RewardAdjustment,
     RewardPage,
     RewardRead,
@@ -61,12 +63,38 @@ async def report_conversion(
     )
 
 
+@router.post(
+    "/conversions/{external_id}/refund",
+    response_model=RefundRead,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def refund_conversion(
+    external_id: str, operator: CurrentOperator, core: CoreDep, body: RefundCreate | None = None
+) -> Response:
+    """A purchase refunded: the rewards it paid that are still in hold are revoked; those
+    already available are kept (the hold is the refund window). When nothing of the
+    qualification is left the referral may qualify again. Refunding again answers the same."""
+    refund = await core.conversions.refund(
+        external_id=external_id, reason=body.reason if body else None
+    )
+    return Response(
+        RefundRead.model_validate(refund, from_attributes=True).model_dump_json(),
+        media_type="application/json",
+    )
+
+
 @router.get("/users/me/rewards", response_model=RewardPage, responses=problem_responses(401, 422))
 async def my_rewards(user: CurrentUser, page: Cursor, core: CoreDep) -> Response:
-    """Your reward balance and rewards, newest first."""
+    """Your available balance (what may be spent), the points in hold, and your rewards,
+    newest first."""
     found = await core.rewards.page(user_id=user.id, limit=page.limit, cursor=page.cursor)
     return json_of(
-        {"balance": found.balance, "items": found.items, "next_cursor": found.next_cursor}
+        {
+            "balance": found.balance,
+            "pending": found.pending,
+            "items": found.items,
+            "next_cursor": found.next_cursor,
+        }
     )
 
 
@@ -108,16 +136,26 @@ async def adjust_rewards(
 
 
 @router.get(
-    "/admin/referrals", response_model=AdminReferralPage, responses=problem_responses(401, 403, 422)
+    "/admin/referrals",
+    response_model=AdminReferralPage,
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def admin_referrals(
     operator: CurrentOperator,
     page: Cursor,
     core: CoreDep,
     status: Annotated[ReviewStatus | None, Query(description="Only these.")] = None,
+    campaign: Annotated[
+        str | None, Query(max_length=40, description="Only this campaign's (its key).")
+    ] = None,
 ) -> Response:
     """Referrals, newest first (`status=pending_review`: the review queue, with reasons)."""
-    found = await core.review.referral_list(status=status, limit=page.limit, cursor=page.cursor)
+    found = await core.review.referral_list(
+        status=status,
+        limit=page.limit,
+        cursor=page.cursor,
+        campaign=await core.campaigns.by_key(campaign) if campaign is not None else None,
+    )
     return json_of({"items": found.items, "next_cursor": found.next_cursor})
 
 

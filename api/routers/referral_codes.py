@@ -9,6 +9,7 @@ from api.errors import problem_responses
 from api.ratelimit import LookupCore
 from api.routing import ServiceRoute, cached_read, seen_by_cache
 from api.schemas import ReferralCodeCreate, ReferralCodeRead
+from core.campaigns.service import Campaign
 from core.container import Core
 from core.referrals.errors import NoActiveCode
 from core.referrals.models import ReferralCode
@@ -17,7 +18,12 @@ from core.referrals.schemas import PublicCode, PublicCodeWithReferrer
 router = APIRouter(prefix="/referral-codes", tags=["referral codes"], route_class=ServiceRoute)
 
 
-def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
+CampaignParam = Annotated[
+    str | None, Query(max_length=40, description="The campaign's key; the default one if omitted.")
+]
+
+
+def _read(code: ReferralCode, campaign: Campaign, core: Core) -> ReferralCodeRead:
     return ReferralCodeRead(
         code=code.code,
         created_at=code.created_at,
@@ -25,6 +31,7 @@ def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
         max_uses=code.max_uses,
         uses=code.uses,
         telegram_link=core.telegram.deep_link(code.code),
+        campaign=campaign.key,
     )
 
 
@@ -32,31 +39,44 @@ def _read(code: ReferralCode, core: Core) -> ReferralCodeRead:
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralCodeRead,
-    responses=problem_responses(401, 409, 422),
+    responses=problem_responses(401, 404, 409, 422),
 )
 async def create_code(
     body: ReferralCodeCreate, user: CurrentUser, core: CoreDep
 ) -> ReferralCodeRead:
-    """Create your referral code (one active code at a time)."""
+    """Create your referral code in a campaign (one active code per campaign at a time)."""
+    campaign = await core.campaigns.by_key(body.campaign)
     code = await core.referrals.create_code(
-        owner=user, expires_at=body.expires_at, code=body.code, max_uses=body.max_uses
+        owner=user,
+        campaign=campaign,
+        expires_at=body.expires_at,
+        code=body.code,
+        max_uses=body.max_uses,
     )
-    return _read(code, core)
+    return _read(code, campaign, core)
 
 
-@router.get("/me", response_model=ReferralCodeRead, responses=problem_responses(401, 404))
-async def my_code(user: CurrentUser, core: CoreDep) -> ReferralCodeRead:
-    """Your active referral code."""
-    code = await core.referrals.active_code(owner_id=user.id)
+@router.get("/me", response_model=ReferralCodeRead, responses=problem_responses(401, 404, 422))
+async def my_code(
+    user: CurrentUser, core: CoreDep, campaign: CampaignParam = None
+) -> ReferralCodeRead:
+    """Your active referral code in the campaign."""
+    found = await core.campaigns.by_key(campaign)
+    code = await core.referrals.active_code(owner_id=user.id, campaign=found)
     if code is None:
         raise NoActiveCode()
-    return _read(code, core)
+    return _read(code, found, core)
 
 
-@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404))
-async def delete_my_code(user: CurrentUser, core: CoreDep) -> Response:
-    """Delete your active code; it stops working at once."""
-    await core.referrals.delete_active_code(owner=user)
+@router.delete(
+    "/me", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(401, 404, 422)
+)
+async def delete_my_code(
+    user: CurrentUser, core: CoreDep, campaign: CampaignParam = None
+) -> Response:
+    """Delete your active code in the campaign; it stops working at once."""
+    found = await core.campaigns.by_key(campaign)
+    await core.referrals.delete_active_code(owner=user, campaign=found)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

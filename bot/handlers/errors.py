@@ -14,6 +14,7 @@ from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardM
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
+from core.campaigns.errors import CampaignNotActive
 from core.infra.errors import DomainError, RateLimited
 from core.referrals.errors import (
     ActiveCodeExists,
@@ -69,9 +70,17 @@ FRIENDLY: dict[type[DomainError], Callable[[], str]] = {
     ),
     TelegramAlreadyLinked: lambda: _("That account is already linked to another Telegram account."),
     RateLimited: lambda: _("Too many messages; please wait a few seconds."),
+    CampaignNotActive: lambda: (
+        _("The campaign of this referral code is not running right now.") + _continue()
+    ),
 }
 
-REFERRAL_CODE_ERRORS = (ReferralCodeInvalid, ReferralCodeExpired, ReferralCodeExhausted)
+REFERRAL_CODE_ERRORS = (
+    ReferralCodeInvalid,
+    ReferralCodeExpired,
+    ReferralCodeExhausted,
+    CampaignNotActive,
+)
 
 
 def friendly_text(error: DomainError) -> str:

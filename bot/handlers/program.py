@@ -41,7 +41,12 @@ async def show_top(message: Message, core: Core, profile: TelegramProfile, accou
 
 async def _rewards(core: Core, account: User, page: int, cursor: str | None) -> tuple[str, object]:
     found = await core.rewards.page(user_id=account.id, limit=REWARDS_PAGE, cursor=cursor)
-    text = render.rewards_page(found.balance, found.items, page=page)
+    names = {}
+    if any(reward.campaign != "default" for reward in found.items):
+        names = {campaign.key: campaign.name for campaign in await core.campaigns.all()}
+    text = render.rewards_page(
+        found.balance, found.pending, found.items, page=page, campaigns=names
+    )
     return text, keyboards.reward_pages(page=page, next_cursor=found.next_cursor)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import IntegrityError
 
 from core.auth.service import AuthService, TokenPair
+from core.campaigns.service import Campaigns
 from core.infra import security
 from core.infra.db import database
 from core.infra.emails import normalize_email
@@ -36,6 +37,7 @@ class Accounts:
     users: UserService
     auth: AuthService
     referrals: ReferralService
+    campaigns: Campaigns
     review: Review
     jobs: JobQueue
     events: Events
@@ -61,8 +63,9 @@ class Accounts:
         check_password(password)
         if await self.users.email_taken(email):
             raise EmailTaken()  # fast path; the unique index decides under races
-        if referral_code:
-            await self.referrals.check_claimable(referral_code)  # before the costly parts
+        if referral_code:  # before the costly parts
+            code = await self.referrals.check_claimable(referral_code)
+            await self.campaigns.running(code.campaign_id)
         email_status = await self._verify_email(email)
         password_hash = await security.hash_password(password)
         try:
@@ -129,12 +132,15 @@ class Accounts:
     async def _signed_up(
         self, user: User, claimed: ReferralCode | None, client_address: str | None = None
     ) -> None:
-        """In the sign-up's own transaction: the program's counters and review, the events,
+        """In the sign-up's own transaction: the code's campaign (not running: the sign-up
+        rolls back, `campaign_not_active`), the program's counters and review, the events,
         and the chat message to the referrer."""
+        campaign = await self.campaigns.running(claimed.campaign_id) if claimed else None
         referral = await self.review.signed_up(
             user=user,
             referrer_id=claimed.owner.id if claimed else None,
             code=claimed.code if claimed else None,
+            campaign=campaign,
             client_address=client_address,
         )
         await self.events.emit("user.created", user_data(Account.of(user)))
@@ -180,7 +186,7 @@ class Accounts:
         count for the people concerned. The caller checked the password.
         """
         async with database.transaction():
-            code = await self.referrals.close_codes_of(user.id)
+            codes = await self.referrals.close_codes_of(user.id)
             await self.users.anonymise(user.id)
             await self.auth.forget_tokens(user.id)
-        await self.referrals.views.forget_owner(user, code=code)
+        await self.referrals.views.forget_owner(user, codes=codes)

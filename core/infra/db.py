@@ -441,15 +441,17 @@ def _without_returning(statement: Any) -> Any:
 
 async def _update_returning(connection: AsyncConnection, statement: Any, params: Any) -> Any:
     table = statement.table
-    (key,) = table.primary_key.columns
+    key = list(table.primary_key.columns)
     where = statement.whereclause if statement.whereclause is not None else sa.true()
-    locked = await connection.execute(sa.select(key).where(where).with_for_update(), params)
-    keys = [row[0] for row in locked]
-    if keys:
-        await connection.execute(_without_returning(statement).where(key.in_(keys)), params)
-    return await connection.execute(
-        sa.select(*statement._returning).where(key.in_(keys) if keys else sa.false())
-    )
+    locked = await connection.execute(sa.select(*key).where(where).with_for_update(), params)
+    keys = [tuple(row) for row in locked]
+    if not keys:
+        return await connection.execute(sa.select(*statement._returning).where(sa.false()))
+    # By the keys alone (the WHERE may no longer hold once its own change is made).
+    single = len(key) == 1
+    matched = key[0].in_([row[0] for row in keys]) if single else sa.tuple_(*key).in_(keys)
+    await connection.execute(_without_returning(statement).where(matched), params)
+    return await connection.execute(sa.select(*statement._returning).where(matched))
 
 
 async def _insert_returning(connection: AsyncConnection, statement: Any, params: Any) -> Any:

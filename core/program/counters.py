@@ -6,7 +6,15 @@ from __future__ import annotations
 import datetime as dt
 
 from core.infra.db import increment
-from core.program.tables import program_days, program_totals, referrer_days, referrer_stats
+from core.program.tables import (
+    campaign_days,
+    campaign_qualify_hours,
+    program_days,
+    program_totals,
+    referrer_campaigns,
+    referrer_days,
+    referrer_stats,
+)
 
 
 def day_of(moment: dt.datetime) -> dt.date:
@@ -31,3 +39,22 @@ def program(day: dt.date | None = None, **increments: int) -> None:
     if "signups" in increments:
         totals["users"] = increments["signups"]
     increment(program_totals, {"id": 1}, **totals)
+
+
+def referrer_campaign(referrer_id: int, campaign_id: int, **increments: int) -> None:
+    increment(
+        referrer_campaigns, {"referrer_id": referrer_id, "campaign_id": campaign_id}, **increments
+    )
+
+
+def campaign(campaign_id: int, day: dt.date, **increments: int) -> None:
+    """The campaign's funnel of that day (`core.program.tables.FUNNEL_COUNTS`)."""
+    increment(campaign_days, {"campaign_id": campaign_id, "day": day}, **increments)
+
+
+def qualify_hours(campaign_id: int, day: dt.date, hours: int, count: int = 1) -> None:
+    increment(
+        campaign_qualify_hours,
+        {"campaign_id": campaign_id, "day": day, "hours": max(hours, 0)},
+        count=count,
+    )

@@ -24,3 +24,8 @@ class ExternalIdConflict(Conflict):
 class CannotBlockOperator(Conflict):
     code = "cannot_block_operator"
     message = "Operators cannot be blocked; demote them from the command line first."
+
+
+class ConversionNotFound(NotFound):
+    code = "conversion_not_found"
+    message = "No conversion with this external_id."

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.campaigns.tables import campaigns
 from core.infra.db import Read, execute, is_valid_id
 from core.infra.emails import stored_spelling
 from core.jobs.queue import JobQueue
@@ -21,11 +22,13 @@ from core.users.models import User
 
 REFERRAL_QUALIFIED = "referral_qualified"
 REFERRED_SIGNUP_BONUS = "referred_signup_bonus"
+MILESTONE = "milestone"
 ADJUSTMENT = "adjustment"
 
-# Chat messages to the referrer (rendered by the bot).
+# Chat messages (rendered by the bot).
 REFERRAL_QUALIFIED_MESSAGE = "referral_qualified"
 REFERRAL_REVIEWED_MESSAGE = "referral_reviewed"
+REWARD_AVAILABLE_MESSAGE = "reward_available"
 
 _users = User.ormar_config.table
 
@@ -36,9 +39,13 @@ class Reward:
     user_id: int
     points: int
     reason: str
+    status: str
     referral_id: int | None
+    conversion_id: int | None
+    campaign: str
     note: str | None
     created_at: dt.datetime
+    available_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,13 +73,23 @@ class Conversion:
     created_at: dt.datetime
     referral_qualified: bool
     rewards: list[Reward]
+    capped: bool = False
+    refunded_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class RewardPage:
-    balance: int
+    balance: int  # available: what may be spent
+    pending: int  # in hold
     items: list[Reward]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    conversion: Conversion
+    revoked: list[Reward]
+    kept: list[Reward]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +98,23 @@ class ReferralList:
     next_cursor: str | None
 
 
+# A reward's own columns (what an INSERT or UPDATE returns); REWARDS reads them with the
+# campaign's key.
 REWARD_COLUMNS = (
     rewards.c.id,
     rewards.c.user_id,
     rewards.c.points,
     rewards.c.reason,
+    rewards.c.status,
     rewards.c.referral_id,
+    rewards.c.conversion_id,
+    rewards.c.campaign_id,
     rewards.c.note,
     rewards.c.created_at,
+    rewards.c.available_at,
+)
+REWARDS = sa.select(*REWARD_COLUMNS, campaigns.c.key.label("campaign")).select_from(
+    rewards.join(campaigns, campaigns.c.id == rewards.c.campaign_id)
 )
 ITEM_COLUMNS = (
     referrals.c.id,
@@ -131,6 +157,8 @@ _SUBJECT = (
         _earns(_users).label("earns"),
         _earns(_referrer).label("referrer_earns"),
         _referrer.c.telegram_id.label("referrer_chat"),
+        referrals.c.campaign_id,
+        referrals.c.qualified_at,
     )
     .select_from(
         referrals.join(_users, _users.c.id == referrals.c.id).join(
@@ -147,6 +175,8 @@ class Subject:
     earns: bool
     referrer_earns: bool
     referrer_chat: bool
+    campaign_id: int
+    qualified_at: dt.datetime | None
 
 
 def exact_amount(amount: Any) -> Decimal | None:
@@ -156,8 +186,14 @@ def exact_amount(amount: Any) -> Decimal | None:
     return Decimal(str(amount)).quantize(Decimal(1).scaleb(-AMOUNT_PLACES)).normalize()
 
 
-def reward_of(row: Any) -> Reward:
-    return Reward(**row._mapping)
+def reward_of(row: Any, campaign: str | None = None) -> Reward:
+    """A reward from its row: read with its campaign's key (REWARDS), or told it (a row an
+    INSERT or UPDATE returned)."""
+    values = dict(row._mapping)
+    values.pop("campaign_id")
+    if campaign is not None:
+        values["campaign"] = campaign
+    return Reward(**values)
 
 
 def item_of(row: Any) -> ReferralItem:
@@ -170,11 +206,21 @@ def item_from(values: dict[str, Any]) -> ReferralItem:
 
 
 async def read_subject(connection: Any, referral_id: int) -> Subject:
-    row = (await execute(connection, _SUBJECT, {"referral_id": referral_id})).one()
+    subject = await find_subject(connection, referral_id)
+    assert subject is not None, "a referral the caller found"
+    return subject
+
+
+async def find_subject(connection: Any, referral_id: int) -> Subject | None:
+    """The referral of this referred user with what its rewards need (None: not referred)."""
+    row = (await execute(connection, _SUBJECT, {"referral_id": referral_id})).first()
+    if row is None:
+        return None
     values = dict(row._mapping)
     earns, referrer_earns = bool(values.pop("earns")), bool(values.pop("referrer_earns"))
     chat = values.pop("referrer_chat") is not None
-    return Subject(item_from(values), earns, referrer_earns, chat)
+    campaign_id, qualified_at = values.pop("campaign_id"), values.pop("qualified_at")
+    return Subject(item_from(values), earns, referrer_earns, chat, campaign_id, qualified_at)
 
 
 async def tell_referrer(jobs: JobQueue, subject: Subject, message: str, **values: Any) -> None:

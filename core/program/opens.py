@@ -37,15 +37,16 @@ class LinkOpens:
         self.flush_seconds = flush_seconds
         self._repeats = repeats
         self._once = Limit("link_open", Rate(count=1, seconds=repeat_seconds))
-        self._pending: Counter[int] = Counter()
+        self._pending: Counter[tuple[int, str]] = Counter()  # (referrer, campaign key)
         self._task: asyncio.Task[None] | None = None
 
-    async def record(self, referrer_id: int, *, visitor: str, code: str) -> None:
-        """Count `visitor`'s opening of `code`, unless they opened it within the window."""
+    async def record(self, referrer_id: int, *, campaign: str, visitor: str, code: str) -> None:
+        """Count `visitor`'s opening of `code` (of `campaign`, a key), unless they opened it
+        within the window."""
         now_ms = int(clock.timestamp() * 1000)
         if await self._repeats.acquire(((self._once, f"{visitor}|{code}"),), now_ms):
             return
-        self._pending[referrer_id] += 1
+        self._pending[(referrer_id, campaign)] += 1
 
     def start(self) -> None:
         if self._task is None:

@@ -10,12 +10,13 @@ from typing import Any
 import sqlalchemy as sa
 from disposable_email_domains import blocklist as DISPOSABLE_DOMAINS
 
+from core.campaigns.rules import ReviewRules
+from core.campaigns.service import Campaign, Campaigns
 from core.infra import clock
 from core.infra.db import database, execute, in_transaction, is_valid_id
 from core.infra.errors import InvalidInput
 from core.infra.events import Events
 from core.infra.pagination import newest_first
-from core.infra.settings import ProgramSettings
 from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
 from core.program import counters
@@ -34,6 +35,7 @@ from core.program.items import (
     tell_referrer,
 )
 from core.program.rewards import Rewards
+from core.program.tables import conversions
 from core.referrals.service import ReferralService
 from core.referrals.tables import APPROVED, PENDING_REVIEW, REJECTED, STATUSES, referrals
 from core.users.errors import UserNotFound
@@ -83,14 +85,14 @@ class Review:
     def __init__(
         self,
         *,
-        settings: ProgramSettings,
         jobs: JobQueue,
         events: Events,
         operators: OperatorService,
         referrals: ReferralService,
         rewards: Rewards,
+        campaigns: Campaigns,
     ) -> None:
-        self.settings = settings
+        self.campaigns = campaigns
         self.jobs = jobs
         self.events = events
         self.operators = operators
@@ -105,19 +107,26 @@ class Review:
         user: User,
         referrer_id: int | None,
         code: str | None,
+        campaign: Campaign | None = None,
         client_address: str | None = None,
     ) -> ReferralItem | None:
-        """Count the sign-up; for a referral, decide whether it is held for review and store
-        it with its reasons. Returns the referral (None without a referrer)."""
+        """Count the sign-up; for a referral, decide by its campaign's review rules whether it
+        is held, and store it in that campaign with its reasons. Returns the referral (None
+        without a referrer)."""
         in_transaction()
         now = user.created_at
         day = counters.day_of(now)
         async with database.connection() as connection:
             counters.program(day, signups=1, referred=1 if referrer_id else 0)
-            if referrer_id is None or code is None:
+            if referrer_id is None or code is None or campaign is None:
                 return None
             reasons = await self._review_reasons(
-                connection, user=user, referrer_id=referrer_id, code=code, client=client_address
+                connection,
+                user=user,
+                referrer_id=referrer_id,
+                code=code,
+                rules=campaign.rules.review,
+                client=client_address,
             )
             status = PENDING_REVIEW if reasons else APPROVED
             await execute(
@@ -126,12 +135,15 @@ class Review:
                     id=user.id,
                     referrer_id=referrer_id,
                     code=code,
+                    campaign_id=campaign.id,
                     status=status,
                     review_reasons=reasons,
                     created_at=now,
                 ),
             )
             held = status == PENDING_REVIEW
+            counters.campaign(campaign.id, day, signups=1, pending_review=1 if held else 0)
+            counters.referrer_campaign(referrer_id, campaign.id, referrals=1)
             counters.referrer(
                 referrer_id, approved=0 if held else 1, pending_review=1 if held else 0
             )
@@ -149,13 +161,20 @@ class Review:
             created_at=now,
         )
 
+    @staticmethod
     async def _review_reasons(
-        self, connection: Any, *, user: User, referrer_id: int, code: str, client: str | None
+        connection: Any,
+        *,
+        user: User,
+        referrer_id: int,
+        code: str,
+        rules: ReviewRules,
+        client: str | None,
     ) -> list[str]:
         reasons = []
-        if is_disposable(user.email):
+        if rules.disposable_email and is_disposable(user.email):
             reasons.append(DISPOSABLE_EMAIL)
-        network = network_of(client)
+        network = network_of(client) if rules.same_network else None
         if network is not None:
             referrer_network = (
                 await execute(
@@ -166,7 +185,7 @@ class Review:
                 reasons.append(SAME_NETWORK)
         # After the claim, which holds the code's row: concurrent sign-ups with this code are
         # counted one after another, so the limit is exact.
-        since = user.created_at - dt.timedelta(seconds=self.settings.review_burst_seconds)
+        since = user.created_at - dt.timedelta(seconds=rules.burst_seconds)
         earlier = (
             await execute(
                 connection,
@@ -175,7 +194,7 @@ class Review:
                 .where(referrals.c.code == code, referrals.c.created_at > since),
             )
         ).scalar_one()
-        if earlier >= self.settings.review_burst_limit:
+        if earlier >= rules.burst_limit:
             reasons.append(SIGNUP_BURST)
         return reasons
 
@@ -196,14 +215,22 @@ class Review:
     # -- review ---------------------------------------------------------------------------
 
     async def referral_list(
-        self, *, status: str | None, limit: int, cursor: str | None
+        self,
+        *,
+        status: str | None,
+        limit: int,
+        cursor: str | None,
+        campaign: Campaign | None = None,
     ) -> ReferralList:
-        """Referrals newest first, of one status or all (the review queue: `pending_review`)."""
+        """Referrals newest first, of one status or all (the review queue: `pending_review`),
+        of one campaign or all."""
         if status is not None and status not in STATUSES:
             raise InvalidInput(f"status is one of {', '.join(STATUSES)}.", field="status")
         statement = ITEMS
         if status is not None:
             statement = statement.where(referrals.c.status == status)
+        if campaign is not None:
+            statement = statement.where(referrals.c.campaign_id == campaign.id)
         rows, next_cursor = await newest_first(
             statement, referrals.c.id, limit=limit, cursor=cursor
         )
@@ -233,7 +260,10 @@ class Review:
                     .where(referrals.c.id == referral_id, referrals.c.status == PENDING_REVIEW)
                     .values(status=status, reviewed_at=now)
                     .returning(
-                        referrals.c.referrer_id, referrals.c.created_at, referrals.c.qualified_at
+                        referrals.c.referrer_id,
+                        referrals.c.created_at,
+                        referrals.c.qualified_at,
+                        referrals.c.campaign_id,
                     ),
                 )
             ).first()
@@ -254,17 +284,34 @@ class Review:
                 counters.referrer_day(
                     decided.referrer_id, counters.day_of(decided.created_at), approved=1
                 )
-            elif decided.qualified_at is not None:
-                # "Qualified" counts referrals that qualified and were not rejected.
-                counters.referrer(decided.referrer_id, qualified=-1)
-                counters.program(counters.day_of(decided.qualified_at), qualified=-1)
+            else:
+                counters.campaign(decided.campaign_id, counters.day_of(now), rejected=1)
+                if decided.qualified_at is not None:
+                    # "Qualified" counts referrals that qualified and were not rejected.
+                    qualified_day = counters.day_of(decided.qualified_at)
+                    counters.referrer(decided.referrer_id, qualified=-1)
+                    counters.program(qualified_day, qualified=-1)
+                    counters.campaign(decided.campaign_id, qualified_day, qualified=-1)
+                    hours = int((decided.qualified_at - decided.created_at).total_seconds() // 3600)
+                    counters.qualify_hours(decided.campaign_id, qualified_day, hours, -1)
             counters.program(pending_review=-1)
+            counters.campaign(
+                decided.campaign_id, counters.day_of(decided.created_at), pending_review=-1
+            )
             subject = await read_subject(connection, referral_id)
             item = subject.item
             points = 0
             if approve and decided.qualified_at is not None:
-                granted = await self.rewards.grant(connection, subject, conversion_id=None)
-                points = sum(r.points for r in granted if r.user_id == item.referrer_id)
+                qualifying = await _qualifying_conversion(connection, referral_id)
+                if qualifying is not None:
+                    grant = await self.rewards.grant(
+                        connection,
+                        subject,
+                        campaign=await self.campaigns.by_id(decided.campaign_id),
+                        conversion_id=qualifying.id,
+                        amount=qualifying.amount,
+                    )
+                    points = sum(r.points for r in grant.rewards if r.user_id == item.referrer_id)
             await self.events.emit("referral.reviewed", item)
             await self.operators.record(
                 operator=operator,
@@ -311,3 +358,21 @@ class Review:
         account = Account(*row)
         await self.referrals.views.forget_owner(account)
         return account
+
+
+async def _qualifying_conversion(connection: Any, referral_id: int) -> Any:
+    """The conversion that qualified this referral (its latest, not refunded): what its
+    rewards, granted at approval, are for."""
+    return (
+        await execute(
+            connection,
+            sa.select(conversions.c.id, conversions.c.amount)
+            .where(
+                conversions.c.user_id == referral_id,
+                conversions.c.referral_qualified == sa.true(),
+                conversions.c.refunded_at.is_(None),
+            )
+            .order_by(conversions.c.id.desc())
+            .limit(1),
+        )
+    ).first()

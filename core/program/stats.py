@@ -11,19 +11,25 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.campaigns.tables import campaigns
 from core.infra import clock
 from core.infra.db import Read, database, execute
 from core.program import counters
 from core.program.tables import (
+    FUNNEL_COUNTS,
+    campaign_days,
+    campaign_qualify_hours,
     program_days,
     program_totals,
     referrer_days,
     referrer_stats,
     reward_balances,
 )
+from core.referrals.models import ReferralCode
 from core.users.models import User
 
 _users = User.ormar_config.table
+_codes = ReferralCode.ormar_config.table
 
 # The reads of stats and the leaderboard: by key, or over the window's rows only.
 _NO_COUNT = sa.cast(sa.null(), sa.Integer)
@@ -51,6 +57,7 @@ _STATS = Read(
             referrer_stats.c.qualified,
             referrer_stats.c.link_opens,
             reward_balances.c.balance,
+            reward_balances.c.pending,
         )
         .select_from(
             _users.outerjoin(referrer_stats, referrer_stats.c.referrer_id == _users.c.id).outerjoin(
@@ -58,7 +65,7 @@ _STATS = Read(
             )
         )
         .where(_users.c.id == sa.bindparam("user")),
-        sa.select(referrer_days.c.day, referrer_days.c.referrals, *[_NO_COUNT] * 6).where(
+        sa.select(referrer_days.c.day, referrer_days.c.referrals, *[_NO_COUNT] * 7).where(
             referrer_days.c.referrer_id == sa.bindparam("user"),
             referrer_days.c.day >= sa.bindparam("first", type_=sa.Date()),
         ),
@@ -89,14 +96,14 @@ class ProgramStats:
         number of referrals."""
         today = counters.day_of(clock.utcnow())
         first = today - dt.timedelta(days=days - 1)
-        totals: Sequence[Any] = (0,) * 7
+        totals: Sequence[Any] = (0,) * 8
         daily: dict[dt.date, int] = {}
         for day, *values in await _STATS.all(user=user_id, first=first):
             if day is None:
                 totals = values
             else:
                 daily[day] = values[0]
-        count, approved, pending, rejected, qualified, opens, balance = (
+        count, approved, pending, rejected, qualified, opens, balance, held = (
             value or 0 for value in totals
         )
         return {
@@ -106,6 +113,7 @@ class ProgramStats:
             "rejected": rejected,
             "qualified": qualified,
             "rewards_balance": balance,
+            "rewards_pending": held,
             "link_opens": opens,
             "last_30_days": [
                 {"date": name, "referrals": daily.get(day, 0)} for day, name in _window(first, days)
@@ -202,10 +210,97 @@ class ProgramStats:
     # -- link opens -----------------------------------------------------------------------
 
     @staticmethod
-    async def add_link_opens(opens: dict[int, int]) -> None:
-        """Add counted opens per referrer (a batch from `LinkOpens`)."""
+    async def add_link_opens(opens: dict[tuple[int, str], int]) -> None:
+        """Add counted opens per referrer and campaign key (a batch from `LinkOpens`)."""
         if not opens:
             return
-        async with database.transaction():
-            for referrer_id, count in sorted(opens.items()):
+        today = counters.day_of(clock.utcnow())
+        async with database.transaction(), database.connection() as connection:
+            ids = dict(
+                (
+                    await execute(
+                        connection,
+                        sa.select(campaigns.c.key, campaigns.c.id).where(
+                            campaigns.c.key.in_({key for _, key in opens})
+                        ),
+                    )
+                ).all()
+            )
+            per_campaign: dict[int, int] = {}
+            for (referrer_id, key), count in sorted(opens.items()):
                 counters.referrer(referrer_id, link_opens=count)
+                if key in ids:
+                    per_campaign[ids[key]] = per_campaign.get(ids[key], 0) + count
+            for campaign_id, count in sorted(per_campaign.items()):
+                counters.campaign(campaign_id, today, link_opens=count)
+
+    # -- a campaign's funnel --------------------------------------------------------------
+
+    async def funnel(self, *, campaign_id: int, days: int) -> dict[str, Any]:
+        """The campaign's funnel over the last `days` UTC days, from its day counters (one
+        row a day), its qualification hours (a row per day and hour count) and its codes'
+        owners by expiry: no referral is read."""
+        today = counters.day_of(clock.utcnow())
+        first = today - dt.timedelta(days=days - 1)
+        start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+        sums = [sa.func.coalesce(sa.func.sum(campaign_days.c[name]), 0) for name in FUNNEL_COUNTS]
+        async with database.connection() as connection:
+            totals = (
+                await execute(
+                    connection,
+                    sa.select(*sums).where(
+                        campaign_days.c.campaign_id == campaign_id, campaign_days.c.day >= first
+                    ),
+                )
+            ).one()
+            hours = (
+                await execute(
+                    connection,
+                    sa.select(
+                        campaign_qualify_hours.c.hours, sa.func.sum(campaign_qualify_hours.c.count)
+                    )
+                    .where(
+                        campaign_qualify_hours.c.campaign_id == campaign_id,
+                        campaign_qualify_hours.c.day >= first,
+                    )
+                    .group_by(campaign_qualify_hours.c.hours)
+                    .order_by(campaign_qualify_hours.c.hours),
+                )
+            ).all()
+            # Referrers who had a code in the window: a code of the campaign that had not
+            # expired by its start, made before its end (the index holds all four columns).
+            referrers = (
+                await execute(
+                    connection,
+                    sa.select(sa.func.count(sa.distinct(_codes.c.owner_id))).where(
+                        _codes.c.campaign_id == campaign_id,
+                        _codes.c.expires_at >= start,
+                        sa.or_(_codes.c.closed_at.is_(None), _codes.c.closed_at >= start),
+                    ),
+                )
+            ).scalar_one()
+        funnel = {name: int(value) for name, value in zip(FUNNEL_COUNTS, totals, strict=True)}
+        return {
+            "days": days,
+            **funnel,
+            "k_factor": round(funnel["signups"] / referrers, 4) if referrers else 0,
+            "median_hours_to_qualify": _median([(int(h), int(n)) for h, n in hours]),
+        }
+
+
+def _median(histogram: list[tuple[int, int]]) -> float | None:
+    """The median of whole-hour counts given as (hours, how many), in order."""
+    total = sum(n for _, n in histogram if n > 0)
+    if total == 0:
+        return None
+    middle, seen, below = total / 2, 0, None
+    for hours, n in histogram:
+        if n <= 0:
+            continue
+        if seen + n > middle:
+            if total % 2 == 0 and seen == middle and below is not None:
+                return (below + hours) / 2
+            return float(hours)
+        seen += n
+        below = hours
+    return float(histogram[-1][0])

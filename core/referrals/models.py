@@ -7,6 +7,7 @@ from typing import Any
 import ormar
 import sqlalchemy as sa
 
+from core.campaigns.tables import DEFAULT_ID
 from core.infra import clock
 from core.infra.db import UTCDateTime, base_config
 from core.users.models import User
@@ -18,13 +19,22 @@ class ReferralCode(ormar.Model):
     ormar_config = base_config.copy(
         tablename="referral_codes",
         constraints=[
-            # At most one live code per owner: the database refuses a second one.
+            # At most one live code per owner and campaign: the database refuses a second one.
             ormar.IndexColumns(
                 "owner_id",
+                "campaign_id",
                 name="uq_referral_codes_owner_live",
                 unique=True,
                 postgresql_where=sa.text("closed_at IS NULL"),
                 sqlite_where=sa.text("closed_at IS NULL"),
+            ),
+            # A campaign's funnel counts the owners of its codes live in a window.
+            ormar.IndexColumns(
+                "campaign_id",
+                "expires_at",
+                "owner_id",
+                "closed_at",
+                name="ix_referral_codes_campaign_expiry",
             ),
             ormar.CheckColumns("uses >= 0", name="uses_not_negative"),
             ormar.CheckColumns(
@@ -43,6 +53,10 @@ class ReferralCode(ormar.Model):
         ondelete=ormar.ReferentialAction.CASCADE,
         related_name="codes",
     )
+    # Its campaign (core.campaigns; 1 is the default campaign).
+    campaign_id: int = ormar.Integer(
+        default=DEFAULT_ID, server_default=sa.text("1"), nullable=False
+    )
     created_at: dt.datetime = UTCDateTime(default=clock.utcnow, nullable=False)
     expires_at: dt.datetime = UTCDateTime(nullable=False)
     max_uses: int | None = ormar.Integer(nullable=True)
@@ -52,9 +66,18 @@ class ReferralCode(ormar.Model):
     closed_at: dt.datetime | None = UTCDateTime(nullable=True)
 
 
-def code_data(code: ReferralCode, *, deep_link: Callable[[str], str | None]) -> dict[str, Any]:
+# ormar relates models only; the campaign is a plain table (core.campaigns.tables).
+ReferralCode.ormar_config.table.append_constraint(
+    sa.ForeignKeyConstraint(["campaign_id"], ["campaigns.id"])
+)
+
+
+def code_data(
+    code: ReferralCode, *, campaign: str, deep_link: Callable[[str], str | None]
+) -> dict[str, Any]:
     """`ReferralCode` plus `owner_id`: the `data` of `referral_code.*` events."""
     return {
+        "campaign": campaign,
         "code": code.code,
         "created_at": code.created_at,
         "expires_at": code.expires_at,

@@ -9,6 +9,7 @@ import secrets
 
 import sqlalchemy as sa
 
+from core.campaigns.tables import campaigns
 from core.infra.db import Read
 from core.infra.errors import DomainError
 from core.referrals.errors import (
@@ -80,10 +81,21 @@ def refusal(code: ReferralCode | None, now: dt.datetime) -> DomainError:
     return ReferralCodeExpired()
 
 
-# A usable code with its owner, by value: the public view's read and the link-open count's.
+# A usable code with its owner and campaign, by value: the public view's read and the
+# link-open count's.
 LIVE_CODE = Read(
-    sa.select(_codes.c.expires_at, _users.c.id, _users.c.full_name)
-    .select_from(_codes.join(_users, _codes.c.owner_id == _users.c.id))
+    sa.select(
+        _codes.c.expires_at,
+        _users.c.id,
+        _users.c.full_name,
+        _codes.c.campaign_id,
+        campaigns.c.key,
+    )
+    .select_from(
+        _codes.join(_users, _codes.c.owner_id == _users.c.id).join(
+            campaigns, campaigns.c.id == _codes.c.campaign_id
+        )
+    )
     .where(
         _codes.c.code == sa.bindparam("code"),
         OWNER_USABLE,

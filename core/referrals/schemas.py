@@ -15,12 +15,19 @@ class Referrer(BaseModel):
 class PublicCode(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"code": "Xk3_9aQpL2mz", "expires_at": "2026-12-31T23:59:59Z"}]
+            "examples": [
+                {
+                    "code": "Xk3_9aQpL2mz",
+                    "expires_at": "2026-12-31T23:59:59Z",
+                    "campaign": "default",
+                }
+            ]
         }
     )
 
     code: str
     expires_at: dt.datetime
+    campaign: str = Field(description="The key of the code's campaign.")
 
 
 class PublicCodeWithReferrer(PublicCode):
@@ -30,6 +37,7 @@ class PublicCodeWithReferrer(PublicCode):
                 {
                     "code": "Xk3_9aQpL2mz",
                     "expires_at": "2026-12-31T23:59:59Z",
+                    "campaign": "default",
                     "referrer": {"id": 1, "full_name": "Ada Lovelace"},
                 }
             ]

@@ -10,6 +10,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from core.campaigns.errors import CampaignNotActive
+from core.campaigns.service import Campaign
+from core.campaigns.tables import DEFAULT_ID, DEFAULT_KEY, ENDED
 from core.infra import clock
 from core.infra.db import MAX_ID, Read, database, execute, in_transaction
 from core.infra.events import Events, NoEvents
@@ -107,6 +110,11 @@ _REFERRAL_TOTAL = Read(
 )
 
 
+def _campaign(campaign: Campaign | None) -> tuple[int, str]:
+    """A code's campaign id and key (None: the default campaign)."""
+    return (DEFAULT_ID, DEFAULT_KEY) if campaign is None else (campaign.id, campaign.key)
+
+
 @dataclass(frozen=True, slots=True)
 class ReferralPage:
     items: list[Referral]
@@ -115,7 +123,7 @@ class ReferralPage:
 
 
 class OpenCounter(Protocol):
-    async def record(self, referrer_id: int, *, visitor: str, code: str) -> None: ...
+    async def record(self, referrer_id: int, *, campaign: str, visitor: str, code: str) -> None: ...
 
 
 class ReferralService:
@@ -139,25 +147,35 @@ class ReferralService:
         expires_at: dt.datetime,
         code: str | None = None,
         max_uses: int | None = None,
+        campaign: Campaign | None = None,
     ) -> ReferralCode:
-        """Issue a new code; the database guarantees one live code per owner."""
+        """Issue a new code in `campaign` (None: the default one); the database guarantees
+        one live code per owner and campaign. An ended campaign issues none (a paused one
+        does: it may resume)."""
         now = clock.utcnow()
         self._check_request(now=now, expires_at=expires_at, code=code, max_uses=max_uses)
+        if campaign is not None and campaign.status == ENDED:
+            raise CampaignNotActive()
+        campaign_id, key = _campaign(campaign)
         expires_at = expires_at.astimezone(dt.UTC)  # the returned row reads like a stored one
         for _ in range(5):
             value = code or generate_code()
             try:
                 async with database.transaction():
-                    await self._retire_ended_codes(owner_id=owner.id, now=now)
+                    await self._retire_ended_codes(
+                        owner_id=owner.id, campaign_id=campaign_id, now=now
+                    )
                     created = await ReferralCode.objects.create(
                         code=value,
                         owner=owner.id,
+                        campaign_id=campaign_id,
                         created_at=now,
                         expires_at=expires_at,
                         max_uses=max_uses,
                     )
                     await self.events.emit(
-                        "referral_code.created", code_data(created, deep_link=self.deep_link)
+                        "referral_code.created",
+                        code_data(created, campaign=key, deep_link=self.deep_link),
                     )
             except IntegrityError:
                 if await ReferralCode.objects.filter(code=value).exists():
@@ -169,16 +187,28 @@ class ReferralService:
             return created
         raise ActiveCodeExists("Could not issue a code; try again.")
 
-    async def active_code(self, *, owner_id: int) -> ReferralCode | None:
-        live = await ReferralCode.objects.get_or_none(owner=owner_id, closed_at=None)
+    async def active_code(
+        self, *, owner_id: int, campaign: Campaign | None = None
+    ) -> ReferralCode | None:
+        live = await ReferralCode.objects.get_or_none(
+            owner=owner_id, campaign_id=_campaign(campaign)[0], closed_at=None
+        )
         return live if live is not None and is_active(live, clock.utcnow()) else None
 
-    async def delete_active_code(self, *, owner: Person) -> ReferralCode:
-        """Close the owner's active code; it stops working at once, cache included."""
+    async def delete_active_code(
+        self, *, owner: Person, campaign: Campaign | None = None
+    ) -> ReferralCode:
+        """Close the owner's active code in `campaign` (None: the default one); it stops
+        working at once, cache included."""
         now = clock.utcnow()
+        campaign_id, key = _campaign(campaign)
         statement = (
             sa.update(_codes)
-            .where(_codes.c.owner_id == owner.id, *active_clauses(now))
+            .where(
+                _codes.c.owner_id == owner.id,
+                _codes.c.campaign_id == campaign_id,
+                *active_clauses(now),
+            )
             .values(closed_at=now)
             .returning(_codes.c.id)
         )
@@ -188,15 +218,16 @@ class ReferralService:
                 raise NoActiveCode()
             closed = await ReferralCode.objects.get(id=row.id)
             await self.events.emit(
-                "referral_code.deleted", code_data(closed, deep_link=self.deep_link)
+                "referral_code.deleted",
+                code_data(closed, campaign=key, deep_link=self.deep_link),
             )
         await self.views.forget(owner, closed.code)
         return closed
 
     @staticmethod
-    async def close_codes_of(owner_id: int) -> str | None:
-        """Inside the caller's transaction (an erasure): the owner's open code closes. Returns
-        it, for `forget_owner` once the change committed."""
+    async def close_codes_of(owner_id: int) -> list[str]:
+        """Inside the caller's transaction (an erasure): the owner's open codes close (one per
+        campaign). Returns them, for `forget_owner` once the change committed."""
         closed = (
             await execute(
                 in_transaction(),
@@ -206,7 +237,7 @@ class ReferralService:
                 .returning(_codes.c.code),
             )
         ).scalars()
-        return next(iter(closed), None)
+        return list(closed)
 
     # -- sign-up ------------------------------------------------------------------------
 
@@ -253,9 +284,9 @@ class ReferralService:
             return
         row = await LIVE_CODE.first(code=code, now=clock.utcnow())
         if row is not None:
-            await opens.record(int(row[1]), visitor=visitor, code=code)
+            await opens.record(int(row[1]), campaign=row[4], visitor=visitor, code=code)
 
-    async def check_claimable(self, code: str) -> None:
+    async def check_claimable(self, code: str) -> ReferralCode:
         """Raise what `claim` would for a code that cannot be used now (no lock, no write:
         a sign-up calls it to fail fast, before hashing a password; `claim` decides)."""
         if not is_valid_code(code):
@@ -266,6 +297,7 @@ class ReferralService:
             raise refusal(existing, now)
         if existing.owner.blocked_at is not None:
             raise ReferralCodeExpired()
+        return existing
 
     async def after_claim(self, claimed: ReferralCode) -> None:
         """Once the sign-up committed: a code that just ran out leaves the cache."""
@@ -305,11 +337,15 @@ class ReferralService:
     # -- internals ----------------------------------------------------------------------
 
     @staticmethod
-    async def _retire_ended_codes(*, owner_id: int, now: dt.datetime) -> None:
-        """Close the owner's expired or used-up code, so a new one may be live."""
+    async def _retire_ended_codes(*, owner_id: int, campaign_id: int, now: dt.datetime) -> None:
+        """Close the owner's expired or used-up code of the campaign, so a new one may be live."""
         statement = (
             sa.update(_codes)
-            .where(_codes.c.owner_id == owner_id, *ended_clauses(now))
+            .where(
+                _codes.c.owner_id == owner_id,
+                _codes.c.campaign_id == campaign_id,
+                *ended_clauses(now),
+            )
             .values(closed_at=now)
         )
         async with database.connection() as connection:

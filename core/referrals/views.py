@@ -11,6 +11,7 @@ import datetime as dt
 
 import sqlalchemy as sa
 
+from core.campaigns.tables import DEFAULT_ID, DEFAULT_KEY
 from core.infra import clock, metrics
 from core.infra.cache import NO_FILL, CodeCache, Lookup
 from core.infra.db import Read
@@ -33,18 +34,20 @@ _LIVE_CODE_BY_EMAIL = Read(
     .select_from(_users.join(_codes, _codes.c.owner_id == _users.c.id))
     .where(
         _users.c.email == sa.bindparam("email"),
+        _codes.c.campaign_id == DEFAULT_ID,  # the v1 lookup: the default campaign's code
         OWNER_USABLE,
         *active_clauses(sa.bindparam("now", type_=_codes.c.expires_at.type)),
     )
 )
 
 
+# "rc2": views carry their campaign (v1.2); entries of older processes are never read.
 def email_key(email: str) -> str:
-    return "rc:e:" + email
+    return "rc2:e:" + email
 
 
 def code_key(code: str) -> str:
-    return "rc:c:" + code
+    return "rc2:c:" + code
 
 
 def _cache_entry(expires_at: dt.datetime, body: bytes) -> bytes:
@@ -125,7 +128,11 @@ class PublicViews:
                 await self._fill_missing(key, seen.lease)
             raise ReferralCodeNotFound()
         code, expires_at = row
-        body = PublicCode(code=code, expires_at=expires_at).model_dump_json().encode()
+        body = (
+            PublicCode(code=code, expires_at=expires_at, campaign=DEFAULT_KEY)
+            .model_dump_json()
+            .encode()
+        )
         if normalized == email:  # cache only under the key that invalidation will name
             await self._fill(key, seen.lease, expires_at, body)
         return body
@@ -144,11 +151,12 @@ class PublicViews:
         if row is None:
             await self._fill_missing(key, seen.lease)
             raise ReferralCodeNotFound()
-        expires_at, owner_id, owner_name = row
+        expires_at, owner_id, owner_name, _, campaign = row
         body = (
             PublicCodeWithReferrer(
                 code=code,
                 expires_at=expires_at,
+                campaign=campaign,
                 referrer=Referrer(id=owner_id, full_name=owner_name),
             )
             .model_dump_json()
@@ -163,20 +171,20 @@ class PublicViews:
 
     # -- invalidation ---------------------------------------------------------------------
 
-    async def forget(self, owner: Person, code: str | None) -> None:
-        """Drop the views of `code` and of the owner's email (after the code or owner changed)."""
-        keys = [code_key(code)] if code else []
+    async def forget(self, owner: Person, *codes: str | None) -> None:
+        """Drop the views of `codes` and of the owner's email (after a code or owner changed)."""
+        keys = [code_key(code) for code in codes if code]
         if owner.email:
             keys.append(email_key(owner.email))
         await self.cache.invalidate(*keys)
 
-    async def forget_owner(self, owner: Person, *, code: str | None = None) -> None:
-        """Drop the views that show this owner (after a name change, an erasure: `code` names
-        a code closed meanwhile)."""
-        if code is None:
-            live = await ReferralCode.objects.get_or_none(owner=owner.id, closed_at=None)
-            code = live.code if live else None
-        await self.forget(owner, code)
+    async def forget_owner(self, owner: Person, *, codes: list[str] | None = None) -> None:
+        """Drop the views that show this owner (after a name change, an erasure: `codes` names
+        the codes closed meanwhile)."""
+        if codes is None:
+            live = await ReferralCode.objects.filter(owner=owner.id, closed_at=None).all()
+            codes = [code.code for code in live]
+        await self.forget(owner, *codes)
 
     async def _fill(
         self, key: str, lease: bytes | None, expires_at: dt.datetime, body: bytes

@@ -202,6 +202,7 @@ async def test_cache_hits_run_no_sql(client: httpx.AsyncClient, core: Core):
         == {
             "code": code,
             "expires_at": by_email.json()["expires_at"],
+            "campaign": "default",
         }
     )
     assert again_by_code.status_code == 200

@@ -159,3 +159,35 @@ async def test_the_console_and_its_chart(client: httpx.AsyncClient, user) -> Non
     assert chart.headers["content-type"] == "image/svg+xml"
     assert chart.text.count("<title>") == 21  # three series a day
     assert "style=" not in chart.text
+
+
+async def test_the_landing_page_names_its_campaign_and_says_when_it_is_not_running(
+    client: httpx.AsyncClient, user
+) -> None:
+    body, _ = await user("root@example.com")
+    await User.objects.filter(id=body["id"]).update(is_superuser=True)
+    token = await client.post(
+        f"{API}/auth/token",
+        data={"username": "root@example.com", "password": "correct horse battery"},
+    )
+    operator = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    made = await client.post(
+        f"{API}/campaigns", json={"key": "winter", "name": "Winter <drive>"}, headers=operator
+    )
+    assert made.status_code == 201, made.text
+    _, headers = await user("ada@example.com", full_name="Ada Lovelace")
+    created = await client.post(
+        f"{API}/referral-codes",
+        json={"expires_at": ahead(days=7), "campaign": "winter"},
+        headers=headers,
+    )
+    code = created.json()["code"]
+    html = (await client.get(f"/r/{code}", headers={"Accept-Language": "en"})).text
+    assert '<strong id="campaign">Winter &lt;drive&gt;</strong>' in html
+    assert 'id="not-running"' not in html
+    await client.patch(f"{API}/campaigns/winter", json={"status": "paused"}, headers=operator)
+    html = (await client.get(f"/r/{code}", headers={"Accept-Language": "ru"})).text
+    assert "Эта кампания сейчас не проводится" in html
+    assert '<section id="signup" hidden>' in html
+    preview = await client.get(f"/r/{code}/preview.png")
+    assert preview.status_code == 200

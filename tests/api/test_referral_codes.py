@@ -21,7 +21,15 @@ from tests.api.support import (
 from tests.conftest import API, PASSWORD
 
 BOT_LINK = "https://t.me/referral_test_bot?start="
-CODE_FIELDS = {"code", "created_at", "expires_at", "max_uses", "uses", "telegram_link"}
+CODE_FIELDS = {
+    "code",
+    "created_at",
+    "expires_at",
+    "max_uses",
+    "uses",
+    "telegram_link",
+    "campaign",
+}
 GENERATED = re.compile(r"[A-Za-z0-9_-]{8,32}")
 
 
@@ -307,7 +315,11 @@ async def test_lookup_by_email(client, user):
         assert response.status_code == 200, (email, response.text)
         assert response.headers["content-type"].startswith("application/json")
         body = response.json()
-        assert body == {"code": created["code"], "expires_at": body["expires_at"]}
+        assert body == {
+            "code": created["code"],
+            "expires_at": body["expires_at"],
+            "campaign": "default",
+        }
         assert assert_utc(body["expires_at"]) == assert_utc(created["expires_at"])
 
 
@@ -358,6 +370,7 @@ async def test_lookup_by_code(client, user):
         assert body == {
             "code": "AnnInvites",
             "expires_at": body["expires_at"],
+            "campaign": "default",
             "referrer": {"id": owner["id"], "full_name": "Ann Smith"},
         }
         assert assert_utc(body["expires_at"]) == assert_utc(created["expires_at"])

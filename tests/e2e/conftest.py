@@ -26,6 +26,7 @@ from sqlalchemy.sql.expression import Executable
 
 from core.infra import db
 from core.models import User
+from tests.conftest import emptying_statements
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -162,7 +163,7 @@ async def attach_telegram(user_id: int, telegram_id: int) -> None:
 
 async def wipe() -> None:
     """Empty every table and the server's Redis db; the server wrote them, not our `core`."""
-    await _execute(*(table.delete() for table in reversed(db.metadata.sorted_tables)))
+    await _execute(*emptying_statements())
     if redis_url := os.environ.get("REDIS_URL"):
         client = Redis.from_url(redis_url)
         try:

@@ -13,7 +13,12 @@ from fastapi import FastAPI
 from core.users.models import User
 from tests.api.support import ahead
 from tests.conftest import API, PASSWORD
-from tests.webhooks.conftest import api_key, operator  # noqa: F401 (shared fixtures)
+from tests.webhooks.conftest import (  # noqa: F401 (shared fixtures)
+    api_key,
+    deliverer,
+    operator,
+    receiver,
+)
 
 From = Callable[[str], Awaitable[httpx.AsyncClient]]
 

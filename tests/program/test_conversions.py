@@ -36,6 +36,8 @@ async def test_the_first_conversion_qualifies_the_referral_and_rewards_both(
         "currency",
         "created_at",
         "referral_qualified",
+        "capped",
+        "refunded_at",
         "rewards",
     }
     assert (body["user_id"], body["amount"], body["currency"]) == (friend["id"], 49.9, "EUR")
@@ -145,8 +147,8 @@ async def test_conversions_need_an_operator(client: httpx.AsyncClient, user) -> 
 async def test_points_come_from_settings_and_zero_turns_a_side_off(
     client: httpx.AsyncClient, core, api_key, referrer, join
 ) -> None:
-    original = core.rewards.settings
-    core.rewards.settings = original.model_copy(
+    original = core.campaigns.settings
+    core.campaigns.settings = original.model_copy(
         update={"reward_referrer_points": 7, "reward_friend_points": 0}
     )
     try:
@@ -154,7 +156,7 @@ async def test_points_come_from_settings_and_zero_turns_a_side_off(
         friend = await join("friend@example.com", ref["code"])
         response = await _convert(client, api_key, user_id=friend["id"])
     finally:
-        core.rewards.settings = original
+        core.campaigns.settings = original
     assert [(r["reason"], r["points"]) for r in response.json()["rewards"]] == [
         ("referral_qualified", 7)
     ]

@@ -68,13 +68,13 @@ async def test_only_the_network_is_stored(core, referrer, client_from) -> None:
 async def test_a_burst_of_sign_ups_with_one_code_is_held(
     client, core, operator, referrer, join
 ) -> None:
-    original = core.review.settings
-    core.review.settings = original.model_copy(update={"review_burst_limit": 3})
+    original = core.campaigns.settings
+    core.campaigns.settings = original.model_copy(update={"review_burst_limit": 3})
     try:
         ref = await referrer()
         joined = [await join(f"p{n}@example.com", ref["code"]) for n in range(5)]
     finally:
-        core.review.settings = original
+        core.campaigns.settings = original
     statuses = [(await _referral(client, operator, j["id"]))["status"] for j in joined]
     assert statuses == ["approved"] * 3 + ["pending_review"] * 2
     reasons = (await _referral(client, operator, joined[4]["id"]))["review_reasons"]

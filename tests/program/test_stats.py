@@ -27,7 +27,9 @@ async def test_a_referrers_stats_and_their_last_30_days(
         headers=api_key,
     )
     for visitor in ("203.0.113.1", "telegram:42", "203.0.113.1"):  # a repeat counts once
-        await core.link_opens.record(ref["user"]["id"], visitor=visitor, code=ref["code"])
+        await core.link_opens.record(
+            ref["user"]["id"], campaign="default", visitor=visitor, code=ref["code"]
+        )
     await core.link_opens.flush()
 
     response = await client.get(f"{API}/users/me/referral-stats", headers=ref["headers"])
@@ -42,6 +44,7 @@ async def test_a_referrers_stats_and_their_last_30_days(
         "rejected": 0,
         "qualified": 1,
         "rewards_balance": 100,
+        "rewards_pending": 0,
         "link_opens": 2,
     }
     assert len(days) == 30

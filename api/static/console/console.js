@@ -138,6 +138,134 @@
     if (!board.items.length) list.replaceChildren(Object.assign(document.createElement("p"), { textContent: "No approved referrals yet.", className: "muted" }));
   }
 
+  // -- campaigns --------------------------------------------------------------------------
+  // datetime-local inputs are read and written as UTC.
+  const fromInput = (value) => (value ? value + ":00Z" : null);
+  const toInput = (iso) => (iso ? new Date(iso).toISOString().slice(0, 16) : "");
+  const numberOr = (id, empty) => ($(id).value === "" ? empty : Number($(id).value));
+
+  function rulesText(rules) {
+    const parts = [`${rules.referrer_points}+${rules.friend_points} pts`];
+    if (rules.referrer_percent) parts.push(`+${rules.referrer_percent}%`);
+    if (rules.hold_days) parts.push(`${rules.hold_days}-day hold`);
+    if (rules.cap) parts.push(`cap ${rules.cap.rewards}/${rules.cap.days} d`);
+    if (rules.credit_window_days) parts.push(`qualify within ${rules.credit_window_days} d`);
+    if (rules.milestones.length) parts.push("milestones " + rules.milestones.map((m) => `${m.qualified}:${m.points}`).join(", "));
+    if (rules.qualifying_events.join() !== "*") parts.push("events " + rules.qualifying_events.join(", "));
+    if (rules.min_amount !== null) parts.push(`from ${rules.min_amount}`);
+    return parts.join(" · ");
+  }
+
+  let editingCampaign = null;
+  function editCampaign(campaign) {
+    editingCampaign = campaign;
+    const rules = campaign ? campaign.rules : null;
+    $("campaign-form-title").textContent = campaign ? `Edit ${campaign.name}` : "New campaign";
+    $("campaign-save").textContent = campaign ? "Save campaign" : "Start campaign";
+    $("campaign-key").value = campaign ? campaign.key : "";
+    $("campaign-key").disabled = !!campaign;
+    $("campaign-name").value = campaign ? campaign.name : "";
+    $("campaign-starts").value = campaign ? toInput(campaign.starts_at) : "";
+    $("campaign-ends").value = campaign ? toInput(campaign.ends_at) : "";
+    $("rule-referrer-points").value = rules ? rules.referrer_points : "";
+    $("rule-friend-points").value = rules ? rules.friend_points : "";
+    $("rule-percent").value = rules ? rules.referrer_percent : 0;
+    $("rule-hold").value = rules ? rules.hold_days : 0;
+    $("rule-cap-rewards").value = rules && rules.cap ? rules.cap.rewards : "";
+    $("rule-cap-days").value = rules && rules.cap ? rules.cap.days : "";
+    $("rule-window").value = rules && rules.credit_window_days ? rules.credit_window_days : "";
+    $("rule-min-amount").value = rules && rules.min_amount !== null ? rules.min_amount : "";
+    $("rule-events").value = rules ? rules.qualifying_events.join(", ") : "*";
+    $("rule-milestones").value = rules ? rules.milestones.map((m) => `${m.qualified}:${m.points}`).join(", ") : "";
+    $("campaign-error").textContent = "";
+    $("campaign-form").hidden = false;
+  }
+
+  function formRules() {
+    const rules = {
+      referrer_percent: numberOr("rule-percent", 0),
+      hold_days: numberOr("rule-hold", 0),
+      qualifying_events: $("rule-events").value.split(",").map((e) => e.trim()).filter(Boolean),
+      credit_window_days: numberOr("rule-window", null),
+      min_amount: numberOr("rule-min-amount", null),
+      milestones: $("rule-milestones").value.split(",").map((m) => m.trim()).filter(Boolean).map((m) => {
+        const [qualified, points] = m.split(":").map((n) => Number(n.trim()));
+        return { qualified, points };
+      }),
+    };
+    if ($("rule-referrer-points").value !== "") rules.referrer_points = Number($("rule-referrer-points").value);
+    if ($("rule-friend-points").value !== "") rules.friend_points = Number($("rule-friend-points").value);
+    if ($("rule-cap-rewards").value !== "") {
+      rules.cap = { rewards: Number($("rule-cap-rewards").value), days: numberOr("rule-cap-days", 30) };
+    }
+    if (editingCampaign) rules.review = editingCampaign.rules.review;  // not on the form: kept
+    return rules;
+  }
+
+  async function loadCampaigns() {
+    const list = await call("/campaigns");
+    const body = $("campaign-list").tBodies[0];
+    body.replaceChildren();
+    for (const campaign of list.items) {
+      const row = body.insertRow();
+      row.dataset.campaign = campaign.key;
+      cell(row, `${campaign.name} (${campaign.key})`);
+      cell(row, campaign.status);
+      cell(row, `${campaign.starts_at ? when(campaign.starts_at) : "from the start"} → ${campaign.ends_at ? when(campaign.ends_at) : "no end"}`);
+      cell(row, rulesText(campaign.rules));
+      actions(row, button("Open", () => openCampaign(campaign.key)), button("Edit", async () => editCampaign(campaign), "quiet"));
+    }
+  }
+
+  let openCampaignKey = null;
+  const loadCampaignQueue = pager("campaign-queue", "campaign-queue-more", async (cursor) => {
+    const page = await call("/admin/referrals?" + query({ status: "pending_review", campaign: openCampaignKey, limit: 50, ...(cursor ? { cursor } : {}) }));
+    await learnNames(page.items.map((item) => item.referrer_id));
+    return page;
+  }, (row, item) => {
+    row.dataset.referral = item.id;
+    cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
+    cell(row, `${nameOf(item.referrer_id)} (${item.referral_code})`);
+    cell(row, item.review_reasons.join(", "));
+    actions(row,
+      button("Approve", async () => { await call(`/admin/referrals/${item.id}/approve`, { method: "POST" }); await openCampaign(openCampaignKey); await loadQueue(); }),
+      button("Reject", async () => { await call(`/admin/referrals/${item.id}/reject`, { method: "POST" }); await openCampaign(openCampaignKey); await loadQueue(); }, "danger"));
+  }, "campaign-queue-empty");
+
+  async function openCampaign(key) {
+    const campaign = await call(`/campaigns/${encodeURIComponent(key)}`);
+    openCampaignKey = campaign.key;
+    $("campaign-title").textContent = `${campaign.name} — ${campaign.status}`;
+    const patch = async (changes) => {
+      await call(`/campaigns/${encodeURIComponent(campaign.key)}`, { method: "PATCH", json: changes });
+      await loadCampaigns(); await openCampaign(campaign.key); await loadAudit();
+    };
+    const buttons = [button("Edit rules", async () => editCampaign(campaign), "quiet")];
+    if (campaign.status === "active") buttons.push(button("Pause", () => patch({ status: "paused" })));
+    if (campaign.status === "paused") buttons.push(button("Resume", () => patch({ status: "active" })));
+    if (campaign.status !== "ended" && campaign.key !== "default") buttons.push(button("End", () => patch({ status: "ended" }), "danger"));
+    $("campaign-actions").replaceChildren(...buttons.flatMap((b) => [b, " "]));
+    const funnel = await call(`/campaigns/${encodeURIComponent(campaign.key)}/funnel?days=30`);
+    const facts = $("funnel");
+    facts.replaceChildren();
+    for (const [name, label] of [["link_opens", "Link opens"], ["signups", "Sign-ups"], ["qualified", "Qualified"],
+                                 ["rewarded", "Rewarded"], ["pending_review", "Under review"], ["rejected", "Rejected"],
+                                 ["points_granted", "Points granted"], ["points_revoked", "Points revoked"],
+                                 ["k_factor", "k-factor"], ["median_hours_to_qualify", "Median hours to qualify"]]) {
+      const box = document.createElement("div");
+      const dt = document.createElement("dt"); dt.textContent = label;
+      const dd = document.createElement("dd"); dd.id = "funnel-" + name;
+      dd.textContent = funnel[name] === null ? "—" : String(funnel[name]);
+      box.append(dt, dd);
+      facts.appendChild(box);
+    }
+    const svg = await call(`/campaigns/${encodeURIComponent(campaign.key)}/funnel.svg?days=30`, { headers: { Accept: "image/svg+xml" } });
+    const parsed = new DOMParser().parseFromString(svg, "image/svg+xml").documentElement;
+    $("funnel-chart").replaceChildren(document.importNode(parsed, true));
+    $("campaign-detail").hidden = false;
+    await loadCampaignQueue();
+  }
+
   // -- review -----------------------------------------------------------------------------
   const loadQueue = pager("queue", "queue-more", async (cursor) => {
     const page = await call("/admin/referrals?" + query({ status: "pending_review", limit: 50, ...(cursor ? { cursor } : {}) }));
@@ -175,10 +303,14 @@
   const loadUserRewards = pager("user-rewards", "user-rewards-more", async (cursor) => {
     const page = await call(`/admin/users/${openUserId}/rewards?` + query({ limit: 20, ...(cursor ? { cursor } : {}) }));
     $("user-balance").textContent = String(page.balance);
+    $("user-pending").textContent = String(page.pending);
     return page;
   }, (row, reward) => {
+    row.dataset.reward = reward.id;
     cell(row, when(reward.created_at)); cell(row, (reward.points > 0 ? "+" : "") + reward.points);
     cell(row, reward.note || reward.reason);
+    cell(row, reward.status === "pending" ? `in hold until ${when(reward.available_at)}` : reward.status);
+    cell(row, reward.campaign);
   });
 
   async function openUser(id) {
@@ -295,7 +427,7 @@
   });
 
   async function refresh() {
-    await Promise.all([loadOverview(), loadTop(), loadQueue(), loadUsers(), loadWebhooks(), loadJobs(), loadKeys(), loadAudit()]);
+    await Promise.all([loadOverview(), loadCampaigns(), loadTop(), loadQueue(), loadUsers(), loadWebhooks(), loadJobs(), loadKeys(), loadAudit()]);
   }
 
   async function start() {
@@ -381,6 +513,46 @@
     await loadWebhooks(); await loadAudit();
   });
   $("endpoint-cancel").addEventListener("click", () => editEndpoint(null));
+
+  $("campaign-new").addEventListener("click", () => editCampaign(null));
+  $("campaign-cancel").addEventListener("click", () => { $("campaign-form").hidden = true; });
+  $("campaign-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("campaign-error").textContent = "";
+    const body = {
+      name: $("campaign-name").value.trim(),
+      starts_at: fromInput($("campaign-starts").value),
+      ends_at: fromInput($("campaign-ends").value),
+      rules: formRules(),
+    };
+    try {
+      const saved = editingCampaign
+        ? await call(`/campaigns/${encodeURIComponent(editingCampaign.key)}`, { method: "PATCH", json: body })
+        : await call("/campaigns", { method: "POST", json: { key: $("campaign-key").value.trim(), ...body } });
+      $("campaign-form").hidden = true;
+      editingCampaign = null;
+      await loadCampaigns(); await openCampaign(saved.key); await loadAudit();
+    } catch (error) {
+      if (error.status === 401) return;
+      // A 422 names the field: "rules.cap.days: rules.cap.days must be …".
+      const first = error.body && error.body.errors && error.body.errors[0];
+      $("campaign-error").textContent = first ? `${first.loc.slice(1).join(".")}: ${first.msg}` : error.message;
+    }
+  });
+
+  submit("refund-form", async () => {
+    const id = $("refund-id").value.trim();
+    const done = await call(`/conversions/${encodeURIComponent(id)}/refund`, {
+      method: "POST", json: { reason: $("refund-reason").value.trim() || null },
+    });
+    const points = (rewards) => rewards.reduce((sum, r) => sum + r.points, 0);
+    $("refund-result").textContent = `Refunded ${done.conversion.external_id}: ${done.revoked.length} rewards in hold revoked (${points(done.revoked)} points), ${done.kept.length} already available kept (${points(done.kept)} points).`;
+    $("refund-result").hidden = false;
+    $("refund-id").value = ""; $("refund-reason").value = "";
+    if (openCampaignKey) await openCampaign(openCampaignKey);
+    if (openUserId) await loadUserRewards();
+    await loadOverview();
+  });
 
   $("sign-out").addEventListener("click", () => showSignIn("Signed out."));
   start();

@@ -1,0 +1,97 @@
+"""Campaigns: the programs an operator runs, their rules and their funnel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Response, status
+
+from api.charts import funnel_svg
+from api.deps import CoreDep, CurrentOperator
+from api.errors import problem_responses
+from api.schemas import CampaignCreate, CampaignList, CampaignRead, CampaignUpdate, Funnel, json_of
+from core.infra.errors import InvalidInput
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+Days = Annotated[int, Query(ge=1, le=365, description="UTC days, today included.")]
+
+
+def _answer(campaign: Any, status_code: int = status.HTTP_200_OK) -> Response:
+    response = json_of(campaign.as_json())
+    response.status_code = status_code
+    return response
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CampaignRead,
+    responses=problem_responses(401, 403, 409, 422),
+)
+async def create_campaign(
+    body: CampaignCreate, operator: CurrentOperator, core: CoreDep
+) -> Response:
+    """Start a campaign: a referral program with its own rules and codes."""
+    campaign = await core.campaigns.create(
+        operator=operator,
+        key=body.key,
+        name=body.name,
+        starts_at=body.starts_at,
+        ends_at=body.ends_at,
+        rules=body.rules,
+    )
+    return _answer(campaign, status.HTTP_201_CREATED)
+
+
+@router.get("", response_model=CampaignList, responses=problem_responses(401, 403))
+async def list_campaigns(operator: CurrentOperator, core: CoreDep) -> Response:
+    """Every campaign, the default one first."""
+    return json_of({"items": [campaign.as_json() for campaign in await core.campaigns.all()]})
+
+
+@router.get("/{key}", response_model=CampaignRead, responses=problem_responses(401, 403, 404))
+async def get_campaign(key: str, operator: CurrentOperator, core: CoreDep) -> Response:
+    return _answer(await core.campaigns.by_key(key))
+
+
+@router.patch(
+    "/{key}", response_model=CampaignRead, responses=problem_responses(401, 403, 404, 409, 422)
+)
+async def update_campaign(
+    key: str, body: CampaignUpdate, operator: CurrentOperator, core: CoreDep
+) -> Response:
+    """Change what is given (`rules`: the whole set). Rules apply to what happens after the
+    change; rewards granted before stay as they are."""
+    given = {name: getattr(body, name) for name in body.model_fields_set}
+    for name in ("name", "status", "rules"):
+        if name in given and given[name] is None:  # only the dates are cleared by null
+            raise InvalidInput(f"{name} may not be null.", field=name)
+    campaign = await core.campaigns.update(operator=operator, key=key, **given)
+    return _answer(campaign)
+
+
+@router.get("/{key}/funnel", response_model=Funnel, responses=problem_responses(401, 403, 404, 422))
+async def campaign_funnel(
+    key: str, operator: CurrentOperator, core: CoreDep, days: Days = 30
+) -> Response:
+    """Link opens, sign-ups, qualified and rewarded referrals, points granted and revoked,
+    the k-factor and the median hours to qualify, over the last `days` UTC days."""
+    campaign = await core.campaigns.by_key(key)
+    return json_of(await core.stats.funnel(campaign_id=campaign.id, days=days))
+
+
+@router.get(
+    "/{key}/funnel.svg",
+    response_class=Response,
+    responses={200: {"content": {"image/svg+xml": {}}}, **problem_responses(401, 403, 404, 422)},
+)
+async def campaign_funnel_chart(
+    key: str, operator: CurrentOperator, core: CoreDep, days: Days = 30
+) -> Response:
+    """The funnel as an SVG bar chart (the console shows it)."""
+    campaign = await core.campaigns.by_key(key)
+    funnel = await core.stats.funnel(campaign_id=campaign.id, days=days)
+    return Response(
+        funnel_svg(funnel), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
+    )

@@ -26,7 +26,9 @@ async def _winter(core: Core, **rules: object) -> Campaign:
     )
 
 
-async def _referrer(harness: Harness, core: Core, campaign: Campaign, lang: str) -> tuple[Person, str]:
+async def _referrer(
+    harness: Harness, core: Core, campaign: Campaign, lang: str
+) -> tuple[Person, str]:
     bob = harness.person(202, "Bob", lang=lang)
     await bob.send("/start")
     code = await core.referrals.create_code(
@@ -53,12 +55,26 @@ async def test_rewards_in_hold_show_as_such_with_their_campaign(
     )
 
     text = (await bob.send("/rewards")).last.text
-    assert tn("Reward balance: {balance} point", "Reward balance: {balance} points", 0, lang, balance=0) in text
-    assert tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100) in text
+    assert (
+        tn(
+            "Reward balance: {balance} point",
+            "Reward balance: {balance} points",
+            0,
+            lang,
+            balance=0,
+        )
+        in text
+    )
+    assert (
+        tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100) in text
+    )
     assert "Winter drive" in text
     assert t("in hold until {day}", lang, day="")[:8] in text
     caption = (await bob.send("/stats")).last.text
-    assert tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100) in caption
+    assert (
+        tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100)
+        in caption
+    )
 
     with clock.shift(dt.timedelta(days=7, minutes=1)):
         await core.worker().run_due()  # the hold ends: the release job
@@ -73,8 +89,20 @@ async def test_rewards_in_hold_show_as_such_with_their_campaign(
     )
     await fake.wait_for(lambda c: c.chat_id == 202 and c.text == expected)
     text = (await bob.send("/rewards")).last.text
-    assert tn("Reward balance: {balance} point", "Reward balance: {balance} points", 100, lang, balance=100) in text
-    assert tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100) not in text
+    assert (
+        tn(
+            "Reward balance: {balance} point",
+            "Reward balance: {balance} points",
+            100,
+            lang,
+            balance=100,
+        )
+        in text
+    )
+    assert (
+        tn("In hold: {pending} point", "In hold: {pending} points", 100, lang, pending=100)
+        not in text
+    )
 
 
 async def test_a_code_of_a_paused_campaign_asks_to_join_without_it(
@@ -86,5 +114,7 @@ async def test_a_code_of_a_paused_campaign_asks_to_join_without_it(
 
     replies = await harness.person(101, "Ann", lang=lang).send(f"/start {code}")
 
-    assert t("The campaign of this referral code is not running right now.", lang) in replies.last.text
+    assert (
+        t("The campaign of this referral code is not running right now.", lang) in replies.last.text
+    )
     assert await harness.person(101, "Ann").account() is None

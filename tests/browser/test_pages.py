@@ -341,3 +341,73 @@ async def test_the_console_fits_a_phone(server, open_page) -> None:
     assert width <= 390, f"the page is {width} px wide at 390"
     await watched.screenshot("console-390")
     assert await watched.violations() == []
+
+
+async def test_the_console_runs_a_campaign_from_start_to_refund(server, open_page) -> None:
+    """The README's walk-through: a "double rewards in December" campaign with a 14-day hold
+    and a cap of 10 a month, its funnel, a refund, and its rewards gone from the hold."""
+    watched = await _console(server, open_page, "boss@example.com")
+    page = watched.page
+
+    await page.click("#campaign-new")
+    await page.fill("#campaign-key", "double-december")
+    await page.fill("#campaign-name", "Double rewards in December")
+    await page.fill("#rule-referrer-points", "200")
+    await page.fill("#rule-friend-points", "100")
+    await page.fill("#rule-milestones", "0:500")  # a rule that cannot hold: named
+    await page.click("#campaign-save")
+    await expect(page.locator("#campaign-error")).to_contain_text("rules.milestones.0.qualified")
+    await page.fill("#rule-milestones", "")
+    await page.fill("#rule-hold", "14")
+    await page.fill("#rule-cap-rewards", "10")
+    await page.fill("#rule-cap-days", "30")
+    await page.click("#campaign-save")
+    await expect(page.locator("#campaign-title")).to_have_text(
+        "Double rewards in December — active"
+    )
+    row = page.locator("#campaign-list tr[data-campaign='double-december']")
+    await expect(row).to_contain_text("14-day hold")
+    await expect(row).to_contain_text("cap 10/30 d")
+
+    # The business's side: a referrer's code in the campaign, a friend, a purchase.
+    user, token, _ = await _referrer(server, "erin@example.com", "Erin")
+    operator = {"Authorization": f"Bearer {await token_of(server, 'boss@example.com')}"}
+    async with httpx.AsyncClient(base_url=server) as http:
+        made = await http.post(
+            f"{API}/referral-codes",
+            json={"expires_at": ahead(days=14), "campaign": "double-december"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        friend = await sign_up(server, "buyer@example.com", referral_code=made.json()["code"])
+        bought = await http.post(
+            f"{API}/conversions",
+            json={"user_id": friend["id"], "event": "purchase", "external_id": "order-1042"},
+            headers=operator,
+        )
+    assert bought.json()["referral_qualified"] is True
+
+    await row.get_by_role("button", name="Open").click()
+    await expect(page.locator("#funnel-signups")).to_have_text("1")
+    await expect(page.locator("#funnel-points_granted")).to_have_text("300")
+    await expect(page.locator("#funnel-chart svg")).to_be_visible()
+    await page.fill("#user-query", "erin@")
+    await page.click("#user-search button")
+    found = page.locator("#user-list tbody tr")
+    await expect(found).to_have_count(1)
+    await found.get_by_role("button", name="Open").click()
+    await expect(page.locator("#user-pending")).to_have_text("200")
+    await expect(page.locator("#user-rewards")).to_contain_text("in hold until")
+
+    await page.fill("#refund-id", "order-1042")
+    await page.fill("#refund-reason", "returned")
+    await page.click("#refund-form button")
+    await expect(page.locator("#refund-result")).to_contain_text(
+        "2 rewards in hold revoked (300 points)"
+    )
+    await expect(page.locator("#funnel-points_revoked")).to_have_text("300")
+    await expect(page.locator("#user-pending")).to_have_text("0")
+    await expect(page.locator("#user-rewards")).to_contain_text("revoked")
+    await watched.screenshot("console-campaign")
+    assert user["id"]
+    assert [e for e in watched.errors if "422" not in e] == []  # the refused rule
+    assert await watched.violations() == []

@@ -83,7 +83,8 @@ def funnel_svg(funnel: dict[str, object], *, width: int = 720, height: int = 200
             f"<title>{value} {label}</title></rect>"
         )
         parts.append(
-            f'<text x="{left + w + 6:.1f}" y="{y + 24}" font-size="13" fill="#1d2430">{value}</text>'
+            f'<text x="{left + w + 6:.1f}" y="{y + 24}" font-size="13" '
+            f'fill="#1d2430">{value}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

@@ -64,7 +64,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "account": "Open my account",
         "preview_heading": "An invitation",
         "campaign": "Campaign",
-        "not_running": "This campaign is not running right now: sign-ups with this code are closed.",
+        "not_running": (
+            "This campaign is not running right now: sign-ups with this code are closed."
+        ),
         "a_friend": "A friend",
         "missing_title": "Invitation not found",
         "missing_heading": "This invitation does not work",

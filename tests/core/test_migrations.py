@@ -3,6 +3,8 @@ puts in the schema hold at the SQL level, whatever the application does."""
 
 from __future__ import annotations
 
+import json
+
 import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -237,3 +239,92 @@ async def test_an_upgrade_keeps_the_previous_releases_data(fresh_url: str, engin
     async with engine.connect() as connection:
         link = await connection.scalar(sa.text("SELECT user_id FROM telegram_link_tokens"))
     assert link == 1
+
+
+async def test_v1_1_data_lands_in_the_default_campaign(fresh_url: str, engine: AsyncEngine):
+    """A v1.1 database (0010) with a referral, its qualifying conversion and rewards (one
+    granted at approval, without its conversion), upgraded to head: everything belongs to the
+    default campaign, whose rules are the settings; the rewards are available since their
+    grant; the referrer's qualification counts towards milestones and caps. Then back."""
+    from core.campaigns.rules import resolve
+    from core.infra.settings import ProgramSettings
+
+    await _alembic(fresh_url, "upgrade", "0010")
+    moment = NOW.replace(tzinfo=None)
+    statements = (
+        "INSERT INTO users (id, email, created_at, referral_count) VALUES "
+        "(1, 'ann@example.com', :t, 1), (2, 'bob@example.com', :t, 0)",
+        "UPDATE users SET referrer_id = 1, referral_code = 'AnnCode1' WHERE id = 2",
+        "INSERT INTO referral_codes (id, code, owner_id, created_at, expires_at, uses) "
+        "VALUES (1, 'AnnCode1', 1, :t, :t, 1)",
+        "INSERT INTO referrals (id, referrer_id, code, status, review_reasons, created_at, "
+        "qualified_at) VALUES (2, 1, 'AnnCode1', 'approved', '[]', :t, :t)",
+        "INSERT INTO conversions (id, user_id, event, external_id, referral_qualified, "
+        "created_at) VALUES (7, 2, 'purchase', 'o-1', :yes, :t)",
+        "INSERT INTO rewards (id, user_id, points, reason, referral_id, conversion_id, "
+        "created_at) VALUES (1, 1, 100, 'referral_qualified', 2, NULL, :t), "
+        "(2, 2, 50, 'referred_signup_bonus', 2, 7, :t)",
+        "INSERT INTO reward_balances (user_id, balance) VALUES (1, 100), (2, 50)",
+    )
+    async with engine.begin() as connection:
+        for sql in statements:
+            await connection.execute(sa.text(sql), {"t": moment, "yes": True})
+
+    await _alembic(fresh_url, "upgrade", "head")
+    async with engine.connect() as connection:
+        table = db.metadata.tables["campaigns"]  # `key` is a reserved word in MySQL: quoted
+        campaign = (
+            await connection.execute(
+                sa.select(table.c.id, table.c.key, table.c.status, table.c.rules)
+            )
+        ).all()
+        rewards = (
+            await connection.execute(
+                sa.text(
+                    "SELECT id, status, conversion_id, campaign_id, available_at, created_at "
+                    "FROM rewards ORDER BY id"
+                )
+            )
+        ).all()
+        code = (await connection.execute(sa.text("SELECT campaign_id FROM referral_codes"))).all()
+        referral = (
+            await connection.execute(sa.text("SELECT campaign_id, rewarded_at FROM referrals"))
+        ).one()
+        counted = (
+            await connection.execute(
+                sa.text("SELECT referrer_id, campaign_id, referrals, qualified FROM referrer_campaigns")
+            )
+        ).all()
+        balances = (
+            await connection.execute(
+                sa.text("SELECT user_id, balance, pending FROM reward_balances ORDER BY user_id")
+            )
+        ).all()
+    ((campaign_id, key, status, rules),) = campaign
+    assert (campaign_id, key, status) == (1, "default", "active")
+    stored = rules if isinstance(rules, dict) else json.loads(rules)
+    program = ProgramSettings()
+    resolved = resolve(stored, program)
+    assert (resolved.referrer_points, resolved.friend_points, resolved.hold_days) == (
+        program.reward_referrer_points,
+        program.reward_friend_points,
+        0,
+    )
+    assert resolved.review.burst_limit == program.review_burst_limit
+    assert [(r[0], r[1], r[2], r[3]) for r in rewards] == [
+        (1, "available", 7, 1),  # granted at approval: it learnt its conversion
+        (2, "available", 7, 1),
+    ]
+    assert all(str(r[4])[:19] == str(r[5])[:19] for r in rewards)  # available since granted
+    assert code == [(1,)]
+    assert referral[0] == 1 and referral[1] is not None
+    assert counted == [(1, 1, 1, 1)]
+    assert [tuple(b) for b in balances] == [(1, 100, 0), (2, 50, 0)]
+
+    await _alembic(fresh_url, "downgrade", "0010")
+    async with engine.connect() as connection:
+        kept = await connection.scalar(sa.text("SELECT COUNT(*) FROM rewards"))
+        live = await connection.scalar(
+            sa.text("SELECT COUNT(*) FROM referral_codes WHERE closed_at IS NULL")
+        )
+    assert (kept, live) == (2, 1)

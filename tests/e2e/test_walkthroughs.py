@@ -4,6 +4,7 @@ text says it will not."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -31,7 +32,8 @@ def blocks(path: Path) -> list[str]:
 
 
 def _run(script: str, tmp_path: Path, *, extra_env: dict[str, str]) -> list[str]:
-    """Run the script with bash; every curl's status and URL, in order."""
+    """Run the script with bash; every curl's status and URL, in order (what it printed is
+    left in `tmp_path / "stdout"`)."""
     shims = tmp_path / "bin"
     shims.mkdir(exist_ok=True)
     log = tmp_path / "statuses"
@@ -53,6 +55,7 @@ def _run(script: str, tmp_path: Path, *, extra_env: dict[str, str]) -> list[str]
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    (tmp_path / "stdout").write_text(done.stdout)
     lines = log.read_text().splitlines() if log.exists() else []
     return [line for line in lines if STATUS.match(line)]  # not curl's own progress meter
 
@@ -90,8 +93,27 @@ def test_the_documentation_walk_throughs_run_in_order(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_readme_tour_runs(tmp_path: Path) -> None:
-    (script,) = blocks(ROOT / "README.md")
+    """The tour, then the campaign from start to refund, on one fresh service."""
+    tour, campaign = blocks(ROOT / "README.md")
     server, env = _fresh_server(tmp_path, "readme")
     with running(server):
-        statuses = _run(_pointed_at(script, server), tmp_path, extra_env=env)
-    assert [line.split()[0] for line in statuses] == ["201", "200", "201"]
+        statuses = _run(_pointed_at(tour + campaign, server), tmp_path, extra_env=env)
+    assert [line.split()[0] for line in statuses] == [
+        "201",  # Ada
+        "200",  # her token
+        "201",  # her code
+        "200",  # the operator's token
+        "201",  # the campaign
+        "201",  # Ada's code in it
+        "201",  # Erin
+        "201",  # her purchase
+        "200",  # Ada's rewards: in hold
+        "200",  # the funnel
+        "200",  # the refund
+        "200",  # Ada's rewards: none left in hold
+    ]
+    printed = (tmp_path / "stdout").read_text()
+    held, after = (
+        json.loads(part) for part in re.findall(r'\{\s*"balance": \d+,\s*"pending": \d+\s*\}', printed)
+    )
+    assert (held, after) == ({"balance": 0, "pending": 200}, {"balance": 0, "pending": 0})

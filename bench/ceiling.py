@@ -47,7 +47,7 @@ PAGE = """SELECT p.*,
         ORDER BY created_at DESC, id DESC LIMIT $2) AS p ORDER BY created_at DESC, id DESC"""
 STATS = (
     """SELECT u.referral_count, s.approved, s.pending_review, s.rejected, s.qualified,
-  s.link_opens, b.balance FROM users u
+  s.link_opens, b.balance, b.pending FROM users u
   LEFT JOIN referrer_stats s ON s.referrer_id = u.id
   LEFT JOIN reward_balances b ON b.user_id = u.id WHERE u.id = $1""",
     "SELECT day, referrals FROM referrer_days WHERE referrer_id = $1 AND day >= $2",
@@ -60,7 +60,10 @@ LEADERBOARD = """SELECT w.referrer_id, u.full_name, w.total FROM
 
 # The writes: what a sign-up with a code and a qualifying conversion must store, in one
 # transaction each (the service's review, counters, ledger and event lookups included).
-CODE_FOR_SIGNUP = """SELECT c.owner_id FROM referral_codes c JOIN users u ON u.id = c.owner_id
+CAMPAIGN = """SELECT id, key, name, status, starts_at, ends_at, rules, created_at FROM campaigns
+  WHERE id = $1"""
+CODE_FOR_SIGNUP = """SELECT c.owner_id, c.campaign_id FROM referral_codes c
+  JOIN users u ON u.id = c.owner_id
   WHERE c.code = $1 AND c.closed_at IS NULL AND c.expires_at > now() AND u.blocked_at IS NULL
   AND (c.max_uses IS NULL OR c.uses < c.max_uses)"""
 SIGNUP = (
@@ -75,43 +78,74 @@ SIGNUP = (
     """INSERT INTO program_totals (id, users, referred) VALUES (1, 1, 1) ON CONFLICT (id)
   DO UPDATE SET users = program_totals.users + 1, referred = program_totals.referred + 1""",
     "SELECT count(*) FROM referrals WHERE code = $1 AND created_at > now() - interval '1 hour'",
-    """INSERT INTO referrals (id, referrer_id, code, status, review_reasons, created_at)
-  VALUES ($1, $2, $3, $4, $5, now())""",
+    """INSERT INTO referrals (id, referrer_id, code, campaign_id, status, review_reasons,
+  created_at) VALUES ($1, $2, $3, 1, $4, $5, now())""",
     """INSERT INTO referrer_stats (referrer_id, approved) VALUES ($1, 1) ON CONFLICT
   (referrer_id) DO UPDATE SET approved = referrer_stats.approved + 1""",
     """INSERT INTO referrer_days (referrer_id, day, referrals, approved)
   VALUES ($1, current_date, 1, 1) ON CONFLICT (referrer_id, day) DO UPDATE SET
   referrals = referrer_days.referrals + 1, approved = referrer_days.approved + 1""",
+    """INSERT INTO campaign_days (campaign_id, day, signups) VALUES (1, current_date, 1)
+  ON CONFLICT (campaign_id, day) DO UPDATE SET signups = campaign_days.signups + 1""",
+    """INSERT INTO referrer_campaigns (referrer_id, campaign_id, referrals) VALUES ($1, 1, 1)
+  ON CONFLICT (referrer_id, campaign_id) DO UPDATE
+  SET referrals = referrer_campaigns.referrals + 1""",
 )
 ENDPOINTS = "SELECT id, events FROM webhook_endpoints WHERE enabled"
 KEY = "SELECT id, last_used_at FROM api_keys WHERE key_digest = $1"
 CONVERSION = (
     "SELECT id FROM users WHERE id = $1 AND erased_at IS NULL",
-    """INSERT INTO conversions (user_id, event, external_id, amount, currency, created_at)
-  VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (external_id) DO NOTHING
-  RETURNING id, created_at""",
+    # The referral with both sides' flags, the referrer's chat, its campaign and qualification.
+    """SELECT r.id, u.email, u.full_name, r.referrer_id, r.code, r.status, r.review_reasons,
+  r.created_at, u.blocked_at IS NULL AND u.erased_at IS NULL AS earns,
+  f.blocked_at IS NULL AND f.erased_at IS NULL AS referrer_earns, f.telegram_id,
+  r.campaign_id, r.qualified_at
+  FROM referrals r JOIN users u ON u.id = r.id JOIN users f ON f.id = r.referrer_id
+  WHERE r.id = $1""",
     """UPDATE referrals SET qualified_at = now() WHERE id = $1 AND qualified_at IS NULL
   AND status != 'rejected' RETURNING referrer_id, status""",
+    """INSERT INTO conversions (user_id, event, external_id, amount, currency, created_at,
+  referral_qualified) VALUES ($1, $2, $3, $4, $5, now(), true)
+  ON CONFLICT (external_id) DO NOTHING RETURNING id, created_at""",
+    """UPDATE referrer_campaigns SET qualified = qualified + 1 WHERE referrer_id = $1
+  AND campaign_id = 1 RETURNING qualified""",
+    "UPDATE referrals SET rewarded_at = now() WHERE id = $1",
+    """INSERT INTO rewards (user_id, points, reason, status, referral_id, conversion_id,
+  campaign_id, created_at, available_at)
+  SELECT u, p, r, 'available', f, c, 1, t, t FROM unnest($1::int[], $2::bigint[], $3::text[],
+  $4::int[], $5::int[], $6::timestamptz[]) AS x(u, p, r, f, c, t)
+  ON CONFLICT (conversion_id, reason) DO NOTHING RETURNING id, user_id, points, reason,
+  status, referral_id, conversion_id, campaign_id, note, created_at, available_at""",
+    """INSERT INTO reward_balances (user_id, balance) SELECT * FROM unnest($1::int[],
+  $2::bigint[]) ON CONFLICT (user_id) DO UPDATE SET balance = reward_balances.balance
+  + excluded.balance""",
     """INSERT INTO referrer_stats (referrer_id, qualified) VALUES ($1, 1) ON CONFLICT
   (referrer_id) DO UPDATE SET qualified = referrer_stats.qualified + 1""",
     """INSERT INTO program_days (day, qualified) VALUES (current_date, 1) ON CONFLICT (day)
   DO UPDATE SET qualified = program_days.qualified + 1""",
-    """SELECT r.id, u.email, u.full_name, r.referrer_id, r.code, r.status, r.created_at
-  FROM referrals r JOIN users u ON u.id = r.id WHERE r.id = $1""",
-    """SELECT id FROM users WHERE id = ANY($1::int[]) AND blocked_at IS NULL
-  AND erased_at IS NULL""",
-    """INSERT INTO rewards (user_id, points, reason, referral_id, conversion_id, created_at)
-  SELECT * FROM unnest($1::int[], $2::bigint[], $3::text[], $4::int[], $5::int[],
-  $6::timestamptz[]) ON CONFLICT (referral_id, reason) WHERE referral_id IS NOT NULL
-  DO NOTHING RETURNING id, user_id, points, reason, referral_id, note, created_at""",
-    """INSERT INTO reward_balances (user_id, balance) SELECT * FROM unnest($1::int[],
-  $2::bigint[]) ON CONFLICT (user_id) DO UPDATE SET balance = reward_balances.balance
-  + excluded.balance""",
     """INSERT INTO program_totals (id, qualified, rewards_points) VALUES (1, 1, $1)
   ON CONFLICT (id) DO UPDATE SET qualified = program_totals.qualified + 1,
   rewards_points = program_totals.rewards_points + excluded.rewards_points""",
-    "SELECT telegram_id FROM users WHERE id = $1",
-    "UPDATE conversions SET referral_qualified = true WHERE id = $1",
+    """INSERT INTO campaign_days (campaign_id, day, qualified, rewarded, points_granted)
+  VALUES (1, current_date, 1, 1, $1) ON CONFLICT (campaign_id, day) DO UPDATE SET
+  qualified = campaign_days.qualified + 1, rewarded = campaign_days.rewarded + 1,
+  points_granted = campaign_days.points_granted + excluded.points_granted""",
+    """INSERT INTO campaign_qualify_hours (campaign_id, day, hours, count)
+  VALUES (1, current_date, $1, 1) ON CONFLICT (campaign_id, day, hours) DO UPDATE SET
+  count = campaign_qualify_hours.count + 1""",
+)
+# A campaign's funnel: its days, its qualification hours, its codes' owners in the window.
+CAMPAIGN_BY_KEY = """SELECT id, key, name, status, starts_at, ends_at, rules, created_at
+  FROM campaigns WHERE key = $1"""
+FUNNEL = (
+    """SELECT coalesce(sum(link_opens), 0), coalesce(sum(signups), 0),
+  coalesce(sum(qualified), 0), coalesce(sum(rewarded), 0), coalesce(sum(pending_review), 0),
+  coalesce(sum(rejected), 0), coalesce(sum(points_granted), 0),
+  coalesce(sum(points_revoked), 0) FROM campaign_days WHERE campaign_id = $1 AND day >= $2""",
+    """SELECT hours, sum(count) FROM campaign_qualify_hours WHERE campaign_id = $1
+  AND day >= $2 GROUP BY hours ORDER BY hours""",
+    """SELECT coalesce(sum(began), 0), coalesce(sum(CASE WHEN day < $2 THEN ended ELSE 0 END), 0)
+  FROM code_span_days WHERE campaign_id = $1""",
 )
 # The service's password cost (core/infra/security.py), hashed by one thread as the service does.
 _hasher = PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
@@ -147,7 +181,7 @@ async def uncached(request: Request) -> Response:
     redis: Redis = state["redis"]  # type: ignore[assignment]
     pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
     email = request.query_params["email"]
-    if await redis.get("rc:e:" + email) is None:
+    if await redis.get("rc2:e:" + email) is None:
         row = await pool.fetchrow(LIVE_CODE, email)
         if row is None:
             return _json({"code": "referral_code_not_found"}, 404)
@@ -213,8 +247,10 @@ async def signup(request: Request) -> Response:
     async with pool.acquire() as connection:
         if await connection.fetchval("SELECT 1 FROM users WHERE email = $1", email):
             return _json({"code": "email_taken"}, 409)
-        if await connection.fetchval(CODE_FOR_SIGNUP, code) is None:
+        found = await connection.fetchrow(CODE_FOR_SIGNUP, code)
+        if found is None:
             return _json({"code": "referral_code_not_found"}, 404)
+        await connection.fetchrow(CAMPAIGN, found["campaign_id"])  # running?
     hashed = await asyncio.get_running_loop().run_in_executor(
         _hashing, _hasher.hash, body["password"]
     )
@@ -222,6 +258,7 @@ async def signup(request: Request) -> Response:
         owner = await connection.fetchval(SIGNUP[0], code)
         await connection.execute(SIGNUP[1], owner)
         user = await connection.fetchrow(SIGNUP[2], email, hashed, None, owner, code)
+        await connection.fetchrow(CAMPAIGN, found["campaign_id"])  # its review rules
         await connection.execute(SIGNUP[3])
         await connection.execute(SIGNUP[4])
         recent = await connection.fetchval(SIGNUP[5], code)
@@ -229,6 +266,8 @@ async def signup(request: Request) -> Response:
         await connection.execute(SIGNUP[6], user["id"], owner, code, status, "[]")
         await connection.execute(SIGNUP[7], owner)
         await connection.execute(SIGNUP[8], owner)
+        await connection.execute(SIGNUP[9])
+        await connection.execute(SIGNUP[10], owner)
         await connection.fetch(ENDPOINTS)
     return _json({"id": user["id"], "email": email, "referrer_id": owner}, 201)
 
@@ -245,24 +284,25 @@ async def convert(request: Request) -> Response:
         if await connection.fetchval(CONVERSION[0], body["user_id"]) is None:
             return _json({"code": "user_not_found"}, 404)
         async with connection.transaction():
+            subject = await connection.fetchrow(CONVERSION[1], body["user_id"])
+            await connection.fetchrow(CAMPAIGN, subject["campaign_id"])
+            qualified = await connection.fetchrow(CONVERSION[2], body["user_id"])
             made = await connection.fetchrow(
-                CONVERSION[1],
+                CONVERSION[3],
                 body["user_id"],
                 body["event"],
                 body["external_id"],
                 str(body["amount"]),
                 body["currency"],
             )
-            qualified = await connection.fetchrow(CONVERSION[2], body["user_id"])
-            await connection.execute(CONVERSION[3], qualified["referrer_id"])
-            await connection.execute(CONVERSION[4])
-            await connection.fetchrow(CONVERSION[5], body["user_id"])
             await connection.fetch(ENDPOINTS)
-            both = [qualified["referrer_id"], body["user_id"]]
-            await connection.fetch(CONVERSION[6], both)
+            referrer = qualified["referrer_id"]
+            await connection.fetchval(CONVERSION[4], referrer)
+            await connection.execute(CONVERSION[5], body["user_id"])
+            both = [referrer, body["user_id"]]
             now = dt.datetime.now(dt.UTC)
             granted = await connection.fetch(
-                CONVERSION[7],
+                CONVERSION[6],
                 both,
                 [100, 50],
                 ["referral_qualified", "referred_signup_bonus"],
@@ -270,10 +310,12 @@ async def convert(request: Request) -> Response:
                 [made["id"]] * 2,
                 [now, now],
             )
-            await connection.execute(CONVERSION[8], both, [100, 50])
-            await connection.execute(CONVERSION[9], 150)
-            await connection.fetchval(CONVERSION[10], qualified["referrer_id"])
-            await connection.execute(CONVERSION[11], made["id"])
+            await connection.execute(CONVERSION[7], both, [100, 50])
+            await connection.execute(CONVERSION[8], referrer)
+            await connection.execute(CONVERSION[9])
+            await connection.execute(CONVERSION[10], 150)
+            await connection.execute(CONVERSION[11], 150)
+            await connection.execute(CONVERSION[12], 0)
     return _json(
         {
             "id": made["id"],
@@ -284,9 +326,47 @@ async def convert(request: Request) -> Response:
             "currency": body["currency"],
             "created_at": made["created_at"].isoformat(),
             "referral_qualified": True,
+            "capped": False,
+            "refunded_at": None,
             "rewards": [dict(row) for row in granted],
         },
         201,
+    )
+
+
+async def funnel(request: Request) -> Response:
+    """PyJWT decode + the operator's row + the campaign by key + the funnel's three reads."""
+    pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
+    user_id = _user_id(request)
+    days = int(request.query_params.get("days", 30))
+    first = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=days - 1)
+    async with pool.acquire() as connection:
+        operator = await connection.fetchrow(ME, user_id)
+        if operator is None or not operator["is_superuser"]:
+            return _json({"code": "forbidden"}, 403)
+        campaign = await connection.fetchrow(CAMPAIGN_BY_KEY, request.path_params["key"])
+        totals = await connection.fetchrow(FUNNEL[0], campaign["id"], first)
+        hours = await connection.fetch(FUNNEL[1], campaign["id"], first)
+        began, ended = await connection.fetchrow(FUNNEL[2], campaign["id"], first)
+        referrers = began - ended
+    names = (
+        "link_opens",
+        "signups",
+        "qualified",
+        "rewarded",
+        "pending_review",
+        "rejected",
+        "points_granted",
+        "points_revoked",
+    )
+    counts = dict(zip(names, (int(v) for v in totals), strict=True))
+    return _json(
+        {
+            "days": days,
+            **counts,
+            "k_factor": round(counts["signups"] / referrers, 4) if referrers else 0,
+            "median_hours_to_qualify": float(hours[len(hours) // 2][0]) if hours else None,
+        }
     )
 
 
@@ -309,6 +389,7 @@ app = Starlette(
         Route("/users/{user_id}/referrals", referrals),
         Route("/stats", stats),
         Route("/leaderboard", leaderboard),
+        Route("/campaigns/{key}/funnel", funnel),
         Route("/signup", signup, methods=["POST"]),
         Route("/convert", convert, methods=["POST"]),
     ],

@@ -37,7 +37,7 @@ PAGE = """SELECT p.*,
         ORDER BY created_at DESC, id DESC LIMIT %s) AS p ORDER BY created_at DESC, id DESC"""
 STATS = (
     """SELECT u.referral_count, s.approved, s.pending_review, s.rejected, s.qualified,
-  s.link_opens, b.balance FROM users u
+  s.link_opens, b.balance, b.pending FROM users u
   LEFT JOIN referrer_stats s ON s.referrer_id = u.id
   LEFT JOIN reward_balances b ON b.user_id = u.id WHERE u.id = %s""",
     "SELECT day, referrals FROM referrer_days WHERE referrer_id = %s AND day >= %s",
@@ -63,7 +63,7 @@ async def me(request: Request) -> Response:
 async def uncached(request: Request) -> Response:
     """A cache miss, then one query (an email whose user has no code)."""
     email = request.query_params["email"]
-    if await state["redis"].get("rc:e:" + email) is None and not await _fetch(LIVE_CODE, email):
+    if await state["redis"].get("rc2:e:" + email) is None and not await _fetch(LIVE_CODE, email):
         return _json({"code": "referral_code_not_found"}, 404)
     return _json({})
 

@@ -247,7 +247,7 @@ def tokens() -> dict[int, str]:
         user: security.create_access_token(
             user_id=user, secret=SECRET, lifetime=dt.timedelta(hours=6)
         )
-        for user in (seed.LOOKUP_USER, seed.BIG, seed.SMALL)
+        for user in (seed.LOOKUP_USER, seed.NO_CODE_USER, seed.BIG, seed.SMALL)
     }
 
 
@@ -276,7 +276,7 @@ async def fill_caches(service: Server, ceiling_keys: dict[str, bytes]) -> None:
         check_answer(service.base + path, 200)
     redis = Redis.from_url(os.environ.get("BENCH_REDIS_URL", REDIS_URL))
     try:
-        for name, key in (("email", "rc:e:" + EMAIL), ("code", "rc:c:" + seed.CODE)):
+        for name, key in (("email", "rc2:e:" + EMAIL), ("code", "rc2:c:" + seed.CODE)):
             entry = await redis.get(key)
             if entry is None:
                 raise RuntimeError(f"the service did not cache {key}")
@@ -321,6 +321,12 @@ def cases() -> list[Case]:
             "leaderboard (30 days)",
             "/api/v1/leaderboard?days=30&limit=10",
             "/leaderboard?days=30&limit=10",
+        ),
+        Case(
+            "campaign funnel (30 days)",
+            "/api/v1/campaigns/default/funnel?days=30",
+            "/campaigns/default/funnel?days=30",
+            token_of=seed.NO_CODE_USER,
         ),
         Case(
             "referrals page (200 referrals)",

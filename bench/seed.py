@@ -8,7 +8,7 @@ with the same parameters and the current migrations is left alone (unless --forc
 
 Who is who (the benchmark reads these ids):
 - 1 `bench@example.com`, with the live code `bench-code`: both cached lookups;
-- 2 `nocode@example.com`, no code: the uncached lookup;
+- 2 `nocode@example.com`, no code: the uncached lookup; an operator (the funnel's reader);
 - 3 `big@example.com`: 100 000 referrals (the deep pages);
 - 4 `small@example.com`: 200 referrals (the page every referrer sees);
 - everyone else, half of them referred by one of a thousand ordinary referrers;
@@ -40,7 +40,7 @@ PASSWORD = "bench-password"
 CODE = "bench-code"
 LOOKUP_USER, NO_CODE_USER, BIG, SMALL = 1, 2, 3, 4
 BIG_REFERRALS, SMALL_REFERRALS = 100_000, 200
-SEED_VERSION = 4  # raise when what is seeded changes
+SEED_VERSION = 6  # raise when what is seeded changes
 OTHER_CODES = 200_000  # codes of other users (half closed): the lookups' plans at scale
 
 COLUMNS = (
@@ -70,6 +70,23 @@ PROGRAM_COUNTERS = (
     f"SELECT {_DAY}, count(*), count(referrer_id) FROM users GROUP BY {_DAY}",
     "INSERT INTO program_totals (id, users, referred) "
     "SELECT 1, count(*), count(referrer_id) FROM users",
+    # What migration 0011 keeps from here on (every referral in the default campaign).
+    "INSERT INTO referrer_campaigns (referrer_id, campaign_id, referrals) "
+    "SELECT referrer_id, 1, count(*) FROM users WHERE referrer_id IS NOT NULL "
+    "GROUP BY referrer_id",
+    "INSERT INTO campaign_days (campaign_id, day, signups) "
+    f"SELECT 1, {_DAY}, count(referrer_id) FROM users GROUP BY {_DAY}",
+    # Each code owner's span in the default campaign, and its days (what the funnel reads).
+    "INSERT INTO code_spans (owner_id, campaign_id, began_at, until) "
+    "SELECT owner_id, 1, min(created_at), max(CASE WHEN closed_at < expires_at THEN closed_at "
+    "ELSE expires_at END) FROM referral_codes GROUP BY owner_id",
+    "INSERT INTO code_span_days (campaign_id, day, began, ended) "
+    "SELECT 1, day, sum(b), sum(e) FROM ("
+    "SELECT CAST(began_at AT TIME ZONE 'UTC' AS date) AS day, 1 AS b, 0 AS e FROM code_spans "
+    "UNION ALL SELECT CAST(until AT TIME ZONE 'UTC' AS date), 0, 1 FROM code_spans) AS edges "
+    "GROUP BY day",
+    # The operator the funnel is read as.
+    f"UPDATE users SET is_superuser = true WHERE id = {2}",
 )
 
 

@@ -71,6 +71,14 @@ async def fresh_referred(count: int = BLOCK) -> int:
                 first,
                 count,
             )
+            # What their sign-ups would have made: the referrers' rows in the campaign.
+            await connection.execute(
+                """INSERT INTO referrer_campaigns (referrer_id, campaign_id, referrals)
+                   SELECT r, 1, 0 FROM generate_series($1::int, $2::int) AS r
+                   ON CONFLICT DO NOTHING""",
+                REFERRERS.start,
+                REFERRERS.stop - 1,
+            )
     finally:
         await connection.close()
     return int(first)

@@ -174,9 +174,10 @@ class Unit:
     """What one transaction carries besides its connection.
 
     - `entries`: counter increments, written just before it commits, merged per row, one
-      upsert per row in a fixed order: a hot row (the program's totals, today's row, a popular
-      referrer's) is locked for the last statements of the transaction only, and two
-      transactions never lock the same rows in opposite orders;
+      upsert per row in a fixed order, the rows every change shares (tables marked
+      `info={"hot": True}`: the totals, a day's row) last: a hot row is locked for the last
+      statements of the transaction only, and two transactions never lock the same rows in
+      opposite orders;
     - `memo`: reads that stay true for the transaction (`remembered`).
     """
 
@@ -198,7 +199,14 @@ class Unit:
         self.entries.clear()
         # Consecutive rows of one shape (both sides' balances) go in one executemany.
         batches: list[tuple[Any, list[dict[str, Any]]]] = []
-        for (name, keys), increments in sorted(merged.items(), key=lambda item: item[0]):
+
+        # Rows every change shares (a day's, the totals: `info={"hot": True}`) last, so each is
+        # locked for the fewest statements; the order is fixed either way.
+        def order(item: Any) -> tuple[bool, str, Any]:
+            (name, keys), _ = item
+            return (bool(tables[name].info.get("hot")), name, keys)
+
+        for (name, keys), increments in sorted(merged.items(), key=order):
             increments = {column: value for column, value in increments.items() if value}
             if increments:
                 statement = _upsert(
@@ -306,6 +314,17 @@ def _current_unit() -> Unit:
 def increment(table: sa.Table, keys: dict[str, Any], **increments: int) -> None:
     """Add to the counters of the row at `keys` when the transaction under way commits."""
     _current_unit().add(table, keys, {name: value for name, value in increments.items() if value})
+
+
+async def add_now(
+    connection: AsyncConnection, table: sa.Table, keys: dict[str, Any], **increments: int
+) -> None:
+    """`increment`, now: for a row the transaction must hold from here on (a lock others
+    queue on before any counter is written)."""
+    statement = _upsert(
+        connection.dialect.name, table, tuple(sorted(keys)), tuple(sorted(increments))
+    )
+    await connection.execute(statement, {**keys, **increments})
 
 
 async def remembered(key: str, read: Callable[[], Awaitable[T]]) -> T:

@@ -85,9 +85,13 @@ class Conversions:
         try:
             async with database.transaction(), database.connection() as connection:
                 subject = await find_subject(connection, target)
-                campaign = (
-                    await self.campaigns.by_id(subject.campaign_id) if subject is not None else None
-                )
+                campaign = None
+                if (
+                    subject is not None
+                    and subject.qualified_at is None
+                    and subject.item.status != REJECTED
+                ):  # the campaign's rules only when they may qualify it
+                    campaign = await self.campaigns.by_id(subject.campaign_id)
                 if (
                     subject is not None
                     and campaign is not None

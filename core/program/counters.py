@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core.infra.db import increment
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from core.infra.db import add_now, increment
 from core.program.tables import (
     campaign_days,
     campaign_qualify_hours,
@@ -41,9 +43,17 @@ def program(day: dt.date | None = None, **increments: int) -> None:
     increment(program_totals, {"id": 1}, **totals)
 
 
-def referrer_campaign(referrer_id: int, campaign_id: int, **increments: int) -> None:
-    increment(
-        referrer_campaigns, {"referrer_id": referrer_id, "campaign_id": campaign_id}, **increments
+async def referrer_campaign_now(
+    connection: AsyncConnection, referrer_id: int, campaign_id: int, **increments: int
+) -> None:
+    """The referrer's row in the campaign, written now: a sign-up holds it from here, as a
+    qualification does (`rewards.count_qualification`), so the two queue on it before
+    either writes a shared counter."""
+    await add_now(
+        connection,
+        referrer_campaigns,
+        {"referrer_id": referrer_id, "campaign_id": campaign_id},
+        **increments,
     )
 
 

@@ -143,7 +143,7 @@ class Review:
             )
             held = status == PENDING_REVIEW
             counters.campaign(campaign.id, day, signups=1, pending_review=1 if held else 0)
-            counters.referrer_campaign(referrer_id, campaign.id, referrals=1)
+            await counters.referrer_campaign_now(connection, referrer_id, campaign.id, referrals=1)
             counters.referrer(
                 referrer_id, approved=0 if held else 1, pending_review=1 if held else 0
             )

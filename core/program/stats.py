@@ -25,11 +25,10 @@ from core.program.tables import (
     referrer_stats,
     reward_balances,
 )
-from core.referrals.models import ReferralCode
+from core.referrals.tables import code_span_days
 from core.users.models import User
 
 _users = User.ormar_config.table
-_codes = ReferralCode.ormar_config.table
 
 # The reads of stats and the leaderboard: by key, or over the window's rows only.
 _NO_COUNT = sa.cast(sa.null(), sa.Integer)
@@ -239,10 +238,9 @@ class ProgramStats:
     async def funnel(self, *, campaign_id: int, days: int) -> dict[str, Any]:
         """The campaign's funnel over the last `days` UTC days, from its day counters (one
         row a day), its qualification hours (a row per day and hour count) and its codes'
-        owners by expiry: no referral is read."""
+        owners' spans by day: no referral or code is read."""
         today = counters.day_of(clock.utcnow())
         first = today - dt.timedelta(days=days - 1)
-        start = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
         sums = [sa.func.coalesce(sa.func.sum(campaign_days.c[name]), 0) for name in FUNNEL_COUNTS]
         async with database.connection() as connection:
             totals = (
@@ -267,18 +265,26 @@ class ProgramStats:
                     .order_by(campaign_qualify_hours.c.hours),
                 )
             ).all()
-            # Referrers who had a code in the window: a code of the campaign that had not
-            # expired by its start, made before its end (the index holds all four columns).
-            referrers = (
+            # Referrers who had a code in the window: every owner's span of codes that began,
+            # less those that ended before the window (one row a day of the campaign).
+            began, ended = (
                 await execute(
                     connection,
-                    sa.select(sa.func.count(sa.distinct(_codes.c.owner_id))).where(
-                        _codes.c.campaign_id == campaign_id,
-                        _codes.c.expires_at >= start,
-                        sa.or_(_codes.c.closed_at.is_(None), _codes.c.closed_at >= start),
-                    ),
+                    sa.select(
+                        sa.func.coalesce(sa.func.sum(code_span_days.c.began), 0),
+                        sa.func.coalesce(
+                            sa.func.sum(
+                                sa.case(
+                                    (code_span_days.c.day < first, code_span_days.c.ended),
+                                    else_=0,
+                                )
+                            ),
+                            0,
+                        ),
+                    ).where(code_span_days.c.campaign_id == campaign_id),
                 )
-            ).scalar_one()
+            ).one()
+            referrers = int(began) - int(ended)
         funnel = {name: int(value) for name, value in zip(FUNNEL_COUNTS, totals, strict=True)}
         return {
             "days": days,

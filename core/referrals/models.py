@@ -28,14 +28,6 @@ class ReferralCode(ormar.Model):
                 postgresql_where=sa.text("closed_at IS NULL"),
                 sqlite_where=sa.text("closed_at IS NULL"),
             ),
-            # A campaign's funnel counts the owners of its codes live in a window.
-            ormar.IndexColumns(
-                "campaign_id",
-                "expires_at",
-                "owner_id",
-                "closed_at",
-                name="ix_referral_codes_campaign_expiry",
-            ),
             ormar.CheckColumns("uses >= 0", name="uses_not_negative"),
             ormar.CheckColumns(
                 "max_uses IS NULL OR (max_uses >= 1 AND uses <= max_uses)",

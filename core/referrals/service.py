@@ -14,7 +14,7 @@ from core.campaigns.errors import CampaignNotActive
 from core.campaigns.service import Campaign
 from core.campaigns.tables import DEFAULT_ID, DEFAULT_KEY, ENDED
 from core.infra import clock
-from core.infra.db import MAX_ID, Read, database, execute, in_transaction
+from core.infra.db import MAX_ID, Read, database, execute, in_transaction, increment
 from core.infra.events import Events, NoEvents
 from core.infra.pagination import decode_moment_cursor, encode_moment_cursor
 from core.referrals.errors import (
@@ -36,6 +36,7 @@ from core.referrals.rules import (
     is_valid_code,
     refusal,
 )
+from core.referrals.tables import code_span_days, code_spans
 from core.referrals.tables import referrals as referral_rows
 from core.referrals.views import PublicViews
 from core.users.models import Person, User
@@ -110,6 +111,67 @@ _REFERRAL_TOTAL = Read(
 )
 
 
+async def _stretch_span(
+    owner_id: int, campaign_id: int, *, began: dt.datetime, until: dt.datetime
+) -> None:
+    """Inside the code's transaction: the owner's span of codes in the campaign reaches
+    `until`, and the day counters the funnel reads move with it."""
+    connection = in_transaction()
+    where = (code_spans.c.owner_id == owner_id, code_spans.c.campaign_id == campaign_id)
+    span = (
+        await execute(connection, sa.select(code_spans.c.until).where(*where).with_for_update())
+    ).first()
+    if span is None:
+        await execute(
+            connection,
+            sa.insert(code_spans).values(
+                owner_id=owner_id, campaign_id=campaign_id, began_at=began, until=until
+            ),
+        )
+        _span_day(campaign_id, began, began=1)
+        _span_day(campaign_id, until, ended=1)
+    elif until > span.until:
+        await _move_span(connection, where, campaign_id, span.until, until)
+
+
+async def _cut_span(connection: Any, owner_id: int, campaign_id: int) -> None:
+    """After a code closed early: the span ends where the owner's codes there now end."""
+    where = (code_spans.c.owner_id == owner_id, code_spans.c.campaign_id == campaign_id)
+    span = (
+        await execute(connection, sa.select(code_spans.c.until).where(*where).with_for_update())
+    ).first()
+    ends = sa.case(
+        (
+            sa.and_(_codes.c.closed_at.is_not(None), _codes.c.closed_at < _codes.c.expires_at),
+            _codes.c.closed_at,
+        ),
+        else_=_codes.c.expires_at,
+    )
+    latest = (
+        await execute(
+            connection,
+            sa.select(sa.func.max(ends)).where(
+                _codes.c.owner_id == owner_id, _codes.c.campaign_id == campaign_id
+            ),
+        )
+    ).scalar()
+    if span is not None and latest is not None and latest < span.until:
+        await _move_span(connection, where, campaign_id, span.until, latest)
+
+
+async def _move_span(
+    connection: Any, where: Any, campaign_id: int, old: dt.datetime, new: dt.datetime
+) -> None:
+    await execute(connection, sa.update(code_spans).where(*where).values(until=new))
+    _span_day(campaign_id, old, ended=-1)
+    _span_day(campaign_id, new, ended=1)
+
+
+def _span_day(campaign_id: int, moment: dt.datetime, **counts: int) -> None:
+    day = moment.astimezone(dt.UTC).date()
+    increment(code_span_days, {"campaign_id": campaign_id, "day": day}, **counts)
+
+
 def _campaign(campaign: Campaign | None) -> tuple[int, str]:
     """A code's campaign id and key (None: the default campaign)."""
     return (DEFAULT_ID, DEFAULT_KEY) if campaign is None else (campaign.id, campaign.key)
@@ -173,6 +235,7 @@ class ReferralService:
                         expires_at=expires_at,
                         max_uses=max_uses,
                     )
+                    await _stretch_span(owner.id, campaign_id, began=now, until=expires_at)
                     await self.events.emit(
                         "referral_code.created",
                         code_data(created, campaign=key, deep_link=self.deep_link),
@@ -216,6 +279,7 @@ class ReferralService:
             row = (await execute(connection, statement)).first()
             if row is None:
                 raise NoActiveCode()
+            await _cut_span(connection, owner.id, campaign_id)
             closed = await ReferralCode.objects.get(id=row.id)
             await self.events.emit(
                 "referral_code.deleted",

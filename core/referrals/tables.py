@@ -44,3 +44,29 @@ referrals = sa.Table(
     sa.Index("ix_referrals_code_created", "code", "created_at"),
     sa.Index("ix_referrals_rewarded", "campaign_id", "referrer_id", "rewarded_at"),
 )
+
+
+# Per owner and campaign: when their codes there began (the first one made) and until when one
+# was live (the latest expiry, or an early deletion). What the funnel's "referrers who had a
+# code in the window" counts, by day, in `code_span_days`, so that read never scans codes.
+code_spans = sa.Table(
+    "code_spans",
+    metadata,
+    sa.Column(
+        "owner_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("campaign_id", sa.Integer, sa.ForeignKey("campaigns.id"), primary_key=True),
+    sa.Column("began_at", UTCDateTimeType, nullable=False),
+    sa.Column("until", UTCDateTimeType, nullable=False),
+)
+
+# Per campaign and UTC day: how many owners' spans began that day, and how many end that day.
+code_span_days = sa.Table(
+    "code_span_days",
+    metadata,
+    sa.Column("campaign_id", sa.Integer, primary_key=True),  # a counter: no foreign key
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("began", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("ended", sa.Integer, nullable=False, server_default=sa.text("0")),
+    info={"hot": True},  # every change shares its rows: written last
+)

@@ -31,6 +31,14 @@ def _campaign_column() -> sa.Column[int]:
     return sa.Column("campaign_id", sa.Integer(), server_default=DEFAULT, nullable=False)
 
 
+def _utc_day(column: sa.ColumnElement[object]) -> sa.ColumnElement[object]:
+    """The UTC day of a stored moment, as each database spells it."""
+    dialect = op.get_bind().dialect.name
+    if dialect == "postgresql":
+        return sa.cast(sa.func.timezone("UTC", column), sa.Date)
+    return sa.func.date(column)  # SQLite and MySQL store UTC without a zone
+
+
 def upgrade() -> None:
     mysql = is_mysql(op.get_bind().dialect.name)
     campaigns = op.create_table(
@@ -88,11 +96,68 @@ def upgrade() -> None:
         postgresql_where=sa.text("closed_at IS NULL"),
         sqlite_where=sa.text("closed_at IS NULL"),
     )
-    # The funnel's referrers with a code in a window: the campaign's codes by expiry.
-    op.create_index(
-        "ix_referral_codes_campaign_expiry",
+    # The funnel's referrers with a code in a window: each owner's span of codes, by day.
+    spans = op.create_table(
+        "code_spans",
+        sa.Column("owner_id", sa.Integer(), nullable=False),
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("began_at", TIMESTAMP, nullable=False),
+        sa.Column("until", TIMESTAMP, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_code_spans_owner_id_users"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["campaign_id"], ["campaigns.id"], name=op.f("fk_code_spans_campaign_id_campaigns")
+        ),
+        sa.PrimaryKeyConstraint("owner_id", "campaign_id", name=op.f("pk_code_spans")),
+    )
+    span_days = op.create_table(
+        "code_span_days",
+        sa.Column("campaign_id", sa.Integer(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("began", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("ended", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.PrimaryKeyConstraint("campaign_id", "day", name=op.f("pk_code_span_days")),
+    )
+    codes = sa.table(
         "referral_codes",
-        ["campaign_id", "expires_at", "owner_id", "closed_at"],
+        sa.column("owner_id"),
+        sa.column("created_at"),
+        sa.column("expires_at"),
+        sa.column("closed_at"),
+    )
+    ends = sa.case(
+        (sa.and_(codes.c.closed_at.is_not(None), codes.c.closed_at < codes.c.expires_at),
+         codes.c.closed_at),
+        else_=codes.c.expires_at,
+    )
+    op.execute(
+        spans.insert().from_select(
+            ["owner_id", "campaign_id", "began_at", "until"],
+            sa.select(
+                codes.c.owner_id, sa.literal(1), sa.func.min(codes.c.created_at), sa.func.max(ends)
+            ).group_by(codes.c.owner_id),
+        )
+    )
+    edges = sa.union_all(
+        sa.select(
+            _utc_day(spans.c.began_at).label("day"),
+            sa.literal(1).label("began"),
+            sa.literal(0).label("ended"),
+        ),
+        sa.select(
+            _utc_day(spans.c.until).label("day"),
+            sa.literal(0).label("began"),
+            sa.literal(1).label("ended"),
+        ),
+    ).subquery("edges")
+    op.execute(
+        span_days.insert().from_select(
+            ["campaign_id", "day", "began", "ended"],
+            sa.select(
+                sa.literal(1), edges.c.day, sa.func.sum(edges.c.began), sa.func.sum(edges.c.ended)
+            ).group_by(edges.c.day),
+        )
     )
 
     # Referrals: in their code's campaign; `rewarded_at` is what a cap counts.
@@ -201,9 +266,6 @@ def upgrade() -> None:
             name=op.f("fk_referrer_campaigns_referrer_id_users"),
             ondelete="CASCADE",
         ),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name=op.f("fk_referrer_campaigns_campaign_id")
-        ),
         sa.PrimaryKeyConstraint("referrer_id", "campaign_id", name=op.f("pk_referrer_campaigns")),
     )
     op.execute(
@@ -213,7 +275,8 @@ def upgrade() -> None:
         "FROM referrals GROUP BY referrer_id"
     )
 
-    # The funnel: per campaign and UTC day, and the hours a qualification took.
+    # The funnel: per campaign and UTC day, and the hours a qualification took. Counters carry
+    # no foreign key (as program_days): every change would lock the campaign's row in share.
     op.create_table(
         "campaign_days",
         sa.Column("campaign_id", sa.Integer(), nullable=False),
@@ -231,9 +294,6 @@ def upgrade() -> None:
         ),
         sa.Column("points_granted", POINTS, server_default=sa.text("0"), nullable=False),
         sa.Column("points_revoked", POINTS, server_default=sa.text("0"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name=op.f("fk_campaign_days_campaign_id")
-        ),
         sa.PrimaryKeyConstraint("campaign_id", "day", name=op.f("pk_campaign_days")),
     )
     op.create_table(
@@ -242,9 +302,6 @@ def upgrade() -> None:
         sa.Column("day", sa.Date(), nullable=False),
         sa.Column("hours", sa.Integer(), nullable=False),
         sa.Column("count", sa.Integer(), server_default=sa.text("0"), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["campaign_id"], ["campaigns.id"], name=op.f("fk_campaign_qualify_hours_campaign_id")
-        ),
         sa.PrimaryKeyConstraint(
             "campaign_id", "day", "hours", name=op.f("pk_campaign_qualify_hours")
         ),
@@ -253,6 +310,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     mysql = is_mysql(op.get_bind().dialect.name)
+    op.drop_table("code_span_days")
+    op.drop_table("code_spans")
     op.drop_table("campaign_qualify_hours")
     op.drop_table("campaign_days")
     op.drop_table("referrer_campaigns")
@@ -292,7 +351,6 @@ def downgrade() -> None:
         batch.drop_column("campaign_id")
     with op.batch_alter_table("referral_codes") as batch:
         batch.drop_constraint("fk_referral_codes_campaign_id_campaigns", type_="foreignkey")
-    op.drop_index("ix_referral_codes_campaign_expiry", table_name="referral_codes")
     op.drop_index("uq_referral_codes_owner_live", table_name="referral_codes")
     # One live code per owner again: each owner keeps the newest of their open codes.
     op.execute(

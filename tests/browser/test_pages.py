@@ -385,6 +385,12 @@ async def test_the_console_runs_a_campaign_from_start_to_refund(server, open_pag
             headers=operator,
         )
     assert bought.json()["referral_qualified"] is True
+    # The campaign's landing page names it (under the same CSP).
+    landing = await open_page("en-US")
+    await landing.page.goto(f"{server}/r/{made.json()['code']}")
+    await expect(landing.page.locator("#campaign")).to_have_text("Double rewards in December")
+    assert landing.errors == []
+    assert await landing.violations() == []
 
     await row.get_by_role("button", name="Open").click()
     await expect(page.locator("#funnel-signups")).to_have_text("1")

@@ -781,3 +781,33 @@ async def test_the_lifecycles_events_are_signed_standard_webhooks(
     assert received["reward.revoked"]["status"] == "revoked"
     assert received["conversion.refunded"]["external_id"] == "o-2"
     assert received["conversion.refunded"]["refunded_at"] is not None
+
+
+async def test_the_k_factor_counts_referrers_whose_codes_were_live_in_the_window(
+    client, operator, campaign, user, join
+):
+    await campaign("k")
+    owners = {}
+    for name, days in (("short", 2), ("long", 100), ("deleted", 100)):
+        body, headers = await user(f"{name}@example.com")
+        made = await client.post(
+            f"{API}/referral-codes",
+            json={"expires_at": ahead(days=days), "campaign": "k"},
+            headers=headers,
+        )
+        owners[name] = (body, headers, made.json()["code"])
+    await join("friend@example.com", owners["long"][2])
+    deleted = await client.delete(
+        f"{API}/referral-codes/me", params={"campaign": "k"}, headers=owners["deleted"][1]
+    )
+    assert deleted.status_code == 204
+    funnel = (await client.get(f"{API}/campaigns/k/funnel?days=7", headers=operator)).json()
+    assert funnel["k_factor"] == round(1 / 3, 4)  # all three had a code this week
+    with clock.shift(dt.timedelta(days=40)):
+        await join("later@example.com", owners["long"][2])
+        later = await client.get(
+            f"{API}/campaigns/k/funnel?days=7", headers=await _sign_in(client, "root@example.com")
+        )
+    # Forty days on, only the long code was live in the last week: one sign-up, one referrer
+    # (the expired and the deleted codes ended before the window).
+    assert (later.json()["signups"], later.json()["k_factor"]) == (1, 1.0)

@@ -99,9 +99,10 @@ CONVERSION = (
     """SELECT r.id, u.email, u.full_name, r.referrer_id, r.code, r.status, r.review_reasons,
   r.created_at, u.blocked_at IS NULL AND u.erased_at IS NULL AS earns,
   f.blocked_at IS NULL AND f.erased_at IS NULL AS referrer_earns, f.telegram_id,
-  r.campaign_id, r.qualified_at
+  r.campaign_id, r.qualified_at, c.id, c.key, c.name, c.status, c.starts_at, c.ends_at,
+  c.rules, c.created_at
   FROM referrals r JOIN users u ON u.id = r.id JOIN users f ON f.id = r.referrer_id
-  WHERE r.id = $1""",
+  JOIN campaigns c ON c.id = r.campaign_id WHERE r.id = $1""",
     """UPDATE referrals SET qualified_at = now() WHERE id = $1 AND qualified_at IS NULL
   AND status != 'rejected' RETURNING referrer_id, status""",
     """INSERT INTO conversions (user_id, event, external_id, amount, currency, created_at,
@@ -134,19 +135,20 @@ CONVERSION = (
   VALUES (1, current_date, $1, 1) ON CONFLICT (campaign_id, day, hours) DO UPDATE SET
   count = campaign_qualify_hours.count + 1""",
 )
-# A campaign's funnel: its days, its qualification hours, its codes' owners in the window.
-CAMPAIGN_BY_KEY = """SELECT id, key, name, status, starts_at, ends_at, rules, created_at
-  FROM campaigns WHERE key = $1"""
-FUNNEL = (
-    """SELECT coalesce(sum(link_opens), 0), coalesce(sum(signups), 0),
-  coalesce(sum(qualified), 0), coalesce(sum(rewarded), 0), coalesce(sum(pending_review), 0),
-  coalesce(sum(rejected), 0), coalesce(sum(points_granted), 0),
-  coalesce(sum(points_revoked), 0) FROM campaign_days WHERE campaign_id = $1 AND day >= $2""",
-    """SELECT hours, sum(count) FROM campaign_qualify_hours WHERE campaign_id = $1
-  AND day >= $2 GROUP BY hours ORDER BY hours""",
-    """SELECT coalesce(sum(began), 0), coalesce(sum(CASE WHEN day < $2 THEN ended ELSE 0 END), 0)
-  FROM code_span_days WHERE campaign_id = $1""",
-)
+# A campaign's funnel in one statement, its campaign found by key (as the service reads it).
+_NULLS = ", ".join(["NULL::bigint"] * 6)
+_OF_KEY = "(SELECT id FROM campaigns WHERE key = $1)"
+FUNNEL = f"""SELECT 0, coalesce(sum(link_opens), 0)::bigint, coalesce(sum(signups), 0)::bigint,
+  coalesce(sum(qualified), 0)::bigint, coalesce(sum(rewarded), 0)::bigint,
+  coalesce(sum(pending_review), 0)::bigint, coalesce(sum(rejected), 0)::bigint,
+  coalesce(sum(points_granted), 0)::bigint, coalesce(sum(points_revoked), 0)::bigint
+  FROM campaign_days WHERE campaign_id = {_OF_KEY} AND day >= $2
+  UNION ALL SELECT 1, hours::bigint, coalesce(sum(count), 0)::bigint, {_NULLS}
+  FROM campaign_qualify_hours WHERE campaign_id = {_OF_KEY} AND day >= $2 GROUP BY hours
+  UNION ALL SELECT 2, coalesce(sum(began), 0)::bigint,
+  coalesce(sum(CASE WHEN day < $2 THEN ended ELSE 0 END), 0)::bigint, {_NULLS}
+  FROM code_span_days WHERE campaign_id = {_OF_KEY}
+  UNION ALL SELECT 3, id::bigint, NULL::bigint, {_NULLS} FROM campaigns WHERE key = $1"""
 # The service's password cost (core/infra/security.py), hashed by one thread as the service does.
 _hasher = PasswordHash((Argon2Hasher(memory_cost=19 * 1024, time_cost=2, parallelism=1),))
 _hashing = ThreadPoolExecutor(1)
@@ -259,16 +261,17 @@ async def signup(request: Request) -> Response:
         await connection.execute(SIGNUP[1], owner)
         user = await connection.fetchrow(SIGNUP[2], email, hashed, None, owner, code)
         await connection.fetchrow(CAMPAIGN, found["campaign_id"])  # its review rules
-        await connection.execute(SIGNUP[3])
-        await connection.execute(SIGNUP[4])
         recent = await connection.fetchval(SIGNUP[5], code)
         status = "approved" if recent < 1_000_000 else "pending_review"
         await connection.execute(SIGNUP[6], user["id"], owner, code, status, "[]")
+        await connection.execute(SIGNUP[10], owner)  # the referrer's campaign row, now
+        await connection.fetch(ENDPOINTS)
+        # The counters in the service's order: per referrer, then the shared rows by name.
         await connection.execute(SIGNUP[7], owner)
         await connection.execute(SIGNUP[8], owner)
         await connection.execute(SIGNUP[9])
-        await connection.execute(SIGNUP[10], owner)
-        await connection.fetch(ENDPOINTS)
+        await connection.execute(SIGNUP[3])
+        await connection.execute(SIGNUP[4])
     return _json({"id": user["id"], "email": email, "referrer_id": owner}, 201)
 
 
@@ -284,8 +287,7 @@ async def convert(request: Request) -> Response:
         if await connection.fetchval(CONVERSION[0], body["user_id"]) is None:
             return _json({"code": "user_not_found"}, 404)
         async with connection.transaction():
-            subject = await connection.fetchrow(CONVERSION[1], body["user_id"])
-            await connection.fetchrow(CAMPAIGN, subject["campaign_id"])
+            await connection.fetchrow(CONVERSION[1], body["user_id"])  # its campaign with it
             qualified = await connection.fetchrow(CONVERSION[2], body["user_id"])
             made = await connection.fetchrow(
                 CONVERSION[3],
@@ -310,12 +312,13 @@ async def convert(request: Request) -> Response:
                 [made["id"]] * 2,
                 [now, now],
             )
-            await connection.execute(CONVERSION[7], both, [100, 50])
+            # The counters in the service's order: per referrer and user, then the shared rows.
             await connection.execute(CONVERSION[8], referrer)
-            await connection.execute(CONVERSION[9])
-            await connection.execute(CONVERSION[10], 150)
+            await connection.execute(CONVERSION[7], both, [100, 50])
             await connection.execute(CONVERSION[11], 150)
             await connection.execute(CONVERSION[12], 0)
+            await connection.execute(CONVERSION[9])
+            await connection.execute(CONVERSION[10], 150)
     return _json(
         {
             "id": made["id"],
@@ -335,7 +338,7 @@ async def convert(request: Request) -> Response:
 
 
 async def funnel(request: Request) -> Response:
-    """PyJWT decode + the operator's row + the campaign by key + the funnel's three reads."""
+    """PyJWT decode + the operator's row + the funnel, its campaign found by key, in one read."""
     pool: asyncpg.Pool = state["pool"]  # type: ignore[assignment]
     user_id = _user_id(request)
     days = int(request.query_params.get("days", 30))
@@ -344,11 +347,13 @@ async def funnel(request: Request) -> Response:
         operator = await connection.fetchrow(ME, user_id)
         if operator is None or not operator["is_superuser"]:
             return _json({"code": "forbidden"}, 403)
-        campaign = await connection.fetchrow(CAMPAIGN_BY_KEY, request.path_params["key"])
-        totals = await connection.fetchrow(FUNNEL[0], campaign["id"], first)
-        hours = await connection.fetch(FUNNEL[1], campaign["id"], first)
-        began, ended = await connection.fetchrow(FUNNEL[2], campaign["id"], first)
-        referrers = began - ended
+        rows = await connection.fetch(FUNNEL, request.path_params["key"], first)
+    if not any(row[0] == 3 for row in rows):
+        return _json({"code": "campaign_not_found"}, 404)
+    totals = next(row[1:] for row in rows if row[0] == 0)
+    hours = sorted((row[1], row[2]) for row in rows if row[0] == 1)
+    began, ended = next(row[1:3] for row in rows if row[0] == 2)
+    referrers = began - ended
     names = (
         "link_opens",
         "signups",

@@ -10,11 +10,22 @@ from api.charts import funnel_svg
 from api.deps import CoreDep, CurrentOperator
 from api.errors import problem_responses
 from api.schemas import CampaignCreate, CampaignList, CampaignRead, CampaignUpdate, Funnel, json_of
+from core.campaigns.errors import CampaignNotFound
+from core.campaigns.service import KEY_RE
+from core.container import Core
 from core.infra.errors import InvalidInput
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
 Days = Annotated[int, Query(ge=1, le=365, description="UTC days, today included.")]
+
+
+async def _funnel(core: Core, key: str, days: int) -> dict[str, Any]:
+    """The funnel of the campaign of this key (one read, the campaign's lookup included)."""
+    funnel = await core.stats.funnel(key=key, days=days) if KEY_RE.fullmatch(key) else None
+    if funnel is None:
+        raise CampaignNotFound()
+    return funnel
 
 
 def _answer(campaign: Any, status_code: int = status.HTTP_200_OK) -> Response:
@@ -77,8 +88,7 @@ async def campaign_funnel(
 ) -> Response:
     """Link opens, sign-ups, qualified and rewarded referrals, points granted and revoked,
     the k-factor and the median hours to qualify, over the last `days` UTC days."""
-    campaign = await core.campaigns.by_key(key)
-    return json_of(await core.stats.funnel(campaign_id=campaign.id, days=days))
+    return json_of(await _funnel(core, key, days))
 
 
 @router.get(
@@ -90,8 +100,7 @@ async def campaign_funnel_chart(
     key: str, operator: CurrentOperator, core: CoreDep, days: Days = 30
 ) -> Response:
     """The funnel as an SVG bar chart (the console shows it)."""
-    campaign = await core.campaigns.by_key(key)
-    funnel = await core.stats.funnel(campaign_id=campaign.id, days=days)
+    funnel = await _funnel(core, key, days)
     return Response(
         funnel_svg(funnel), media_type="image/svg+xml", headers={"Cache-Control": "no-store"}
     )

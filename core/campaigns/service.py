@@ -76,7 +76,8 @@ class Campaign:
         }
 
 
-_COLUMNS = (
+# A campaign's row, in the order `Campaigns.of_row` reads it (a join may select it too).
+CAMPAIGN_COLUMNS = (
     campaigns.c.id,
     campaigns.c.key,
     campaigns.c.name,
@@ -86,8 +87,8 @@ _COLUMNS = (
     campaigns.c.rules,
     campaigns.c.created_at,
 )
-_BY_KEY = Read(sa.select(*_COLUMNS).where(campaigns.c.key == sa.bindparam("key")))
-_BY_ID = Read(sa.select(*_COLUMNS).where(campaigns.c.id == sa.bindparam("id")))
+_BY_KEY = Read(sa.select(*CAMPAIGN_COLUMNS).where(campaigns.c.key == sa.bindparam("key")))
+_BY_ID = Read(sa.select(*CAMPAIGN_COLUMNS).where(campaigns.c.id == sa.bindparam("id")))
 
 
 class Campaigns:
@@ -99,7 +100,7 @@ class Campaigns:
         self.operators = operators
 
     def of_row(self, row: Sequence[Any]) -> Campaign:
-        """A campaign from a row of `_COLUMNS` (in order: a Read hands back plain tuples)."""
+        """A campaign from a row of `CAMPAIGN_COLUMNS`, in order (a Read gives plain tuples)."""
         id_, key, name, status, starts_at, ends_at, rules, created_at = row
         if isinstance(rules, str):  # JSON as text, from a driver's own read
             rules = json.loads(rules)
@@ -139,7 +140,9 @@ class Campaigns:
 
     async def all(self) -> list[Campaign]:
         async with database.connection() as connection:
-            rows = (await execute(connection, sa.select(*_COLUMNS).order_by(campaigns.c.id))).all()
+            rows = (
+                await execute(connection, sa.select(*CAMPAIGN_COLUMNS).order_by(campaigns.c.id))
+            ).all()
         return [self.of_row(row) for row in rows]
 
     # -- changes --------------------------------------------------------------------------
@@ -176,7 +179,7 @@ class Campaigns:
                             created_at=now,
                             updated_at=now,
                         )
-                        .returning(*_COLUMNS),
+                        .returning(*CAMPAIGN_COLUMNS),
                     )
                 ).one()
                 campaign = self.of_row(row)
@@ -215,7 +218,9 @@ class Campaigns:
                 (
                     await execute(
                         connection,
-                        sa.select(*_COLUMNS).where(campaigns.c.key == key).with_for_update(),
+                        sa.select(*CAMPAIGN_COLUMNS)
+                        .where(campaigns.c.key == key)
+                        .with_for_update(),
                     )
                 ).first()
                 if KEY_RE.fullmatch(key)
@@ -241,7 +246,9 @@ class Campaigns:
                     sa.update(campaigns).where(campaigns.c.id == current.id).values(**changes),
                 )
             row = (
-                await execute(connection, sa.select(*_COLUMNS).where(campaigns.c.id == current.id))
+                await execute(
+                    connection, sa.select(*CAMPAIGN_COLUMNS).where(campaigns.c.id == current.id)
+                )
             ).one()
             campaign = self.of_row(row)
             await self.operators.record(

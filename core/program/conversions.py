@@ -90,8 +90,8 @@ class Conversions:
                     subject is not None
                     and subject.qualified_at is None
                     and subject.item.status != REJECTED
-                ):  # the campaign's rules only when they may qualify it
-                    campaign = await self.campaigns.by_id(subject.campaign_id)
+                ):  # the campaign's rules only when they may qualify it (read with it)
+                    campaign = self.campaigns.of_row(subject.campaign_row)
                 if (
                     subject is not None
                     and campaign is not None

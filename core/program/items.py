@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from core.campaigns.service import CAMPAIGN_COLUMNS
 from core.campaigns.tables import campaigns
 from core.infra.db import Read, execute, is_valid_id
 from core.infra.emails import stored_spelling
@@ -159,11 +160,12 @@ _SUBJECT = (
         _referrer.c.telegram_id.label("referrer_chat"),
         referrals.c.campaign_id,
         referrals.c.qualified_at,
+        *(column.label(f"campaign_row_{column.key}") for column in CAMPAIGN_COLUMNS),
     )
     .select_from(
-        referrals.join(_users, _users.c.id == referrals.c.id).join(
-            _referrer, _referrer.c.id == referrals.c.referrer_id
-        )
+        referrals.join(_users, _users.c.id == referrals.c.id)
+        .join(_referrer, _referrer.c.id == referrals.c.referrer_id)
+        .join(campaigns, campaigns.c.id == referrals.c.campaign_id)
     )
     .where(referrals.c.id == sa.bindparam("referral_id"))
 )
@@ -177,6 +179,7 @@ class Subject:
     referrer_chat: bool
     campaign_id: int
     qualified_at: dt.datetime | None
+    campaign_row: tuple[Any, ...]  # its campaign's row (CAMPAIGN_COLUMNS): `Campaigns.of_row`
 
 
 def exact_amount(amount: Any) -> Decimal | None:
@@ -220,7 +223,10 @@ async def find_subject(connection: Any, referral_id: int) -> Subject | None:
     earns, referrer_earns = bool(values.pop("earns")), bool(values.pop("referrer_earns"))
     chat = values.pop("referrer_chat") is not None
     campaign_id, qualified_at = values.pop("campaign_id"), values.pop("qualified_at")
-    return Subject(item_from(values), earns, referrer_earns, chat, campaign_id, qualified_at)
+    campaign = tuple(values.pop(f"campaign_row_{column.key}") for column in CAMPAIGN_COLUMNS)
+    return Subject(
+        item_from(values), earns, referrer_earns, chat, campaign_id, qualified_at, campaign
+    )
 
 
 async def tell_referrer(jobs: JobQueue, subject: Subject, message: str, **values: Any) -> None:

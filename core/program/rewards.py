@@ -53,6 +53,24 @@ from core.users.errors import UserNotFound
 from core.users.models import User
 
 RELEASE = "reward.release"  # the job that ends a hold
+# The grant's statements, built once (building one costs about what running it does).
+_REWARDED = (
+    sa.update(referrals)
+    .where(referrals.c.id == sa.bindparam("referral"))
+    .values(rewarded_at=sa.bindparam("now"))
+)
+_CAPPED = (
+    sa.update(conversions).where(conversions.c.id == sa.bindparam("conversion")).values(capped=True)
+)
+_BUMP = (
+    sa.update(referrer_campaigns)
+    .where(
+        referrer_campaigns.c.referrer_id == sa.bindparam("referrer"),
+        referrer_campaigns.c.campaign_id == sa.bindparam("campaign"),
+    )
+    .values(qualified=referrer_campaigns.c.qualified + sa.bindparam("by"))
+    .returning(referrer_campaigns.c.qualified)
+)
 _RETURNED = tuple(column.key for column in REWARD_COLUMNS)
 _users = User.ormar_config.table
 
@@ -108,15 +126,9 @@ class Rewards:
         if milestone is not None and subject.referrer_earns:
             due.append((item.referrer_id, milestone.points, MILESTONE, milestone.qualified))
         if capped:
-            await execute(
-                connection,
-                sa.update(conversions).where(conversions.c.id == conversion_id).values(capped=True),
-            )
+            await execute(connection, _CAPPED, {"conversion": conversion_id})
         else:
-            await execute(
-                connection,
-                sa.update(referrals).where(referrals.c.id == item.id).values(rewarded_at=now),
-            )
+            await execute(connection, _REWARDED, {"referral": item.id, "now": now})
             counters.campaign(campaign.id, counters.day_of(now), rewarded=1)
         status = PENDING if rules.hold_days else AVAILABLE
         rows = [
@@ -375,18 +387,14 @@ async def count_qualification(connection: Any, referrer_id: int, campaign_id: in
     """Move the referrer's rewarded-qualification count in the campaign; returns it. The
     row stays locked to the end of the transaction: the referrer's next qualification in
     this campaign waits for this one."""
-    where = (
-        referrer_campaigns.c.referrer_id == referrer_id,
-        referrer_campaigns.c.campaign_id == campaign_id,
-    )
-    bump = (
-        sa.update(referrer_campaigns)
-        .where(*where)
-        .values(qualified=referrer_campaigns.c.qualified + by)
-        .returning(referrer_campaigns.c.qualified)
-    )
     for _ in range(2):
-        row = (await execute(connection, bump)).first()
+        row = (
+            await execute(
+                connection,
+                _BUMP,
+                {"referrer": referrer_id, "campaign": campaign_id, "by": by},
+            )
+        ).first()
         if row is not None:
             return int(row[0])
         try:

@@ -87,6 +87,49 @@ _LEADERS = Read(
 )
 
 
+# A campaign's funnel in one round trip (built once), by the campaign's key: the window's day
+# counters (part 0), its qualification hours (part 1, a row per hour count), its owners' spans
+# (part 2), and the campaign's id (part 3: none, no such campaign).
+_KEY = sa.bindparam("key", type_=campaigns.c.key.type)
+_CAMPAIGN = sa.select(campaigns.c.id).where(campaigns.c.key == _KEY).scalar_subquery()
+_FIRST = sa.bindparam("first", type_=sa.Date())
+_WIDTH = len(FUNNEL_COUNTS)
+
+
+def _part(number: int, *values: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
+    """A part's row: its number, then its values, padded to the widest part."""
+    padded = [sa.cast(value, sa.BigInteger) for value in values]
+    padded += [sa.cast(sa.null(), sa.BigInteger)] * (_WIDTH - len(values))
+    return [sa.literal(number).label("part"), *padded]
+
+
+def _total(column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    return sa.func.coalesce(sa.func.sum(column), 0)
+
+
+_FUNNEL = Read(
+    sa.union_all(
+        sa.select(*_part(0, *(_total(campaign_days.c[name]) for name in FUNNEL_COUNTS))).where(
+            campaign_days.c.campaign_id == _CAMPAIGN, campaign_days.c.day >= _FIRST
+        ),
+        sa.select(*_part(1, campaign_qualify_hours.c.hours, _total(campaign_qualify_hours.c.count)))
+        .where(
+            campaign_qualify_hours.c.campaign_id == _CAMPAIGN,
+            campaign_qualify_hours.c.day >= _FIRST,
+        )
+        .group_by(campaign_qualify_hours.c.hours),
+        sa.select(
+            *_part(
+                2,
+                _total(code_span_days.c.began),
+                _total(sa.case((code_span_days.c.day < _FIRST, code_span_days.c.ended), else_=0)),
+            )
+        ).where(code_span_days.c.campaign_id == _CAMPAIGN),
+        sa.select(*_part(3, campaigns.c.id)).where(campaigns.c.key == _KEY),
+    )
+)
+
+
 class ProgramStats:
     # -- stats ----------------------------------------------------------------------------
 
@@ -235,62 +278,35 @@ class ProgramStats:
 
     # -- a campaign's funnel --------------------------------------------------------------
 
-    async def funnel(self, *, campaign_id: int, days: int) -> dict[str, Any]:
+    async def funnel(self, *, key: str, days: int) -> dict[str, Any] | None:
         """The campaign's funnel over the last `days` UTC days, from its day counters (one
         row a day), its qualification hours (a row per day and hour count) and its codes'
-        owners' spans by day: no referral or code is read."""
-        today = counters.day_of(clock.utcnow())
-        first = today - dt.timedelta(days=days - 1)
-        sums = [sa.func.coalesce(sa.func.sum(campaign_days.c[name]), 0) for name in FUNNEL_COUNTS]
-        async with database.connection() as connection:
-            totals = (
-                await execute(
-                    connection,
-                    sa.select(*sums).where(
-                        campaign_days.c.campaign_id == campaign_id, campaign_days.c.day >= first
-                    ),
-                )
-            ).one()
-            hours = (
-                await execute(
-                    connection,
-                    sa.select(
-                        campaign_qualify_hours.c.hours, sa.func.sum(campaign_qualify_hours.c.count)
-                    )
-                    .where(
-                        campaign_qualify_hours.c.campaign_id == campaign_id,
-                        campaign_qualify_hours.c.day >= first,
-                    )
-                    .group_by(campaign_qualify_hours.c.hours)
-                    .order_by(campaign_qualify_hours.c.hours),
-                )
-            ).all()
-            # Referrers who had a code in the window: every owner's span of codes that began,
-            # less those that ended before the window (one row a day of the campaign).
-            began, ended = (
-                await execute(
-                    connection,
-                    sa.select(
-                        sa.func.coalesce(sa.func.sum(code_span_days.c.began), 0),
-                        sa.func.coalesce(
-                            sa.func.sum(
-                                sa.case(
-                                    (code_span_days.c.day < first, code_span_days.c.ended),
-                                    else_=0,
-                                )
-                            ),
-                            0,
-                        ),
-                    ).where(code_span_days.c.campaign_id == campaign_id),
-                )
-            ).one()
-            referrers = int(began) - int(ended)
+        owners' spans by day: no referral or code is read. None: no campaign of that key."""
+        first = counters.day_of(clock.utcnow()) - dt.timedelta(days=days - 1)
+        totals: Sequence[Any] = (0,) * _WIDTH
+        hours: list[tuple[int, int]] = []
+        referrers = 0
+        found = False
+        for part, *values in await _FUNNEL.all(key=key, first=first):
+            if part == 3:
+                found = True
+            elif part == 0:
+                totals = values
+            elif part == 1:
+                hours.append((int(values[0]), int(values[1])))
+            else:
+                # Referrers who had a code in the window: every owner's span of codes that
+                # began, less those that ended before the window.
+                referrers = int(values[0]) - int(values[1])
+        if not found:
+            return None
+        hours.sort()
         funnel = {name: int(value) for name, value in zip(FUNNEL_COUNTS, totals, strict=True)}
         return {
             "days": days,
             **funnel,
             "k_factor": round(funnel["signups"] / referrers, 4) if referrers else 0,
-            "median_hours_to_qualify": _median([(int(h), int(n)) for h, n in hours]),
+            "median_hours_to_qualify": _median(hours),
         }
 
 

@@ -3,10 +3,9 @@ puts in the schema hold at the SQL level, whatever the application does."""
 
 from __future__ import annotations
 
-import json
-
 import asyncio
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -292,7 +291,9 @@ async def test_v1_1_data_lands_in_the_default_campaign(fresh_url: str, engine: A
         ).one()
         counted = (
             await connection.execute(
-                sa.text("SELECT referrer_id, campaign_id, referrals, qualified FROM referrer_campaigns")
+                sa.text(
+                    "SELECT referrer_id, campaign_id, referrals, qualified FROM referrer_campaigns"
+                )
             )
         ).all()
         balances = (
@@ -317,7 +318,8 @@ async def test_v1_1_data_lands_in_the_default_campaign(fresh_url: str, engine: A
     ]
     assert all(str(r[4])[:19] == str(r[5])[:19] for r in rewards)  # available since granted
     assert code == [(1,)]
-    assert referral[0] == 1 and referral[1] is not None
+    assert referral[0] == 1
+    assert referral[1] is not None
     assert counted == [(1, 1, 1, 1)]
     assert [tuple(b) for b in balances] == [(1, 100, 0), (2, 50, 0)]
 

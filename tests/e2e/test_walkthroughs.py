@@ -114,6 +114,7 @@ def test_the_readme_tour_runs(tmp_path: Path) -> None:
     ]
     printed = (tmp_path / "stdout").read_text()
     held, after = (
-        json.loads(part) for part in re.findall(r'\{\s*"balance": \d+,\s*"pending": \d+\s*\}', printed)
+        json.loads(part)
+        for part in re.findall(r'\{\s*"balance": \d+,\s*"pending": \d+\s*\}', printed)
     )
     assert (held, after) == ({"balance": 0, "pending": 200}, {"balance": 0, "pending": 0})

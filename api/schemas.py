@@ -708,6 +708,9 @@ class AdminReferral(BaseModel):
     status: Literal["approved", "pending_review", "rejected"]
     review_reasons: list[str]
     created_at: dt.datetime
+    qualification: Literal["pending", "qualified", "expired"] = Field(
+        description="`expired`: its campaign's credit window passed before it qualified."
+    )
 
 
 class AdminReferralPage(BaseModel):

@@ -6,6 +6,7 @@ is left, undoes it."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +20,7 @@ from core.jobs.queue import JobQueue
 from core.program import counters
 from core.program.errors import ConversionNotFound, ExternalIdConflict
 from core.program.items import (
+    QUALIFIED,
     REFERRAL_QUALIFIED_MESSAGE,
     REWARDS,
     Conversion,
@@ -304,7 +306,7 @@ class Conversions:
         counters.program(day, qualified=1)
         counters.campaign(campaign.id, day, qualified=1)
         counters.qualify_hours(campaign.id, day, _hours(item.created_at, now))
-        await self.events.emit("referral.qualified", item)
+        await self.events.emit("referral.qualified", replace(item, qualification=QUALIFIED))
         granted: list[Reward] = []
         capped = False
         if qualified.status == APPROVED:

@@ -4,6 +4,7 @@ conversion, and the read of a referral with what its rewards and messages need."
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -12,6 +13,7 @@ import sqlalchemy as sa
 
 from core.campaigns.service import CAMPAIGN_COLUMNS
 from core.campaigns.tables import campaigns
+from core.infra import clock
 from core.infra.db import Read, execute, is_valid_id
 from core.infra.emails import stored_spelling
 from core.jobs.queue import JobQueue
@@ -20,6 +22,11 @@ from core.referrals.tables import referrals
 from core.telegram.service import TelegramService
 from core.users.errors import UserNotFound
 from core.users.models import User
+
+# A referral's qualification, as operators see it.
+PENDING = "pending"
+QUALIFIED = "qualified"
+EXPIRED = "expired"
 
 REFERRAL_QUALIFIED = "referral_qualified"
 REFERRED_SIGNUP_BONUS = "referred_signup_bonus"
@@ -61,6 +68,7 @@ class ReferralItem:
     status: str
     review_reasons: list[str]
     created_at: dt.datetime
+    qualification: str = "pending"  # PENDING, QUALIFIED or EXPIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +134,15 @@ ITEM_COLUMNS = (
     referrals.c.status,
     referrals.c.review_reasons,
     referrals.c.created_at,
+    # What its `qualification` is told by (`item_from`).
+    referrals.c.qualified_at.label("item_qualified_at"),
+    campaigns.c.rules.label("item_campaign_rules"),
 )
-ITEMS = sa.select(*ITEM_COLUMNS).select_from(referrals.join(_users, _users.c.id == referrals.c.id))
+ITEMS = sa.select(*ITEM_COLUMNS).select_from(
+    referrals.join(_users, _users.c.id == referrals.c.id).join(
+        campaigns, campaigns.c.id == referrals.c.campaign_id
+    )
+)
 
 
 # The conversion path: statements built once (building one costs about what running it does).
@@ -205,7 +220,21 @@ def item_of(row: Any) -> ReferralItem:
 
 def item_from(values: dict[str, Any]) -> ReferralItem:
     values["review_reasons"] = list(values["review_reasons"] or [])
+    qualified_at, rules = values.pop("item_qualified_at"), values.pop("item_campaign_rules")
+    values["qualification"] = qualification_of(values["created_at"], qualified_at, rules)
     return ReferralItem(**values)
+
+
+def qualification_of(signed_up: dt.datetime, qualified_at: dt.datetime | None, rules: Any) -> str:
+    """`qualified`; `expired` once its campaign's credit window has passed without it (later
+    conversions qualify nothing); else `pending`."""
+    if qualified_at is not None:
+        return QUALIFIED
+    stored = json.loads(rules) if isinstance(rules, str) else (rules or {})
+    window = stored.get("credit_window_days")
+    if window and clock.utcnow() - signed_up > dt.timedelta(days=int(window)):
+        return EXPIRED
+    return PENDING
 
 
 async def read_subject(connection: Any, referral_id: int) -> Subject:

@@ -811,3 +811,29 @@ async def test_the_k_factor_counts_referrers_whose_codes_were_live_in_the_window
     # Forty days on, only the long code was live in the last week: one sign-up, one referrer
     # (the expired and the deleted codes ended before the window).
     assert (later.json()["signups"], later.json()["k_factor"]) == (1, 1.0)
+
+
+async def test_a_referral_whose_credit_window_passed_shows_expired(
+    client, operator, api_key, campaign, referrer_in, join
+):
+    await campaign("quick", rules={"credit_window_days": 3})
+    ref = await referrer_in("quick")
+    late = await join("late@example.com", ref["code"])
+    on_time = await join("on-time@example.com", ref["code"])
+    await _convert(client, api_key, on_time["id"], "o-1")
+
+    def shown(items: list[Json]) -> dict[int, str]:
+        return {item["id"]: item["qualification"] for item in items}
+
+    items = (await client.get(f"{API}/admin/referrals", headers=operator)).json()["items"]
+    assert shown(items) == {late["id"]: "pending", on_time["id"]: "qualified"}
+    with clock.shift(dt.timedelta(days=4)):
+        items = (
+            await client.get(
+                f"{API}/admin/referrals", headers=await _sign_in(client, "root@example.com")
+            )
+        ).json()["items"]
+        assert (await _convert(client, api_key, late["id"], "o-2")).json()[
+            "referral_qualified"
+        ] is False
+    assert shown(items) == {late["id"]: "expired", on_time["id"]: "qualified"}

@@ -199,6 +199,7 @@ async def test_the_review_queue_is_listed_by_status(client, operator, referrer, 
         "status",
         "review_reasons",
         "created_at",
+        "qualification",
     }
     assert (item["referrer_id"], item["referral_code"]) == (ref["user"]["id"], ref["code"])
     assert_validation_error(

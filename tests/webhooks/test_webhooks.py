@@ -192,6 +192,7 @@ async def test_events_arrive_signed_with_the_apis_own_shapes(
         "status": "approved",
         "review_reasons": [],
         "created_at": friend.json()["created_at"],
+        "qualification": "pending",
     }
     items = await _deliveries(client, {**headers, **(await _op(client))}, hook["id"])
     assert {item["status"] for item in items} == {"succeeded"}

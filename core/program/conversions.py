@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from core.campaigns.service import Campaign, Campaigns
 from core.infra import clock
-from core.infra.db import database, execute, insert_new
+from core.infra.db import database, execute, execute_built, insert_new
 from core.infra.events import Events
 from core.jobs.queue import JobQueue
 from core.program import counters
@@ -102,7 +102,9 @@ class Conversions:
                     # Qualify first (this locks the referral), then record the conversion
                     # with the outcome; a conversion sent before rolls the qualification back.
                     qualified = (
-                        await execute(connection, _QUALIFY, {"referral_id": target, "now": now})
+                        await execute_built(
+                            connection, _QUALIFY, {"referral_id": target, "now": now}
+                        )
                     ).first()
                 made = next(
                     iter(

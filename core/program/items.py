@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from core.campaigns.service import CAMPAIGN_COLUMNS
 from core.campaigns.tables import campaigns
 from core.infra import clock
-from core.infra.db import Read, execute, is_valid_id
+from core.infra.db import Read, execute_built, is_valid_id
 from core.infra.emails import stored_spelling
 from core.jobs.queue import JobQueue
 from core.program.tables import AMOUNT_PLACES, rewards
@@ -245,7 +245,7 @@ async def read_subject(connection: Any, referral_id: int) -> Subject:
 
 async def find_subject(connection: Any, referral_id: int) -> Subject | None:
     """The referral of this referred user with what its rewards need (None: not referred)."""
-    row = (await execute(connection, _SUBJECT, {"referral_id": referral_id})).first()
+    row = (await execute_built(connection, _SUBJECT, {"referral_id": referral_id})).first()
     if row is None:
         return None
     values = dict(row._mapping)

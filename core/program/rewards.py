@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from core.campaigns.service import Campaign
 from core.campaigns.tables import DEFAULT_ID, DEFAULT_KEY, campaigns
 from core.infra import clock
-from core.infra.db import database, execute, increment, insert_new, is_valid_id
+from core.infra.db import database, execute, execute_built, increment, insert_new, is_valid_id
 from core.infra.events import Events
 from core.infra.pagination import newest_first
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
@@ -126,9 +126,9 @@ class Rewards:
         if milestone is not None and subject.referrer_earns:
             due.append((item.referrer_id, milestone.points, MILESTONE, milestone.qualified))
         if capped:
-            await execute(connection, _CAPPED, {"conversion": conversion_id})
+            await execute_built(connection, _CAPPED, {"conversion": conversion_id})
         else:
-            await execute(connection, _REWARDED, {"referral": item.id, "now": now})
+            await execute_built(connection, _REWARDED, {"referral": item.id, "now": now})
             counters.campaign(campaign.id, counters.day_of(now), rewarded=1)
         status = PENDING if rules.hold_days else AVAILABLE
         rows = [
@@ -389,7 +389,7 @@ async def count_qualification(connection: Any, referrer_id: int, campaign_id: in
     this campaign waits for this one."""
     for _ in range(2):
         row = (
-            await execute(
+            await execute_built(
                 connection,
                 _BUMP,
                 {"referrer": referrer_id, "campaign": campaign_id, "by": by},

@@ -143,6 +143,11 @@ async def _all_started(fake: FakeTelegram) -> None:
 
     await eventually(listening, within=60)
 
+    async def polling() -> bool:  # a bot polls once it has migrated and started its core
+        return sum(call.method == "deleteWebhook" for call in fake.calls) >= 2
+
+    await eventually(polling, within=60)
+
 
 async def _load(
     http: httpx.AsyncClient, receiver: Receiver, workers: list[Process], bots: list[Process]

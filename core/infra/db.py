@@ -230,12 +230,23 @@ class Unit:
 _RAW: dict[int, tuple[str, tuple[str, ...]]] = {}
 
 
+async def _driver_in_transaction(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under `connection`, its transaction begun: SQLAlchemy's
+    adapter sends BEGIN lazily, with its first statement, so a statement sent straight to the
+    driver first would run outside the transaction."""
+    pooled: Any = await connection.get_raw_connection()
+    adapted = pooled.dbapi_connection
+    if connection.in_transaction() and getattr(adapted, "_transaction", True) is None:
+        await adapted._start_transaction()
+    return pooled.driver_connection
+
+
 async def _write_raw(connection: AsyncConnection, batches: list[tuple[Any, list[Any]]]) -> None:
     """The counters' upserts on PostgreSQL, straight on the transaction's asyncpg connection:
     compiled once each (their values are whole numbers, dates and keys, bound as they are),
     without SQLAlchemy's execution layer, which costs more than the statements (a
     conversion writes six). Refusals and outages are raised as SQLAlchemy's would be."""
-    raw: Any = (await connection.get_raw_connection()).driver_connection
+    raw: Any = await _driver_in_transaction(connection)
     for statement, rows in batches:
         compiled = _RAW.get(id(statement))
         if compiled is None:
@@ -531,7 +542,7 @@ async def execute_built(connection: AsyncConnection, statement: Any, params: dic
     sql, names, bound, row_type, json_columns = built
     values = [params[name] if name in params else bound[name] for name in names]
     _traced(sql, values)
-    raw: Any = (await connection.get_raw_connection()).driver_connection
+    raw: Any = await _driver_in_transaction(connection)
     try:
         if row_type is None:
             status = await raw.execute(sql, *values)

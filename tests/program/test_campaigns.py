@@ -837,3 +837,18 @@ async def test_a_referral_whose_credit_window_passed_shows_expired(
             "referral_qualified"
         ] is False
     assert shown(items) == {late["id"]: "expired", on_time["id"]: "qualified"}
+
+
+async def test_a_refused_conversion_qualifies_nothing(client, api_key, referrer, join, user):
+    """The qualification and the conversion are one transaction: an `external_id` taken by
+    another user's conversion refuses this one and leaves the referral unqualified."""
+    other, _ = await user("other@example.com")
+    await _convert(client, api_key, other["id"], "o-1")
+    ref = await referrer()
+    friend = await join("friend@example.com", ref["code"])
+    assert_problem(
+        await _convert(client, api_key, friend["id"], "o-1"), 409, "external_id_conflict"
+    )
+    again = (await _convert(client, api_key, friend["id"], "o-2")).json()
+    assert again["referral_qualified"] is True  # it was not qualified by the refused one
+    assert len(again["rewards"]) == 2

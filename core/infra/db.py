@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import datetime as dt
 import functools
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -230,6 +231,20 @@ class Unit:
 _RAW: dict[int, tuple[str, tuple[str, ...]]] = {}
 
 
+@contextlib.contextmanager
+def _as_sqlalchemy_raises(sql: str, values: Any) -> Iterator[None]:
+    """A statement sent straight to asyncpg fails as it would through SQLAlchemy: an outage
+    as `DatabaseUnavailable`, a refused constraint as `IntegrityError`."""
+    try:
+        yield
+    except Exception as exc:
+        if is_outage(exc):
+            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        if type(exc).__name__.endswith("ViolationError"):  # asyncpg's integrity errors
+            raise sa.exc.IntegrityError(sql, values, exc) from exc
+        raise
+
+
 async def _driver_in_transaction(connection: AsyncConnection) -> Any:
     """The asyncpg connection under `connection`, its transaction begun: SQLAlchemy's
     adapter sends BEGIN lazily, with its first statement, so a statement sent straight to the
@@ -255,17 +270,11 @@ async def _write_raw(connection: AsyncConnection, batches: list[tuple[Any, list[
         sql, names = compiled
         values = [[row[name] for name in names] for row in rows]
         _traced(sql, values[0])
-        try:
+        with _as_sqlalchemy_raises(sql, values):
             if len(values) == 1:
                 await raw.execute(sql, *values[0])
             else:
                 await raw.executemany(sql, values)
-        except Exception as exc:
-            if is_outage(exc):
-                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-            if type(exc).__name__.endswith("ViolationError"):  # asyncpg's integrity errors
-                raise sa.exc.IntegrityError(sql, values, exc) from exc
-            raise
 
 
 def insert_of(dialect: str) -> Any:
@@ -543,17 +552,11 @@ async def execute_built(connection: AsyncConnection, statement: Any, params: dic
     values = [params[name] if name in params else bound[name] for name in names]
     _traced(sql, values)
     raw: Any = await _driver_in_transaction(connection)
-    try:
+    with _as_sqlalchemy_raises(sql, values):
         if row_type is None:
             status = await raw.execute(sql, *values)
             return _Rows([], int(status.rsplit(" ", 1)[-1]) if status[-1:].isdigit() else 0)
         records = await raw.fetch(sql, *values)
-    except Exception as exc:
-        if is_outage(exc):
-            raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
-        if type(exc).__name__.endswith("ViolationError"):
-            raise sa.exc.IntegrityError(sql, values, exc) from exc
-        raise
     rows = []
     for record in records:
         fields = list(record)

@@ -238,16 +238,13 @@ class Conversions:
             .where(referrals.c.id == row.user_id)
             .values(qualified_at=None, rewarded_at=None),
         )
-        qualified_day = counters.day_of(locked.qualified_at)
         if locked.status != REJECTED:  # a rejection took it out of these counts already
-            counters.referrer(locked.referrer_id, qualified=-1)
-            counters.program(qualified_day, qualified=-1)
-            counters.campaign(locked.campaign_id, qualified_day, qualified=-1)
-            counters.qualify_hours(
+            counters.qualified(
+                locked.referrer_id,
                 locked.campaign_id,
-                qualified_day,
-                _hours(locked.created_at, locked.qualified_at),
-                -1,
+                signed_up=locked.created_at,
+                qualified_at=locked.qualified_at,
+                by=-1,
             )
         if locked.rewarded_at is not None:
             counters.campaign(locked.campaign_id, counters.day_of(locked.rewarded_at), rewarded=-1)
@@ -303,11 +300,9 @@ class Conversions:
         """What qualifying a referral (once, by `_QUALIFY`) brings: its counters, its event,
         its rewards now (or when approved) and the referrer's message."""
         item = subject.item
-        day = counters.day_of(now)
-        counters.referrer(qualified.referrer_id, qualified=1)
-        counters.program(day, qualified=1)
-        counters.campaign(campaign.id, day, qualified=1)
-        counters.qualify_hours(campaign.id, day, _hours(item.created_at, now))
+        counters.qualified(
+            qualified.referrer_id, campaign.id, signed_up=item.created_at, qualified_at=now
+        )
         await self.events.emit("referral.qualified", replace(item, qualification=QUALIFIED))
         granted: list[Reward] = []
         capped = False
@@ -341,7 +336,3 @@ def _may_qualify(
         return False
     window = rules.credit_window_days
     return window is None or now - subject.item.created_at <= dt.timedelta(days=window)
-
-
-def _hours(signed_up: dt.datetime, qualified: dt.datetime) -> int:
-    return int((qualified - signed_up).total_seconds() // 3600)

@@ -62,9 +62,24 @@ def campaign(campaign_id: int, day: dt.date, **increments: int) -> None:
     increment(campaign_days, {"campaign_id": campaign_id, "day": day}, **increments)
 
 
-def qualify_hours(campaign_id: int, day: dt.date, hours: int, count: int = 1) -> None:
+def qualified(
+    referrer_id: int,
+    campaign_id: int,
+    *,
+    signed_up: dt.datetime,
+    qualified_at: dt.datetime,
+    by: int = 1,
+) -> None:
+    """A qualification counted (`by` 1) or taken back (-1, a rejection or a refund): the
+    referrer's, the program's and the campaign's counts on its day, and the whole hours it
+    took, for the funnel's median."""
+    day = day_of(qualified_at)
+    referrer(referrer_id, qualified=by)
+    program(day, qualified=by)
+    campaign(campaign_id, day, qualified=by)
+    hours = max(int((qualified_at - signed_up).total_seconds() // 3600), 0)
     increment(
         campaign_qualify_hours,
-        {"campaign_id": campaign_id, "day": day, "hours": max(hours, 0)},
-        count=count,
+        {"campaign_id": campaign_id, "day": day, "hours": hours},
+        count=by,
     )

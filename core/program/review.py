@@ -288,12 +288,13 @@ class Review:
                 counters.campaign(decided.campaign_id, counters.day_of(now), rejected=1)
                 if decided.qualified_at is not None:
                     # "Qualified" counts referrals that qualified and were not rejected.
-                    qualified_day = counters.day_of(decided.qualified_at)
-                    counters.referrer(decided.referrer_id, qualified=-1)
-                    counters.program(qualified_day, qualified=-1)
-                    counters.campaign(decided.campaign_id, qualified_day, qualified=-1)
-                    hours = int((decided.qualified_at - decided.created_at).total_seconds() // 3600)
-                    counters.qualify_hours(decided.campaign_id, qualified_day, hours, -1)
+                    counters.qualified(
+                        decided.referrer_id,
+                        decided.campaign_id,
+                        signed_up=decided.created_at,
+                        qualified_at=decided.qualified_at,
+                        by=-1,
+                    )
             counters.program(pending_review=-1)
             counters.campaign(
                 decided.campaign_id, counters.day_of(decided.created_at), pending_review=-1

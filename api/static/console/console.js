@@ -217,20 +217,25 @@
     }
   }
 
+  // A queue of held referrals (`filter()`: more of the query), decided with two buttons.
+  function reviewQueue(tableId, moreId, emptyId, filter, afterDecision) {
+    return pager(tableId, moreId, async (cursor) => {
+      const page = await call("/admin/referrals?" + query({ status: "pending_review", ...filter(), limit: 50, ...(cursor ? { cursor } : {}) }));
+      await learnNames(page.items.map((item) => item.referrer_id));
+      return page;
+    }, (row, item) => {
+      row.dataset.referral = item.id;
+      cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
+      cell(row, `${nameOf(item.referrer_id)} (${item.referral_code})`);
+      cell(row, item.review_reasons.join(", "));
+      const decide = (verb) => async () => { await call(`/admin/referrals/${item.id}/${verb}`, { method: "POST" }); await afterDecision(); };
+      actions(row, button("Approve", decide("approve")), button("Reject", decide("reject"), "danger"));
+    }, emptyId);
+  }
+
   let openCampaignKey = null;
-  const loadCampaignQueue = pager("campaign-queue", "campaign-queue-more", async (cursor) => {
-    const page = await call("/admin/referrals?" + query({ status: "pending_review", campaign: openCampaignKey, limit: 50, ...(cursor ? { cursor } : {}) }));
-    await learnNames(page.items.map((item) => item.referrer_id));
-    return page;
-  }, (row, item) => {
-    row.dataset.referral = item.id;
-    cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
-    cell(row, `${nameOf(item.referrer_id)} (${item.referral_code})`);
-    cell(row, item.review_reasons.join(", "));
-    actions(row,
-      button("Approve", async () => { await call(`/admin/referrals/${item.id}/approve`, { method: "POST" }); await openCampaign(openCampaignKey); await loadQueue(); }),
-      button("Reject", async () => { await call(`/admin/referrals/${item.id}/reject`, { method: "POST" }); await openCampaign(openCampaignKey); await loadQueue(); }, "danger"));
-  }, "campaign-queue-empty");
+  const loadCampaignQueue = reviewQueue("campaign-queue", "campaign-queue-more", "campaign-queue-empty",
+    () => ({ campaign: openCampaignKey }), async () => { await openCampaign(openCampaignKey); await loadQueue(); });
 
   async function openCampaign(key) {
     const campaign = await call(`/campaigns/${encodeURIComponent(key)}`);
@@ -267,19 +272,7 @@
   }
 
   // -- review -----------------------------------------------------------------------------
-  const loadQueue = pager("queue", "queue-more", async (cursor) => {
-    const page = await call("/admin/referrals?" + query({ status: "pending_review", limit: 50, ...(cursor ? { cursor } : {}) }));
-    await learnNames(page.items.map((item) => item.referrer_id));
-    return page;
-  }, (row, item) => {
-    row.dataset.referral = item.id;
-    cell(row, `${item.full_name || ""} ${item.email || ""}`.trim() || `#${item.id}`);
-    cell(row, `${nameOf(item.referrer_id)} (${item.referral_code})`);
-    cell(row, item.review_reasons.join(", "));
-    actions(row,
-      button("Approve", async () => { await call(`/admin/referrals/${item.id}/approve`, { method: "POST" }); await refresh(); }),
-      button("Reject", async () => { await call(`/admin/referrals/${item.id}/reject`, { method: "POST" }); await refresh(); }, "danger"));
-  }, "queue-empty");
+  const loadQueue = reviewQueue("queue", "queue-more", "queue-empty", () => ({}), () => refresh());
 
   // -- users ------------------------------------------------------------------------------
   let userQuery = "";

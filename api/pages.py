@@ -49,6 +49,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code": "Code",
         "valid_until": "Valid until",
         "open_telegram": "Open in Telegram",
+        "join_chat": "Join the chat in Telegram",
         "qr_alt": "QR code of this page",
         "qr_caption": "Scan to open this page on another device.",
         "signup": "Sign up with this code",
@@ -83,6 +84,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "code": "Код",
         "valid_until": "Действует до",
         "open_telegram": "Открыть в Telegram",
+        "join_chat": "Вступить в чат в Telegram",
         "qr_alt": "QR-код этой страницы",
         "qr_caption": "Отсканируйте, чтобы открыть страницу на другом устройстве.",
         "signup": "Зарегистрироваться по этому коду",
@@ -211,6 +213,13 @@ async def landing(code: str, request: Request) -> HTMLResponse:
     base = core.settings.mail.public_base_url
     expires = view.expires_at
     t = {key: value.format(name=name, code=view.code) for key, value in texts.items()}
+    # A campaign grown inside Telegram: the owner's own invite link to its chat, when the bot
+    # made one for this code (read, never made here: nothing on this path asks Telegram).
+    chat = (
+        await core.invites.chat_link(owner_id=view.referrer.id, campaign=campaign, code=view.code)
+        if campaign is not None and campaign.rules.telegram and campaign.running(clock.utcnow())
+        else None
+    )
     return render(
         "landing.html",
         200,
@@ -227,6 +236,8 @@ async def landing(code: str, request: Request) -> HTMLResponse:
         preview_url=f"{base}/r/{view.code}/preview.png",
         qr_url=f"/r/{view.code}/qr.svg",
         telegram_link=core.telegram.deep_link(view.code),
+        chat_link=chat[0] if chat else None,
+        chat_title=chat[1] if chat else None,
         verification=core.auth.mailer is not None,
         errors={key.replace("_", "-"): value for key, value in ERRORS[lang].items()},
     )

@@ -592,6 +592,21 @@ class ReviewRule(BaseModel):
     same_network: bool
 
 
+class TelegramRule(BaseModel):
+    chat_id: int
+    qualify_after_days: int = Field(description="0-90: a member this long after joining qualifies")
+    join_requests: bool = Field(description="links ask the chat to approve each join")
+
+
+class ChatStatusRead(BaseModel):
+    chat_id: int
+    status: Literal["ready", "not_admin", "unreachable", "unchecked"]
+    ready: bool
+    title: str | None
+    problem: str | None = Field(description="what keeps the bot from inviting people, in words")
+    checked_at: dt.datetime | None
+
+
 class RulesRead(BaseModel):
     qualifying_events: list[str]
     min_amount: float | None
@@ -603,6 +618,9 @@ class RulesRead(BaseModel):
     cap: CapRule | None
     hold_days: int
     review: ReviewRule
+    telegram: TelegramRule | None = Field(
+        description="The chat whose joins sign friends up (BOT.md v1.2), or null."
+    )
 
 
 RULES_DESCRIPTION = (
@@ -657,6 +675,11 @@ class CampaignRead(BaseModel):
     ends_at: dt.datetime | None
     rules: RulesRead
     created_at: dt.datetime
+    telegram_chat: ChatStatusRead | None = Field(
+        default=None,
+        description="When the rules name a chat: whether the bot may invite people there, as "
+        "it last checked (the bot checks after every change of the campaign).",
+    )
 
 
 class CampaignList(BaseModel):
@@ -708,8 +731,9 @@ class AdminReferral(BaseModel):
     status: Literal["approved", "pending_review", "rejected"]
     review_reasons: list[str]
     created_at: dt.datetime
-    qualification: Literal["pending", "qualified", "expired"] = Field(
-        description="`expired`: its campaign's credit window passed before it qualified."
+    qualification: Literal["pending", "qualified", "expired", "left"] = Field(
+        description="`expired`: its campaign's credit window passed before it qualified; "
+        "`left`: the friend left the campaign's Telegram chat before the stay qualified them."
     )
 
 

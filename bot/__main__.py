@@ -19,6 +19,8 @@ from core.infra.settings import Settings, settings_or_exit
 if TYPE_CHECKING:
     from aiogram import Bot, Dispatcher
 
+    from bot.growth import ChatUpdates
+
 log = logging.getLogger("bot")
 
 # "<bot id>:<secret>", as @BotFather hands it out.
@@ -74,6 +76,7 @@ async def run(settings: Settings, token: str, *, handle_signals: bool = True) ->
 
     from bot import heartbeat
     from bot.app import create_bot, create_dispatcher, register_commands
+    from bot.growth import ChatUpdates, GrowthJobs
     from bot.notifier import Notifier
     from core.container import build_core
     from core.telegram.service import TELEGRAM_MESSAGE
@@ -100,10 +103,20 @@ async def run(settings: Settings, token: str, *, handle_signals: bool = True) ->
                 me.username,
             )
 
-        # Chat messages are the bot's jobs: no other process holds the token to send them.
-        notifier = core.worker({TELEGRAM_MESSAGE: Notifier(bot=bot, core=core).send})
-        notifier.beat = heartbeat.beat
         dispatcher = create_dispatcher(core, redis_url=settings.redis_url)
+        # chat_member and chat_join_request only while a campaign names a chat.
+        updates = ChatUpdates(core)
+        updates.used = dispatcher.resolve_used_update_types()
+        bot.session.middleware(updates)
+        # Chat messages and the campaign chats' jobs are the bot's: no other process holds
+        # the token.
+        notifier = core.worker(
+            {
+                TELEGRAM_MESSAGE: Notifier(bot=bot, core=core).send,
+                **GrowthJobs(bot=bot, core=core, updates=updates).handlers(),
+            }
+        )
+        notifier.beat = heartbeat.beat
 
         async def on_startup() -> None:
             await register_commands(bot)
@@ -116,10 +129,12 @@ async def run(settings: Settings, token: str, *, handle_signals: bool = True) ->
 
         dispatcher.startup.register(on_startup)
         dispatcher.shutdown.register(on_shutdown)
-        allowed = dispatcher.resolve_used_update_types()
+        await updates.refresh(force=True)
+        allowed = updates.allowed()
+        log.info("asking Telegram for %s", ", ".join(allowed))
 
         if settings.telegram.webhook_url:
-            await _serve_webhook(settings, dispatcher, bot, allowed, handle_signals=handle_signals)
+            await _serve_webhook(settings, dispatcher, bot, updates, handle_signals=handle_signals)
         else:
             log.info("@%s: long polling %s", me.username, settings.telegram.api_url)
             await _poll(dispatcher, bot, allowed, handle_signals=handle_signals)
@@ -148,7 +163,7 @@ async def _serve_webhook(
     settings: Settings,
     dispatcher: Dispatcher,
     bot: Bot,
-    allowed: list[str],
+    updates: ChatUpdates,
     *,
     handle_signals: bool,
 ) -> None:
@@ -169,7 +184,12 @@ async def _serve_webhook(
     await runner.setup()
     try:
         await web.TCPSite(runner, telegram.host, telegram.port).start()
-        await bot.set_webhook(url, secret_token=secret, allowed_updates=allowed)
+
+        async def subscribe(allowed: list[str]) -> None:
+            await bot.set_webhook(url, secret_token=secret, allowed_updates=allowed)
+
+        await subscribe(updates.allowed())
+        updates.resubscribe = subscribe  # a campaign naming a chat changes what is asked for
         log.info("webhook %s served on %s:%s", url, telegram.host, telegram.port)
         stop = asyncio.Event()
         if handle_signals:

@@ -41,6 +41,7 @@ COMMANDS = (
     ("stats", N_("Your referral stats")),
     ("top", N_("Top referrers")),
     ("rewards", N_("Your rewards")),
+    ("invite", N_("Your invite link to the campaign's chat")),
     ("help", N_("Help")),
     ("cancel", N_("Stop the current dialog")),
 )

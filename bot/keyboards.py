@@ -26,6 +26,7 @@ CREATE = N_("Create")
 REFERRALS = N_("Referrals")
 MY_STATS = N_("My stats")
 HELP = N_("Help")
+INVITE_TO = N_("Invite to {chat}")
 
 
 @lru_cache
@@ -76,15 +77,37 @@ class StartAction(CallbackData, prefix="start"):
     op: str  # "plain": join without a referral code
 
 
-def main_menu() -> ReplyKeyboardMarkup:
-    return ReplyKeyboardMarkup(
-        keyboard=[
-            [KeyboardButton(text=_(MY_CODE)), KeyboardButton(text=_(CREATE))],
-            [KeyboardButton(text=_(REFERRALS)), KeyboardButton(text=_(MY_STATS))],
-            [KeyboardButton(text=_(HELP))],
-        ],
-        resize_keyboard=True,
-        is_persistent=True,
+def main_menu(invite_to: str | None = None) -> ReplyKeyboardMarkup:
+    """The menu; with "Invite to <chat>" on top while a campaign grows that chat."""
+    rows = [
+        [KeyboardButton(text=_(MY_CODE)), KeyboardButton(text=_(CREATE))],
+        [KeyboardButton(text=_(REFERRALS)), KeyboardButton(text=_(MY_STATS))],
+        [KeyboardButton(text=_(HELP))],
+    ]
+    if invite_to:
+        rows.insert(0, [KeyboardButton(text=_(INVITE_TO).format(chat=invite_to[:40]))])
+    return ReplyKeyboardMarkup(keyboard=rows, resize_keyboard=True, is_persistent=True)
+
+
+@lru_cache
+def _invite_prefixes() -> tuple[str, ...]:
+    return tuple(text.split("{chat}")[0] for text in translations(INVITE_TO))
+
+
+def is_invite_label(text: str) -> bool:
+    """Whether a text is the "Invite to <chat>" button, in any language, for any chat."""
+    return bool(text) and text.startswith(_invite_prefixes())
+
+
+def invitation(link: str) -> InlineKeyboardMarkup:
+    """Share (the inline query, so sharing needs no copying) and the link itself."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=_("Share"), switch_inline_query=""),
+                InlineKeyboardButton(text=_("Open the chat"), url=link),
+            ]
+        ]
     )
 
 

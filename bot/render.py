@@ -272,6 +272,14 @@ def review_card(item: Any) -> str:
     return "\n".join(lines)
 
 
+def stay_rule(days: int) -> str:
+    return ngettext(
+        "Friends who join by this link and stay {days} day count as your referrals.",
+        "Friends who join by this link and stay {days} days count as your referrals.",
+        days,
+    ).format(days=days)
+
+
 def qr_png(link: str) -> bytes:
     buffer = io.BytesIO()
     segno.make(link, error="m").save(buffer, kind="png", scale=8, border=2)

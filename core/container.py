@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from core.accounts.flows import Accounts
 from core.auth.service import AuthService
 from core.campaigns.service import Campaigns
+from core.campaigns.tables import TELEGRAM_CHAT
 from core.infra import db
 from core.infra.cache import CodeCache, build_cache
 from core.infra.mail import build_mailer
@@ -22,6 +23,7 @@ from core.infra.ratelimit import RateLimiter, build_counters, build_limiter
 from core.infra.settings import Settings
 from core.integrations.enrichment import ENRICHMENT, enrichment_schedule
 from core.integrations.providers import Integrations, build_integrations
+from core.invites.service import Invites
 from core.jobs.errors import JobNotFailed, JobNotFound, RetryItsDelivery
 from core.jobs.queue import ClaimedJob, JobQueue, RetrySchedule
 from core.jobs.worker import GiveUp, Handler, JobKind, Worker
@@ -33,12 +35,17 @@ from core.program.rewards import Rewards
 from core.program.stats import ProgramStats
 from core.referrals.service import ReferralService
 from core.referrals.views import PublicViews
+from core.telegram.joins import TELEGRAM_JOIN_DECISION, TELEGRAM_STAY
 from core.telegram.service import TELEGRAM_MESSAGE, TelegramService
 from core.users.service import UserService
 from core.webhooks.sender import Sender
 from core.webhooks.service import WEBHOOK_DELIVERY, WebhookService
 
 log = logging.getLogger(__name__)
+
+# The job kinds only the bot's process runs (chat messages, and the growth of a campaign's
+# chat: stays checked, join requests decided, a changed campaign's chat checked).
+BOT_JOBS = (TELEGRAM_MESSAGE, TELEGRAM_STAY, TELEGRAM_JOIN_DECISION, TELEGRAM_CHAT)
 
 
 @dataclass
@@ -58,6 +65,7 @@ class Core:
     rewards: Rewards
     conversions: Conversions
     campaigns: Campaigns
+    invites: Invites
     stats: ProgramStats
     link_opens: LinkOpens
     kinds: dict[str, JobKind] = field(default_factory=dict)
@@ -179,8 +187,8 @@ def job_kinds(
         enrichment.kind(enrichment_retries)
         if enrichment is not None
         else JobKind(ENRICHMENT, enrichment_retries, _switched_off("Clearbit")),
-        # Sent by the bot's process, which runs this kind with its own handler.
-        JobKind(TELEGRAM_MESSAGE, jobs.default_schedule),
+        # The bot's process runs these with its own handlers: it holds the token.
+        *(JobKind(name, jobs.default_schedule) for name in BOT_JOBS),
     )
     for kind in kinds:
         jobs.declare(kind.name, kind.schedule)
@@ -213,7 +221,9 @@ def build_core(settings: Settings) -> Core:
         events=webhooks,
         deep_link=telegram.deep_link,
     )
-    campaigns = Campaigns(settings=settings.program, events=webhooks, operators=operators)
+    campaigns = Campaigns(
+        settings=settings.program, events=webhooks, operators=operators, jobs=jobs
+    )
     rewards = Rewards(events=webhooks, operators=operators, jobs=jobs)
     review = Review(
         jobs=jobs,
@@ -242,6 +252,18 @@ def build_core(settings: Settings) -> Core:
         integrations=integrations,
         rewards=rewards,
     )
+    accounts = Accounts(
+        users=users,
+        auth=auth,
+        referrals=referrals,
+        campaigns=campaigns,
+        review=review,
+        jobs=jobs,
+        events=webhooks,
+        verifier=integrations.verifier,
+        enrichment=integrations.enrichment,
+        welcome=auth.send_verification,
+    )
     return Core(
         kinds=kinds,
         settings=settings,
@@ -250,18 +272,7 @@ def build_core(settings: Settings) -> Core:
         referrals=referrals,
         views=views,
         users=users,
-        accounts=Accounts(
-            users=users,
-            auth=auth,
-            referrals=referrals,
-            campaigns=campaigns,
-            review=review,
-            jobs=jobs,
-            events=webhooks,
-            verifier=integrations.verifier,
-            enrichment=integrations.enrichment,
-            welcome=auth.send_verification,
-        ),
+        accounts=accounts,
         auth=auth,
         integrations=integrations,
         limiter=build_limiter(settings),
@@ -272,6 +283,13 @@ def build_core(settings: Settings) -> Core:
         rewards=rewards,
         conversions=conversions,
         campaigns=campaigns,
+        invites=Invites(
+            campaigns=campaigns,
+            accounts=accounts,
+            referrals=referrals,
+            conversions=conversions,
+            jobs=jobs,
+        ),
         stats=stats,
         link_opens=LinkOpens(
             stats=stats,

@@ -28,8 +28,23 @@ async def _funnel(core: Core, key: str, days: int) -> dict[str, Any]:
     return funnel
 
 
-def _answer(campaign: Any, status_code: int = status.HTTP_200_OK) -> Response:
-    response = json_of(campaign.as_json())
+async def _shown(core: Core, campaigns: list[Any]) -> list[dict[str, Any]]:
+    """Campaigns as the API shows them: a campaign that names a chat with that chat's
+    readiness, as the bot last checked it (read here: nothing on this path asks Telegram)."""
+    chats = await core.invites.chat_statuses(
+        [c.rules.telegram.chat_id for c in campaigns if c.rules.telegram]
+    )
+    shown = []
+    for campaign in campaigns:
+        body = campaign.as_json()
+        telegram = campaign.rules.telegram
+        body["telegram_chat"] = chats[telegram.chat_id].as_json() if telegram else None
+        shown.append(body)
+    return shown
+
+
+async def _answer(core: Core, campaign: Any, status_code: int = status.HTTP_200_OK) -> Response:
+    response = json_of((await _shown(core, [campaign]))[0])
     response.status_code = status_code
     return response
 
@@ -52,18 +67,18 @@ async def create_campaign(
         ends_at=body.ends_at,
         rules=body.rules,
     )
-    return _answer(campaign, status.HTTP_201_CREATED)
+    return await _answer(core, campaign, status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=CampaignList, responses=problem_responses(401, 403))
 async def list_campaigns(operator: CurrentOperator, core: CoreDep) -> Response:
     """Every campaign, the default one first."""
-    return json_of({"items": [campaign.as_json() for campaign in await core.campaigns.all()]})
+    return json_of({"items": await _shown(core, await core.campaigns.all())})
 
 
 @router.get("/{key}", response_model=CampaignRead, responses=problem_responses(401, 403, 404))
 async def get_campaign(key: str, operator: CurrentOperator, core: CoreDep) -> Response:
-    return _answer(await core.campaigns.by_key(key))
+    return await _answer(core, await core.campaigns.by_key(key))
 
 
 @router.patch(
@@ -79,7 +94,7 @@ async def update_campaign(
         if name in given and given[name] is None:  # only the dates are cleared by null
             raise InvalidInput(f"{name} may not be null.", field=name)
     campaign = await core.campaigns.update(operator=operator, key=key, **given)
-    return _answer(campaign)
+    return await _answer(core, campaign)
 
 
 @router.get("/{key}/funnel", response_model=Funnel, responses=problem_responses(401, 403, 404, 422))

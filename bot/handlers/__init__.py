@@ -2,14 +2,26 @@
 
 from aiogram import Router
 
-from bot.handlers import chats, codes, errors, help, linking, program, referrals, start
+from bot.handlers import (
+    chats,
+    codes,
+    errors,
+    help,
+    invites,
+    linking,
+    program,
+    referrals,
+    start,
+)
 
 
 def create_routers() -> list[Router]:
-    # Groups first (accounts live in private chats); linking before start (both take /start);
-    # help last: it answers whatever is left.
+    # Groups first (accounts live in private chats; a chat's joins and inline queries are no
+    # messages); invites and linking before start (all take /start); help last: it answers
+    # whatever is left.
     return [
         chats.create_router(),
+        invites.create_router(),
         linking.create_router(),
         start.create_router(),
         codes.create_router(),

@@ -54,7 +54,11 @@ def explain(problem: ExpiryProblem) -> str:
 def is_dialog_input(message: Message) -> bool:
     """Anything but a command or a menu button answers the expiry question."""
     text = message.text or ""
-    return not text.startswith("/") and text not in menu_labels()
+    return (
+        not text.startswith("/")
+        and text not in menu_labels()
+        and not keyboards.is_invite_label(text)
+    )
 
 
 # -- show -------------------------------------------------------------------------------

@@ -41,7 +41,9 @@ async def start(
             )
         else:
             text = _("Welcome back, {name}!").format(name=escape(render.name_of(account)))
-        await message.answer(text, reply_markup=keyboards.main_menu())
+        await message.answer(
+            text, reply_markup=keyboards.main_menu(await core.invites.menu_title())
+        )
         return
     # A bad code raises; the error router explains it and offers to continue without one.
     user, claimed = await core.accounts.sign_up_telegram(
@@ -65,7 +67,7 @@ async def start(
         )
     await message.answer(
         text + "\n\n" + _('Invite friends with a referral code of your own: press "Create".'),
-        reply_markup=keyboards.main_menu(),
+        reply_markup=keyboards.main_menu(await core.invites.menu_title()),
     )
 
 

@@ -24,6 +24,7 @@ from core.program.review import Review
 from core.referrals.models import ReferralCode
 from core.referrals.service import ReferralService
 from core.referrals.tables import APPROVED
+from core.telegram.joins import forget_links
 from core.telegram.service import NEW_REFERRAL, TelegramService
 from core.users.errors import AlreadyRegistered, EmailTaken, EmailUndeliverable
 from core.users.models import Account, Person, User, user_data
@@ -185,8 +186,9 @@ class Accounts:
         The row stays, anonymous, so the referral it was (and the referrals it brought) still
         count for the people concerned. The caller checked the password.
         """
-        async with database.transaction():
+        async with database.transaction(), database.connection() as connection:
             codes = await self.referrals.close_codes_of(user.id)
+            await forget_links(connection, user.id)
             await self.users.anonymise(user.id)
             await self.auth.forget_tokens(user.id)
         await self.referrals.views.forget_owner(user, codes=codes)

@@ -16,6 +16,10 @@ EVENT_PATTERN = re.compile(r"[a-z0-9_.-]{1,64}|[a-z0-9_.-]{0,63}\*")
 MAX_EVENT_PATTERNS = 50
 MAX_MILESTONES = 20
 MAX_DAYS = 365  # a credit window, a hold, a cap's window
+MAX_STAY_DAYS = 90  # rules.telegram.qualify_after_days
+TELEGRAM_FIELDS = ("chat_id", "qualify_after_days", "join_requests")
+# A Telegram chat id: a user's, a group's or a channel's (-100...) fits in 52 bits.
+CHAT_ID_MAX = 2**52
 POINTS_MAX = 10**9  # the most points one grant moves (core.program.tables.POINTS_MAX)
 AMOUNT_MAX = Decimal(10**11)  # a conversion's amount is below this
 
@@ -30,6 +34,7 @@ FIELDS = (
     "cap",
     "hold_days",
     "review",
+    "telegram",
 )
 REVIEW_FIELDS = ("burst_limit", "burst_seconds", "disposable_email", "same_network")
 
@@ -55,6 +60,18 @@ class ReviewRules:
 
 
 @dataclass(frozen=True, slots=True)
+class TelegramRules:
+    """A campaign grown inside Telegram: joining `chat_id` by a participant's invite link
+    signs a friend up; still being a member `qualify_after_days` later qualifies them. With
+    `join_requests` the links ask the chat to approve each join (held referrals wait for
+    the operator's review)."""
+
+    chat_id: int
+    qualify_after_days: int = 0
+    join_requests: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Rules:
     referrer_points: int
     friend_points: int
@@ -66,6 +83,7 @@ class Rules:
     milestones: tuple[Milestone, ...] = field(default=())
     cap: Cap | None = None
     hold_days: int = 0
+    telegram: TelegramRules | None = None
 
     def qualifies(self, event: str, amount: Decimal | None) -> bool:
         """Whether a conversion of this event and amount may qualify a referral."""
@@ -91,6 +109,7 @@ class Rules:
         shown["milestones"] = [asdict(m) for m in self.milestones]
         shown["min_amount"] = _number(self.min_amount)
         shown["referrer_percent"] = _number(self.referrer_percent)
+        shown["telegram"] = asdict(self.telegram) if self.telegram else None
         return shown
 
 
@@ -112,6 +131,7 @@ def resolve(stored: dict[str, Any], settings: ProgramSettings) -> Rules:
     values = {**from_settings(settings), **stored}
     review = {**from_settings(settings)["review"], **(stored.get("review") or {})}
     cap = values.get("cap")
+    telegram = values.get("telegram")
     return Rules(
         referrer_points=int(values["referrer_points"]),
         friend_points=int(values["friend_points"]),
@@ -131,6 +151,13 @@ def resolve(stored: dict[str, Any], settings: ProgramSettings) -> Rules:
         ),
         cap=Cap(int(cap["rewards"]), int(cap["days"])) if cap else None,
         hold_days=int(values.get("hold_days") or 0),
+        telegram=TelegramRules(
+            chat_id=int(telegram["chat_id"]),
+            qualify_after_days=int(telegram.get("qualify_after_days") or 0),
+            join_requests=bool(telegram.get("join_requests")),
+        )
+        if telegram
+        else None,
     )
 
 
@@ -207,7 +234,31 @@ def check(given: dict[str, Any], settings: ProgramSettings) -> dict[str, Any]:
         "disposable_email": _flag("review.disposable_email", review.get("disposable_email", True)),
         "same_network": _flag("review.same_network", review.get("same_network", True)),
     }
+    stored["telegram"] = _telegram(given.get("telegram"))
     return stored
+
+
+def _telegram(given: Any) -> dict[str, Any] | None:
+    if given is None:
+        return None
+    if not isinstance(given, dict) or "chat_id" not in given or set(given) - set(TELEGRAM_FIELDS):
+        raise _bad(
+            "telegram", 'null or {"chat_id": int, "qualify_after_days"?: int, "join_requests"?}'
+        )
+    chat_id = given["chat_id"]
+    if (
+        isinstance(chat_id, bool)
+        or not isinstance(chat_id, int)
+        or not 0 < abs(chat_id) < CHAT_ID_MAX
+    ):
+        raise _bad("telegram.chat_id", "a Telegram chat id (a whole number, -100... for a channel)")
+    return {
+        "chat_id": chat_id,
+        "qualify_after_days": _whole(
+            "telegram.qualify_after_days", given.get("qualify_after_days", 0), 0, MAX_STAY_DAYS
+        ),
+        "join_requests": _flag("telegram.join_requests", given.get("join_requests", False)),
+    }
 
 
 def _bad(name: str, what: str) -> InvalidInput:

@@ -26,6 +26,7 @@ from core.campaigns.tables import (
     DEFAULT_KEY,
     ENDED,
     STATUSES,
+    TELEGRAM_CHAT,
     campaigns,
 )
 from core.infra import clock
@@ -33,6 +34,7 @@ from core.infra.db import Read, database, execute
 from core.infra.errors import InvalidInput
 from core.infra.events import Events
 from core.infra.settings import ProgramSettings
+from core.jobs.queue import JobQueue
 from core.operators.service import Operator, OperatorService
 
 KEY_RE = re.compile(r"[a-z0-9-]{1,40}")
@@ -93,11 +95,33 @@ _BY_ID = Read(sa.select(*CAMPAIGN_COLUMNS).where(campaigns.c.id == sa.bindparam(
 
 class Campaigns:
     def __init__(
-        self, *, settings: ProgramSettings, events: Events, operators: OperatorService
+        self,
+        *,
+        settings: ProgramSettings,
+        events: Events,
+        operators: OperatorService,
+        jobs: JobQueue | None = None,
     ) -> None:
         self.settings = settings  # what rules left out follow (the default campaign's, at first)
         self.events = events
         self.operators = operators
+        self.jobs = jobs  # the bot's chat check, for campaigns that name a chat
+
+    async def _check_chat(self, before: Campaign | None, after: Campaign) -> None:
+        """In the change's transaction: a campaign that names (or named) a chat has the bot
+        check that chat and, once the campaign is not running, revoke its invite links."""
+        if self.jobs is not None and (
+            after.rules.telegram or (before is not None and before.rules.telegram)
+        ):
+            await self.jobs.enqueue(TELEGRAM_CHAT, {"campaign_id": after.id})
+
+    async def named_chats(self) -> dict[int, list[Campaign]]:
+        """The chats campaigns that are not ended name, each with its campaigns."""
+        chats: dict[int, list[Campaign]] = {}
+        for campaign in await self.all():
+            if campaign.rules.telegram is not None and campaign.status != ENDED:
+                chats.setdefault(campaign.rules.telegram.chat_id, []).append(campaign)
+        return chats
 
     def of_row(self, row: Sequence[Any]) -> Campaign:
         """A campaign from a row of `CAMPAIGN_COLUMNS`, in order (a Read gives plain tuples)."""
@@ -183,6 +207,7 @@ class Campaigns:
                     )
                 ).one()
                 campaign = self.of_row(row)
+                await self._check_chat(None, campaign)
                 await self.operators.record(
                     operator=operator, action="campaign.created", target=f"campaign:{key}"
                 )
@@ -251,6 +276,7 @@ class Campaigns:
                 )
             ).one()
             campaign = self.of_row(row)
+            await self._check_chat(self.of_row(current), campaign)
             await self.operators.record(
                 operator=operator, action="campaign.updated", target=f"campaign:{key}"
             )

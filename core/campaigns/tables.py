@@ -15,6 +15,10 @@ PAUSED = "paused"
 ENDED = "ended"
 STATUSES = (ACTIVE, PAUSED, ENDED)
 
+# The bot's job for a campaign that names a Telegram chat (core.invites): check the chat,
+# and revoke the campaign's invite links once it is not running. Queued by every change.
+TELEGRAM_CHAT = "telegram.chat"
+
 campaigns = sa.Table(
     "campaigns",
     metadata,

@@ -27,6 +27,7 @@ from core.users.models import User
 PENDING = "pending"
 QUALIFIED = "qualified"
 EXPIRED = "expired"
+LEFT = "left"  # a friend who joined a campaign's chat left it before qualifying
 
 REFERRAL_QUALIFIED = "referral_qualified"
 REFERRED_SIGNUP_BONUS = "referred_signup_bonus"
@@ -68,7 +69,7 @@ class ReferralItem:
     status: str
     review_reasons: list[str]
     created_at: dt.datetime
-    qualification: str = "pending"  # PENDING, QUALIFIED or EXPIRED
+    qualification: str = "pending"  # PENDING, QUALIFIED, EXPIRED or LEFT
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +137,7 @@ ITEM_COLUMNS = (
     referrals.c.created_at,
     # What its `qualification` is told by (`item_from`).
     referrals.c.qualified_at.label("item_qualified_at"),
+    referrals.c.left_at.label("item_left_at"),
     campaigns.c.rules.label("item_campaign_rules"),
 )
 ITEMS = sa.select(*ITEM_COLUMNS).select_from(
@@ -221,7 +223,12 @@ def item_of(row: Any) -> ReferralItem:
 def item_from(values: dict[str, Any]) -> ReferralItem:
     values["review_reasons"] = list(values["review_reasons"] or [])
     qualified_at, rules = values.pop("item_qualified_at"), values.pop("item_campaign_rules")
-    values["qualification"] = qualification_of(values["created_at"], qualified_at, rules)
+    left_at = values.pop("item_left_at")
+    values["qualification"] = (
+        LEFT
+        if left_at is not None and qualified_at is None
+        else qualification_of(values["created_at"], qualified_at, rules)
+    )
     return ReferralItem(**values)
 
 

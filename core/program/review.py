@@ -38,6 +38,7 @@ from core.program.rewards import Rewards
 from core.program.tables import conversions
 from core.referrals.service import ReferralService
 from core.referrals.tables import APPROVED, PENDING_REVIEW, REJECTED, STATUSES, referrals
+from core.telegram.joins import request_decided
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, User
 
@@ -328,6 +329,8 @@ class Review:
                 approved=approve,
                 points=points,
             )
+            # A friend's join request held for this review is let in or declined now.
+            await request_decided(connection, self.jobs, referral_id=referral_id, approve=approve)
         return item
 
     # -- blocked users --------------------------------------------------------------------

@@ -39,6 +39,9 @@ referrals = sa.Table(
     sa.Column("qualified_at", UTCDateTimeType, nullable=True),
     # When its qualification was rewarded (not capped): what a campaign's cap counts.
     sa.Column("rewarded_at", UTCDateTimeType, nullable=True),
+    # A referral made by joining a Telegram chat (core.invites): when the friend left it
+    # before qualifying (`"qualification": "left"`); a rejoin by the same link clears it.
+    sa.Column("left_at", UTCDateTimeType, nullable=True),
     sa.CheckConstraint("status IN ('approved', 'pending_review', 'rejected')", name="status"),
     sa.Index("ix_referrals_status", "status", "id"),
     sa.Index("ix_referrals_code_created", "code", "created_at"),

@@ -191,3 +191,84 @@ async def test_the_landing_page_names_its_campaign_and_says_when_it_is_not_runni
     assert '<section id="signup" hidden>' in html
     preview = await client.get(f"/r/{code}/preview.png")
     assert preview.status_code == 200
+
+
+async def test_a_telegram_campaigns_landing_page_offers_the_owners_chat_link(
+    client: httpx.AsyncClient, user
+) -> None:
+    """The link the bot made for this code (read from the database: the page never asks
+    Telegram), and the campaign's chat as the operator sees it."""
+    from core.infra.db import database, execute
+    from core.telegram.tables import invite_links, telegram_chats
+
+    body, _ = await user("root@example.com")
+    await User.objects.filter(id=body["id"]).update(is_superuser=True)
+    token = await client.post(
+        f"{API}/auth/token",
+        data={"username": "root@example.com", "password": "correct horse battery"},
+    )
+    operator = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    chat_id = -1009876543210
+    made = await client.post(
+        f"{API}/campaigns",
+        json={
+            "key": "club",
+            "name": "Club",
+            "rules": {"telegram": {"chat_id": chat_id, "qualify_after_days": 7}},
+        },
+        headers=operator,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["rules"]["telegram"] == {
+        "chat_id": chat_id,
+        "qualify_after_days": 7,
+        "join_requests": False,
+    }
+    assert made.json()["telegram_chat"]["status"] == "unchecked"
+    ada, headers = await user("ada@example.com", full_name="Ada Lovelace")
+    created = await client.post(
+        f"{API}/referral-codes",
+        json={"expires_at": ahead(days=7), "campaign": "club"},
+        headers=headers,
+    )
+    code = created.json()["code"]
+    html = (await client.get(f"/r/{code}")).text
+    assert 'id="chat-invite"' not in html  # the bot made no link yet
+
+    now = clock.utcnow()
+    async with database.transaction(), database.connection() as connection:
+        await execute(
+            connection,
+            telegram_chats.insert().values(
+                chat_id=chat_id,
+                title="Cooks",
+                status="not_admin",
+                problem="no rights",
+                checked_at=now,
+            ),
+        )
+        await execute(
+            connection,
+            invite_links.insert().values(
+                user_id=ada["id"],
+                campaign_id=made.json()["id"],
+                chat_id=chat_id,
+                link="https://t.me/+abc",
+                code=code,
+                join_request=False,
+                created_at=now,
+            ),
+        )
+    html = (await client.get(f"/r/{code}")).text
+    assert 'href="https://t.me/+abc"' in html
+    assert "Join the chat in Telegram: Cooks" in html
+    shown = (await client.get(f"{API}/campaigns/club", headers=operator)).json()["telegram_chat"]
+    assert (shown["ready"], shown["problem"], shown["title"]) == (False, "no rights", "Cooks")
+
+    bad = await client.patch(
+        f"{API}/campaigns/club",
+        json={"rules": {"telegram": {"chat_id": chat_id, "qualify_after_days": 91}}},
+        headers=operator,
+    )
+    assert_problem(bad, 422, "validation_error")
+    assert "rules.telegram.qualify_after_days" in bad.text

@@ -84,6 +84,11 @@ class FakeTelegram:
         self.messages: dict[tuple[int, int], dict[str, Any]] = {}
         self.answered_callbacks: set[str] = set()
         self.updates: list[dict[str, Any]] = []
+        # Chats the bot may be in: chat id -> {"title", "type", "bot": the bot's ChatMember}.
+        self.chats: dict[int, dict[str, Any]] = {}
+        self.members: dict[tuple[int, int], str] = {}  # (chat, user) -> status
+        self.links: dict[str, dict[str, Any]] = {}  # invite link -> what it was made with
+        self._link_ids = itertools.count(1)
         self._update_ids = itertools.count(1)
         self._message_ids = itertools.count(1000)
         self._new_call = asyncio.Condition()
@@ -111,6 +116,35 @@ class FakeTelegram:
         update.setdefault("update_id", next(self._update_ids))
         self.updates.append(update)
         self._queued.set()
+
+    def add_chat(
+        self, chat_id: int, title: str, *, admin: bool = True, can_invite: bool = True
+    ) -> None:
+        """A channel the bot is in: an administrator who may invite users, or not."""
+        if admin:
+            bot = {
+                "status": "administrator",
+                "user": BOT_USER,
+                "can_be_edited": False,
+                "is_anonymous": False,
+                "can_manage_chat": True,
+                "can_delete_messages": True,
+                "can_manage_video_chats": False,
+                "can_restrict_members": True,
+                "can_promote_members": False,
+                "can_change_info": True,
+                "can_invite_users": can_invite,
+                "can_post_stories": False,
+                "can_edit_stories": False,
+                "can_delete_stories": False,
+                "can_send_welcome_messages": False,
+            }
+        else:
+            bot = {"status": "member", "user": BOT_USER}
+        self.chats[chat_id] = {"title": title, "type": "channel", "bot": bot}
+
+    def calls_of(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
 
     def sent_to(self, chat_id: int) -> list[Call]:
         return [c for c in self.calls if c.method in SENDING and c.chat_id == chat_id]
@@ -273,6 +307,128 @@ class FakeTelegram:
         return await self._edit(
             params, {"reply_markup": self._inline_only(params.get("reply_markup"))}
         )
+
+    # -- chats, members, invite links ---------------------------------------------------------
+
+    def _chat(self, params: dict[str, Any]) -> dict[str, Any] | None:
+        return self.chats.get(int(params["chat_id"]))
+
+    async def _getChat(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        if chat is None:
+            return self._bad("chat not found")
+        return self._ok(
+            {
+                "id": int(params["chat_id"]),
+                "type": chat["type"],
+                "title": chat["title"],
+                "accent_color_id": 0,
+                "max_reaction_count": 11,
+                "accepted_gift_types": {
+                    "unlimited_gifts": False,
+                    "limited_gifts": False,
+                    "unique_gifts": False,
+                    "premium_subscription": False,
+                    "gifts_from_channels": False,
+                },
+            }
+        )
+
+    async def _getChatMember(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        chat = self._chat(params)
+        if chat is None:
+            return self._bad("chat not found")
+        user_id = int(params["user_id"])
+        if user_id == BOT_ID:
+            return self._ok(chat["bot"])
+        status = self.members.get((int(params["chat_id"]), user_id))
+        if status is None:
+            return self._bad("user not found")
+        user = {"id": user_id, "is_bot": False, "first_name": f"user{user_id}"}
+        if status == "kicked":
+            return self._ok({"status": "kicked", "user": user, "until_date": 0})
+        return self._ok({"status": status, "user": user})
+
+    def _may_invite(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        chat = self._chat(params)
+        if chat is None:
+            return self._bad("chat not found")
+        if not chat["bot"].get("can_invite_users"):
+            return self._bad("not enough rights to manage chat invite links")
+        return None
+
+    def _link(self, chat_id: int, link: str) -> dict[str, Any]:
+        made = self.links[link]
+        return {
+            "invite_link": link,
+            "creator": BOT_USER,
+            "creates_join_request": made["creates_join_request"],
+            "is_primary": False,
+            "is_revoked": made["revoked"],
+            **({"name": made["name"]} if made.get("name") else {}),
+            **({"expire_date": made["expire_date"]} if made.get("expire_date") else {}),
+        }
+
+    async def _createChatInviteLink(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        refused = self._may_invite(params)
+        if refused is not None:
+            return refused
+        if len(str(params.get("name") or "")) > 32:
+            return self._bad("invite link name is too long")
+        link = f"https://t.me/+fake{next(self._link_ids):06d}"
+        self.links[link] = {
+            "chat_id": int(params["chat_id"]),
+            "name": params.get("name"),
+            "expire_date": params.get("expire_date"),
+            "creates_join_request": str(params.get("creates_join_request")).lower() == "true",
+            "revoked": False,
+        }
+        return self._ok(self._link(int(params["chat_id"]), link))
+
+    async def _editChatInviteLink(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        refused = self._may_invite(params)
+        if refused is not None:
+            return refused
+        link = str(params["invite_link"])
+        made = self.links.get(link)
+        if made is None or made["chat_id"] != int(params["chat_id"]) or made["revoked"]:
+            return self._bad("INVITE_HASH_EXPIRED")
+        if "name" in params:
+            made["name"] = params["name"]
+        return self._ok(self._link(made["chat_id"], link))
+
+    async def _revokeChatInviteLink(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        refused = self._may_invite(params)
+        if refused is not None:
+            return refused
+        made = self.links.get(str(params["invite_link"]))
+        if made is None:
+            return self._bad("INVITE_HASH_EXPIRED")
+        made["revoked"] = True
+        return self._ok(self._link(made["chat_id"], str(params["invite_link"])))
+
+    async def _decide_request(self, params: dict[str, Any], status: str | None) -> Any:
+        if self._chat(params) is None:
+            return self._bad("chat not found")
+        key = (int(params["chat_id"]), int(params["user_id"]))
+        if self.members.get(key) == "requested":
+            if status is None:
+                del self.members[key]
+            else:
+                self.members[key] = status
+            return self._ok(True)
+        return self._bad("HIDE_REQUESTER_MISSING")
+
+    async def _approveChatJoinRequest(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._decide_request(params, "member")
+
+    async def _declineChatJoinRequest(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        return await self._decide_request(params, None)
+
+    async def _answerInlineQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
+        if len(params.get("results") or []) > 50:
+            return self._bad("too many results")
+        return self._ok(True)
 
     async def _answerCallbackQuery(self, params: dict[str, Any], files: dict[str, bytes]) -> Any:
         query_id = str(params["callback_query_id"])

@@ -21,6 +21,7 @@ from bot.webhook import SECRET_HEADER, create_webhook_app
 from core.container import Core
 from core.infra import clock
 from core.infra.settings import Settings
+from core.operators.service import Operator
 from tests.bot.conftest import LAX
 from tests.bot.fake_telegram import TOKEN, FakeTelegram
 from tests.jobs import chat_messages
@@ -160,12 +161,37 @@ async def test_long_polling_serves_updates(
         "stats",
         "top",
         "rewards",
+        "invite",
         "help",
         "cancel",
     ]
     assert commands["ru"][1]["description"] == "Ваш реферальный код"
     polls = [c for c in fake.calls if c.method == "getUpdates"]
-    assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query"}
+    # No campaign names a chat: no chat_member or chat_join_request updates asked for.
+    assert set(polls[0].params["allowed_updates"]) == {"message", "callback_query", "inline_query"}
+
+
+async def test_a_campaign_naming_a_chat_has_the_bot_ask_for_its_joins(
+    core: Core, settings: Settings, fake: FakeTelegram
+) -> None:
+    """And the bot checks that chat at once (the campaign's job, run by the bot's process)."""
+    fake.add_chat(-1001, "Club")
+    await core.campaigns.create(
+        operator=Operator(), key="club", name="Club", rules={"telegram": {"chat_id": -1001}}
+    )
+    fake.queue_update(_update(1, 101, "/start"))  # a poll with updates is recorded
+    task = asyncio.create_task(run(_settings_for(settings, fake), TOKEN, handle_signals=False))
+    try:
+        await fake.wait_for(lambda c: c.method == "getChatMember", within=15)
+        poll = await fake.wait_for(
+            lambda c: c.method == "getUpdates" and "allowed_updates" in c.params
+        )
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert {"chat_member", "chat_join_request"} <= set(poll.params["allowed_updates"])
+    assert (await core.invites.chat_statuses([-1001]))[-1001].status == "ready"
 
 
 async def test_the_bot_process_sends_the_chat_messages_the_api_queued(

@@ -417,3 +417,32 @@ async def test_the_console_runs_a_campaign_from_start_to_refund(server, open_pag
     assert user["id"]
     assert [e for e in watched.errors if "422" not in e] == []  # the refused rule
     assert await watched.violations() == []
+
+
+async def test_the_console_starts_a_telegram_campaign_and_shows_its_chat(server, open_page) -> None:
+    """ "Invite 3 friends who stay a week, get a reward": the chat, the wait and the milestone
+    from the form; the chat's readiness beside the campaign (no bot runs here: unchecked)."""
+    watched = await _console(server, open_page, "chief@example.com")
+    page = watched.page
+    await page.click("#campaign-new")
+    await page.fill("#campaign-key", "club-week")
+    await page.fill("#campaign-name", "Invite 3 friends who stay a week")
+    await page.fill("#rule-referrer-points", "0")
+    await page.fill("#rule-friend-points", "0")
+    await page.fill("#rule-milestones", "3:500")
+    await page.fill("#rule-chat", "0")  # no chat has this id: named
+    await page.fill("#rule-stay", "7")
+    await page.click("#campaign-save")
+    await expect(page.locator("#campaign-error")).to_contain_text("rules.telegram.chat_id")
+    await page.fill("#rule-chat", "-1001234567890")
+    await page.click("#campaign-save")
+    await expect(page.locator("#campaign-title")).to_have_text(
+        "Invite 3 friends who stay a week — active"
+    )
+    row = page.locator("#campaign-list tr[data-campaign='club-week']")
+    await expect(row).to_contain_text("chat -1001234567890, stay 7 d")
+    await expect(row).to_contain_text("milestones 3:500")
+    await expect(row).to_contain_text("chat not ready")
+    await expect(page.locator("#campaign-chat")).to_contain_text("not checked yet")
+    assert [e for e in watched.errors if "422" not in e] == []
+    assert await watched.violations() == []

@@ -93,11 +93,12 @@ def test_the_documentation_walk_throughs_run_in_order(tmp_path: Path) -> None:
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_the_readme_tour_runs(tmp_path: Path) -> None:
-    """The tour, then the campaign from start to refund, on one fresh service."""
-    tour, campaign = blocks(ROOT / "README.md")
+    """The tour, the campaign from start to refund, and a Telegram campaign, on one fresh
+    service (no bot runs: its chat stays unchecked)."""
+    tour, campaign, club = blocks(ROOT / "README.md")
     server, env = _fresh_server(tmp_path, "readme")
     with running(server):
-        statuses = _run(_pointed_at(tour + campaign, server), tmp_path, extra_env=env)
+        statuses = _run(_pointed_at(tour + campaign + club, server), tmp_path, extra_env=env)
     assert [line.split()[0] for line in statuses] == [
         "201",  # Ada
         "200",  # her token
@@ -111,6 +112,8 @@ def test_the_readme_tour_runs(tmp_path: Path) -> None:
         "200",  # the funnel
         "200",  # the refund
         "200",  # Ada's rewards: none left in hold
+        "201",  # the Telegram campaign
+        "200",  # its chat, as the bot last checked it
     ]
     printed = (tmp_path / "stdout").read_text()
     held, after = (
@@ -118,3 +121,4 @@ def test_the_readme_tour_runs(tmp_path: Path) -> None:
         for part in re.findall(r'\{\s*"balance": \d+,\s*"pending": \d+\s*\}', printed)
     )
     assert (held, after) == ({"balance": 0, "pending": 200}, {"balance": 0, "pending": 0})
+    assert '"status": "unchecked"' in printed

@@ -108,6 +108,7 @@ async def test_the_default_campaign_holds_the_settings(client, operator, setting
             "disposable_email": True,
             "same_network": True,
         },
+        "telegram": None,
     }
     listed = (await client.get(f"{API}/campaigns", headers=operator)).json()["items"]
     assert [item["key"] for item in listed] == ["default"]
@@ -130,7 +131,9 @@ async def test_a_campaign_is_made_listed_changed_and_audited(client, operator, c
         "ends_at",
         "rules",
         "created_at",
+        "telegram_chat",  # null: the rules name no chat
     }
+    assert made["telegram_chat"] is None
     assert made["status"] == "active"
     assert made["rules"]["referrer_points"] == 200
     assert made["rules"]["review"]["burst_limit"] == 20  # left out: the settings' default

@@ -153,7 +153,20 @@
     if (rules.milestones.length) parts.push("milestones " + rules.milestones.map((m) => `${m.qualified}:${m.points}`).join(", "));
     if (rules.qualifying_events.join() !== "*") parts.push("events " + rules.qualifying_events.join(", "));
     if (rules.min_amount !== null) parts.push(`from ${rules.min_amount}`);
+    if (rules.telegram) parts.push(`chat ${rules.telegram.chat_id}, stay ${rules.telegram.qualify_after_days} d`);
     return parts.join(" · ");
+  }
+
+  // A campaign's chat as the bot last checked it: what the operator must fix, in words.
+  function chatText(chat) {
+    if (!chat) return "";
+    const name = chat.title ? `${chat.title} (${chat.chat_id})` : String(chat.chat_id);
+    if (chat.ready) return `Chat ${name}: the bot can invite people.`;
+    if (chat.status === "unchecked") return `Chat ${name}: not checked yet (the bot checks it when it runs).`;
+    const why = chat.status === "not_admin"
+      ? "make the bot an administrator with the right to invite users"
+      : "add the bot to the chat as an administrator";
+    return `Chat ${name} is not ready: ${chat.problem || chat.status}. Fix: ${why}.`;
   }
 
   let editingCampaign = null;
@@ -177,6 +190,9 @@
     $("rule-min-amount").value = rules && rules.min_amount !== null ? rules.min_amount : "";
     $("rule-events").value = rules ? rules.qualifying_events.join(", ") : "*";
     $("rule-milestones").value = rules ? rules.milestones.map((m) => `${m.qualified}:${m.points}`).join(", ") : "";
+    $("rule-chat").value = rules && rules.telegram ? rules.telegram.chat_id : "";
+    $("rule-stay").value = rules && rules.telegram ? rules.telegram.qualify_after_days : 0;
+    $("rule-join-requests").checked = !!(rules && rules.telegram && rules.telegram.join_requests);
     $("campaign-error").textContent = "";
     $("campaign-form").hidden = false;
   }
@@ -198,6 +214,13 @@
     if ($("rule-cap-rewards").value !== "") {
       rules.cap = { rewards: Number($("rule-cap-rewards").value), days: numberOr("rule-cap-days", 30) };
     }
+    if ($("rule-chat").value !== "") {
+      rules.telegram = {
+        chat_id: Number($("rule-chat").value),
+        qualify_after_days: numberOr("rule-stay", 0),
+        join_requests: $("rule-join-requests").checked,
+      };
+    }
     if (editingCampaign) rules.review = editingCampaign.rules.review;  // not on the form: kept
     return rules;
   }
@@ -212,7 +235,7 @@
       cell(row, `${campaign.name} (${campaign.key})`);
       cell(row, campaign.status);
       cell(row, `${campaign.starts_at ? when(campaign.starts_at) : "from the start"} → ${campaign.ends_at ? when(campaign.ends_at) : "no end"}`);
-      cell(row, rulesText(campaign.rules));
+      cell(row, rulesText(campaign.rules) + (campaign.telegram_chat && !campaign.telegram_chat.ready ? " · chat not ready" : ""));
       actions(row, button("Open", () => openCampaign(campaign.key)), button("Edit", async () => editCampaign(campaign), "quiet"));
     }
   }
@@ -250,6 +273,9 @@
     if (campaign.status === "paused") buttons.push(button("Resume", () => patch({ status: "active" })));
     if (campaign.status !== "ended" && campaign.key !== "default") buttons.push(button("End", () => patch({ status: "ended" }), "danger"));
     $("campaign-actions").replaceChildren(...buttons.flatMap((b) => [b, " "]));
+    $("campaign-chat").textContent = chatText(campaign.telegram_chat);
+    $("campaign-chat").className = campaign.telegram_chat && !campaign.telegram_chat.ready ? "error" : "muted";
+    $("campaign-chat").hidden = !campaign.telegram_chat;
     const funnel = await call(`/campaigns/${encodeURIComponent(campaign.key)}/funnel?days=30`);
     const facts = $("funnel");
     facts.replaceChildren();

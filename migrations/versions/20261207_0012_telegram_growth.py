@@ -86,8 +86,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("referrals") as batch:
         batch.drop_column("left_at")
-    op.drop_index("ix_chat_members_referral", table_name="chat_members")
+    # Their indexes go with them (MySQL refuses to drop one a foreign key needs first).
     op.drop_table("chat_members")
-    op.drop_index("ix_invite_links_campaign", table_name="invite_links")
     op.drop_table("invite_links")
     op.drop_table("telegram_chats")

@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
+def is_chat_update(event: TelegramObject) -> bool:
+    """A change in a chat the bot administers (a join, a leave, a join request): not a person
+    talking to the bot. Its sender may be an administrator letting many people in at once,
+    so it is neither throttled nor refused for the sender's account."""
+    return isinstance(event, Update) and (
+        event.chat_member is not None
+        or event.chat_join_request is not None
+        or event.my_chat_member is not None
+    )
+
+
 class AccountMiddleware(BaseMiddleware):
     """Turns the Telegram user into a `TelegramProfile` and loads their account, if any."""
 
@@ -33,7 +44,7 @@ class AccountMiddleware(BaseMiddleware):
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         sender: User | None = data.get("event_from_user")
         data["profile"] = data["account"] = None
-        if sender is not None and not sender.is_bot:
+        if sender is not None and not sender.is_bot and not is_chat_update(event):
             profile = TelegramProfile(
                 telegram_id=sender.id,
                 full_name=sender.full_name,
@@ -136,7 +147,7 @@ class ThrottlingMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         sender: User | None = data.get("event_from_user")
-        if sender is None:
+        if sender is None or is_chat_update(event):
             return await handler(event, data)
         if await self.throttle.hit(sender.id):
             return await handler(event, data)

@@ -6,7 +6,13 @@ from contextlib import suppress
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.types import BufferedInputFile, CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardMarkup,
+)
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, render
@@ -28,6 +34,12 @@ async def ensure_account(core: Core, profile: TelegramProfile, account: User | N
         language_code=profile.language_code,
     )
     return user
+
+
+async def menu(core: Core) -> ReplyKeyboardMarkup:
+    """The main menu, with "Invite to <chat>" while a campaign grows a chat (a reply keyboard
+    stays until the next one replaces it: every menu sent names it)."""
+    return keyboards.main_menu(await core.invites.menu_title())
 
 
 async def send_code_card(bot: Bot, chat_id: int, core: Core, code: ReferralCode) -> None:

@@ -14,7 +14,9 @@ from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardM
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
+from bot.handlers.common import menu
 from core.campaigns.errors import CampaignNotActive
+from core.container import Core
 from core.infra.errors import DomainError, RateLimited
 from core.referrals.errors import (
     ActiveCodeExists,
@@ -90,14 +92,25 @@ def friendly_text(error: DomainError) -> str:
     return _("That could not be done. Please try again.")
 
 
-async def domain_error(event: ErrorEvent, bot: Bot, event_chat: Chat | None = None) -> None:
+async def _menu(core: Core | None) -> ReplyKeyboardMarkup:
+    """The menu after an error: the plain one when even naming the chat fails (the error may
+    be the database's)."""
+    if core is not None:
+        with suppress(Exception):
+            return await menu(core)
+    return keyboards.main_menu()
+
+
+async def domain_error(
+    event: ErrorEvent, bot: Bot, event_chat: Chat | None = None, core: Core | None = None
+) -> None:
     error = event.exception
     assert isinstance(error, DomainError)
     markup: Markup
     if isinstance(error, REFERRAL_CODE_ERRORS):
         markup = keyboards.continue_without_code()
     else:
-        markup = keyboards.main_menu()
+        markup = await _menu(core)
     await _tell(event, bot, event_chat, friendly_text(error), markup)
 
 

@@ -9,8 +9,9 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
-from bot.handlers.common import answer_stale
+from bot.handlers.common import answer_stale, menu
 from bot.i18n import translations
+from core.container import Core
 
 
 def help_text() -> str:
@@ -24,31 +25,32 @@ def help_text() -> str:
             _("/stats — your referrals, rewards and link opens"),
             _("/top — the top referrers of the last 30 days"),
             _("/rewards — your reward balance and rewards"),
+            _("/invite — your invite link to a campaign's chat"),
             _("/cancel — stop the current dialog"),
             _("/help — this message"),
         ]
     )
 
 
-async def show_help(message: Message) -> None:
-    await message.answer(help_text(), reply_markup=keyboards.main_menu())
+async def show_help(message: Message, core: Core) -> None:
+    await message.answer(help_text(), reply_markup=await menu(core))
 
 
-async def cancel(message: Message, state: FSMContext) -> None:
+async def cancel(message: Message, state: FSMContext, core: Core) -> None:
     if await state.get_state() is None:
         text = _("There is nothing to cancel.")
     else:
         await state.clear()
         text = _("Cancelled.")
-    await message.answer(text, reply_markup=keyboards.main_menu())
+    await message.answer(text, reply_markup=await menu(core))
 
 
 async def unknown_command(message: Message) -> None:
     await message.answer(_("I do not know that command.") + "\n\n" + help_text())
 
 
-async def anything_else(message: Message) -> None:
-    await message.answer(help_text(), reply_markup=keyboards.main_menu())
+async def anything_else(message: Message, core: Core) -> None:
+    await message.answer(help_text(), reply_markup=await menu(core))
 
 
 async def unknown_button(callback: CallbackQuery) -> None:

@@ -27,7 +27,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, render
 from bot.chat_api import BotChatApi, is_member
-from bot.handlers.common import ensure_account
+from bot.handlers.common import ensure_account, menu
 from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
 from core.invites.chat import ChatNotReady, TelegramUnavailable
@@ -98,7 +98,7 @@ async def start_for_invite(
     if not campaigns:
         await message.answer(
             _('Create a referral code to share: press "Create".'),
-            reply_markup=keyboards.main_menu(),
+            reply_markup=await menu(core),
         )
         return
     await invite(message, bot, core, account)

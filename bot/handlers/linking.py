@@ -10,7 +10,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, render
+from bot import render
+from bot.handlers.common import menu
 from core.container import Core
 from core.telegram.service import LINK_PREFIX, TelegramProfile
 
@@ -30,7 +31,7 @@ async def link_account(
             "Done: this chat is linked to your account {account}. "
             "Your code and referrals are now the same here and wherever you sign in."
         ).format(account=escape(user.email or render.name_of(user))),
-        reply_markup=keyboards.main_menu(),
+        reply_markup=await menu(core),
     )
 
 

@@ -10,8 +10,8 @@ from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot import keyboards, render
-from bot.handlers.common import drop_buttons, ensure_account
+from bot import render
+from bot.handlers.common import drop_buttons, ensure_account, menu
 from bot.keyboards import StartAction
 from core.container import Core
 from core.telegram.service import TelegramProfile
@@ -41,9 +41,7 @@ async def start(
             )
         else:
             text = _("Welcome back, {name}!").format(name=escape(render.name_of(account)))
-        await message.answer(
-            text, reply_markup=keyboards.main_menu(await core.invites.menu_title())
-        )
+        await message.answer(text, reply_markup=await menu(core))
         return
     # A bad code raises; the error router explains it and offers to continue without one.
     user, claimed = await core.accounts.sign_up_telegram(
@@ -67,7 +65,7 @@ async def start(
         )
     await message.answer(
         text + "\n\n" + _('Invite friends with a referral code of your own: press "Create".'),
-        reply_markup=keyboards.main_menu(await core.invites.menu_title()),
+        reply_markup=await menu(core),
     )
 
 
@@ -88,7 +86,7 @@ async def continue_without_code(
     await bot.send_message(
         profile.telegram_id,
         text.format(name=escape(render.name_of(account))),
-        reply_markup=keyboards.main_menu(),
+        reply_markup=await menu(core),
     )
 
 

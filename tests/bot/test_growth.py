@@ -567,3 +567,20 @@ async def test_a_stay_check_during_an_outage_is_retried(
     with clock.shift(dt.timedelta(days=7, hours=2)):
         await worker.run_due()  # the retry, on the job schedule
     assert await _qualification(core, 101) == QUALIFIED
+
+
+async def test_an_administrator_letting_many_in_at_once_is_not_throttled(
+    strict_harness: Harness, core: Core, fake: FakeTelegram, club: Campaign
+) -> None:
+    """The production rate (8 updates in 5 s per sender) applies to people talking to the
+    bot, not to a chat's joins: twenty approved at once by one administrator all count."""
+    bob = strict_harness.person(202, "Bob")
+    await bob.send("/start")
+    link = await _invite(bob)
+    admin = _user(999, "Admin")
+    for person_id in range(1001, 1021):
+        fake.members[(CHAT, person_id)] = "member"
+        update = _member_update(_user(person_id, f"P{person_id}"), "left", "member", link)
+        update["chat_member"]["from"] = admin
+        await strict_harness.feed(update)
+    assert (await bob.account()).referral_count == 20

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import suppress
 
-from aiogram import Bot, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.exceptions import AiogramError
 from aiogram.filters import ExceptionTypeFilter
 from aiogram.types import Chat, ErrorEvent, InlineKeyboardMarkup, ReplyKeyboardMarkup
@@ -15,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards
 from bot.handlers.common import menu
+from bot.middlewares import is_chat_update
 from core.campaigns.errors import CampaignNotActive
 from core.container import Core
 from core.infra.errors import DomainError, RateLimited
@@ -133,8 +135,36 @@ async def _tell(
         log.warning("could not tell the user about an error: %r", exc)
 
 
+# A chat's join, leave or join request that failed (the database away): handled again after
+# these pauses. Applying one is idempotent by its update id, so a repeat is harmless; what is
+# still failing after the last is logged with its update id.
+CHAT_UPDATE_RETRIES = (1.0, 5.0, 30.0)
+_retrying: set[asyncio.Task[None]] = set()
+
+
+async def chat_update_failed(
+    event: ErrorEvent, bot: Bot, dispatcher: Dispatcher, chat_update_attempt: int = 0
+) -> None:
+    """Never a message into the chat (a channel's members would read it): tried again."""
+    update_id = event.update.update_id
+    if chat_update_attempt >= len(CHAT_UPDATE_RETRIES):
+        log.error("chat update %s failed for good", update_id, exc_info=event.exception)
+        return
+    pause = CHAT_UPDATE_RETRIES[chat_update_attempt]
+    log.warning("chat update %s failed (%r); again in %ss", update_id, event.exception, pause)
+
+    async def again() -> None:
+        await asyncio.sleep(pause)
+        await dispatcher.feed_update(bot, event.update, chat_update_attempt=chat_update_attempt + 1)
+
+    task = asyncio.create_task(again())
+    _retrying.add(task)
+    task.add_done_callback(_retrying.discard)
+
+
 def create_router() -> Router:
     router = Router(name="errors")
+    router.error.register(chat_update_failed, lambda event: is_chat_update(event.update))
     router.error.register(domain_error, ExceptionTypeFilter(DomainError))
     router.error.register(unexpected_error)
     return router

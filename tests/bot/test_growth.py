@@ -584,3 +584,35 @@ async def test_an_administrator_letting_many_in_at_once_is_not_throttled(
         update["chat_member"]["from"] = admin
         await strict_harness.feed(update)
     assert (await bob.account()).referral_count == 20
+
+
+async def test_a_join_that_fails_is_handled_again_and_never_told_to_the_chat(
+    harness: Harness,
+    core: Core,
+    fake: FakeTelegram,
+    club: Campaign,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bot.handlers import errors
+
+    bob = harness.person(202, "Bob")
+    await bob.send("/start")
+    link = await _invite(bob)
+    monkeypatch.setattr(errors, "CHAT_UPDATE_RETRIES", (0.01, 0.01))
+    real = core.invites.member_changed
+    failures = iter([ConnectionError("the database went away")])
+
+    async def flaky(**values: Any) -> Any:
+        for failure in failures:
+            raise failure
+        return await real(**values)
+
+    monkeypatch.setattr(core.invites, "member_changed", flaky)
+    replies = await harness.feed(_member_update(_user(101, "Ann"), "left", "member", link))
+    assert not [c for c in replies if c.chat_id == CHAT]  # nothing said in the channel
+    for _ in range(100):
+        if await User.objects.get_or_none(telegram_id=101) is not None:
+            break
+        await asyncio.sleep(0.02)
+    assert (await bob.account()).referral_count == 1
+    assert not [c for c in fake.calls if c.chat_id == CHAT and c.method == "sendMessage"]

@@ -636,6 +636,30 @@ def _insert_new(
     )
 
 
+@functools.cache
+def _insert_new_built(
+    table: sa.Table,
+    unique: tuple[str, ...],
+    where: sa.ColumnElement[bool] | None,
+    returning: tuple[str, ...],
+    names: tuple[str, ...],
+    count: int,
+) -> Any:
+    """PostgreSQL's INSERT … ON CONFLICT DO NOTHING of `count` rows of these columns, built
+    once per shape (`execute_built` compiles it once and runs it straight on asyncpg)."""
+    return (
+        postgresql.insert(table)
+        .values(
+            [
+                {name: sa.bindparam(f"{name}_{n}", type_=table.c[name].type) for name in names}
+                for n in range(count)
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=list(unique), index_where=where)
+        .returning(*(table.c[name] for name in returning))
+    )
+
+
 async def insert_new(
     connection: AsyncConnection,
     table: sa.Table,
@@ -653,6 +677,12 @@ async def insert_new(
     there each row is inserted under a savepoint, and a duplicate key alone is skipped.
     """
     dialect = connection.dialect.name
+    if dialect == "postgresql":  # values as plain as `execute_built` needs: aware moments, …
+        names = tuple(rows[0])
+        assert all(tuple(row) == names for row in rows), "rows of one shape"
+        built = _insert_new_built(table, unique, where, returning, names, len(rows))
+        values = {f"{name}_{n}": row[name] for n, row in enumerate(rows) for name in names}
+        return (await execute_built(connection, built, values)).all()
     if not is_mysql(dialect):
         statement = _insert_new(dialect, table, unique, where, returning)
         return (await connection.execute(statement, rows if len(rows) > 1 else rows[0])).all()

@@ -20,7 +20,15 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, execute, forget, in_transaction, is_valid_id, remembered
+from core.infra.db import (
+    database,
+    execute,
+    execute_built,
+    forget,
+    in_transaction,
+    is_valid_id,
+    remembered,
+)
 from core.infra.errors import InvalidInput
 from core.infra.events import EventData
 from core.infra.pagination import delete_finished, newest_first
@@ -55,6 +63,8 @@ SECRET_OVERLAP = dt.timedelta(hours=24)
 MAX_URL_LENGTH = 2000
 
 _endpoints = WebhookEndpoint.ormar_config.table
+# Read once per transaction that emits events (built once: on PostgreSQL, straight on asyncpg).
+_ENABLED = sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
 _ENABLED_ENDPOINTS = "webhooks.enabled_endpoints"  # remembered by a transaction's events
 _deliveries = WebhookDelivery.ormar_config.table
 _users = User.ormar_config.table
@@ -360,8 +370,7 @@ class WebhookService:
         connection = in_transaction()
 
         async def enabled() -> list[Any]:
-            statement = sa.select(_endpoints.c.id, _endpoints.c.events).where(_endpoints.c.enabled)
-            return list((await execute(connection, statement)).all())
+            return list((await execute_built(connection, _ENABLED, {})).all())
 
         rows = await remembered(_ENABLED_ENDPOINTS, enabled)
         subscribed = [

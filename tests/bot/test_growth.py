@@ -616,3 +616,86 @@ async def test_a_join_that_fails_is_handled_again_and_never_told_to_the_chat(
         await asyncio.sleep(0.02)
     assert (await bob.account()).referral_count == 1
     assert not [c for c in fake.calls if c.chat_id == CHAT and c.method == "sendMessage"]
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        # A join by a link far longer than any Telegram makes.
+        _member_update(_user(101, "Ann"), "left", "member", "https://t.me/+" + "x" * 5000),
+        # Restricted, banned, an administrator promoted: not joins by a link.
+        _member_update(
+            _user(101, "Ann"),
+            "left",
+            "restricted",
+            None,
+            new_chat_member={
+                "status": "restricted",
+                "user": _user(101, "Ann"),
+                "is_member": False,
+                "can_send_messages": False,
+                "can_send_audios": False,
+                "can_send_documents": False,
+                "can_send_photos": False,
+                "can_send_videos": False,
+                "can_send_video_notes": False,
+                "can_send_voice_notes": False,
+                "can_send_polls": False,
+                "can_send_other_messages": False,
+                "can_add_web_page_previews": False,
+                "can_change_info": False,
+                "can_invite_users": False,
+                "can_pin_messages": False,
+                "can_manage_topics": False,
+                "can_react_to_messages": False,
+                "can_edit_tag": False,
+                "until_date": 0,
+            },
+        ),
+        _member_update(
+            _user(101, "Ann"),
+            "member",
+            "kicked",
+            None,
+            new_chat_member={
+                "status": "kicked",
+                "user": _user(101, "Ann"),
+                "until_date": 0,
+            },
+        ),
+        # A bot joining, and a chat no campaign names.
+        _member_update({"id": 55, "is_bot": True, "first_name": "other_bot"}, "left", "member"),
+        {
+            "update_id": 987654,
+            "chat_member": {
+                **_member_update(_user(101, "Ann"), "left", "member")["chat_member"],
+                "chat": {"id": -100555, "type": "supergroup", "title": "Elsewhere"},
+            },
+        },
+        # A join request with no link, and an inline query of 256 odd characters.
+        {
+            "update_id": 987655,
+            "chat_join_request": {
+                "chat": {"id": CHAT, "type": "channel", "title": TITLE},
+                "from": _user(101, "Ann"),
+                "user_chat_id": 101,
+                "date": 0,
+            },
+        },
+        {
+            "update_id": 987656,
+            "inline_query": {
+                "id": "q1",
+                "from": _user(101, "Ann"),
+                "query": "<b>'\"" * 64,
+                "offset": "x",
+            },
+        },
+    ],
+)
+async def test_odd_chat_updates_change_nothing_and_say_nothing(
+    harness: Harness, core: Core, fake: FakeTelegram, club: Campaign, update: dict[str, Any]
+) -> None:
+    replies = await harness.feed(update)
+    assert [c for c in replies if c.method in ("sendMessage", "sendPhoto")] == []
+    assert await User.objects.get_or_none(telegram_id=101) is None

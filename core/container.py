@@ -148,6 +148,7 @@ class Core:
             housekeeping=(
                 lambda: self.jobs.purge(older_than=retention),
                 lambda: self.webhooks.purge(older_than=retention),
+                self.invites.purge_updates,
             ),
         )
 

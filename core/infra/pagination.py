@@ -91,12 +91,13 @@ async def delete_finished(
 ) -> int:
     """Delete the rows finished before `cutoff`, a batch per transaction; how many."""
     removed = 0
+    (key,) = table.primary_key.columns
     while True:
-        old = sa.select(table.c.id).where(finished < cutoff).order_by(finished).limit(batch)
+        old = sa.select(key).where(finished < cutoff).order_by(finished).limit(batch)
         async with database.transaction(), database.connection() as connection:
             # The ids first: MySQL takes no LIMIT in an IN subquery.
             ids = [row[0] for row in await execute(connection, old)]
-            gone = sa.delete(table).where(table.c.id.in_(ids), finished < cutoff)
+            gone = sa.delete(table).where(key.in_(ids), finished < cutoff)
             count = (await execute(connection, gone)).rowcount or 0 if ids else 0
         removed += count
         if count < batch:

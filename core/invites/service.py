@@ -3,8 +3,8 @@ invite link; a join through it signs the friend up as `/start <code>` would, and
 member `qualify_after_days` later qualifies them as a `telegram.stayed` conversion.
 
 Every change to a person's membership happens in one transaction on their `chat_members` row,
-applied only when its update is newer than the last one applied there: Telegram redelivers,
-and several bot replicas may see one update, so a join is counted once. What needs Telegram
+which also records the update's id (`chat_updates`): Telegram redelivers, and several bot
+replicas may see one update, so each is applied once and a join is counted once. What needs Telegram
 later (a stay check, a join request's decision, the links of a stopped campaign) is a job of
 the bot's process, queued in that transaction.
 """
@@ -26,6 +26,7 @@ from core.campaigns.tables import ENDED, TELEGRAM_CHAT
 from core.infra import clock
 from core.infra.db import database, execute, is_valid_id
 from core.infra.errors import DomainError
+from core.infra.pagination import delete_finished
 from core.invites.chat import ChatApi, ChatNotReady
 from core.jobs.queue import JobQueue
 from core.program.conversions import Conversions
@@ -41,7 +42,9 @@ from core.telegram.tables import (
     READY,
     REQUESTED,
     UNCHECKED,
+    UPDATES_KEPT_DAYS,
     chat_members,
+    chat_updates,
     invite_links,
     telegram_chats,
 )
@@ -368,10 +371,11 @@ class Invites:
         is_member: bool,
         link: str | None,
     ) -> Joined | None:
-        """A `chat_member` update. A join by a participant's link signs a new person up as a
-        referral in the link's campaign (usual review; the referrer is told), and starts the
-        wait for their stay; a leave before qualifying shows the referral as left. Applied
-        once per (chat, person) and update; None when it changed nothing."""
+        """A `chat_member` update. A join by a participant's link of a new person (no account,
+        never seen in this chat as a member) signs them up as a referral in the link's
+        campaign (usual review; the referrer is told) and starts the wait for their stay; a
+        leave before qualifying shows the referral as left, and a rejoin by the same link
+        starts the wait again. Each update is applied once; None when it changed nothing."""
         if was_member == is_member:
             return None
         async with database.transaction(), database.connection() as connection:
@@ -387,13 +391,15 @@ class Invites:
                 # Known already: a join request approved, or a rejoin (counted again only
                 # by the same link, and only while the referral is not qualified).
                 requested = row.status == REQUESTED
-                same_link = found is not None and found.id == row.link_id
-                if (requested or same_link) and await self._waiting(connection, row.referral_id):
+                rejoined = row.status == LEFT and found is not None and found.id == row.link_id
+                if (requested or rejoined) and await self._waiting(connection, row.referral_id):
                     await self._start_wait(connection, row, found_link=row.link_id, now=now)
                     return Joined(row.referral_id, rejoined=not requested)
                 await self._set_member(connection, row, status=MEMBER, now=now)
                 return None
-            referral_id = await self._sign_up(found, person) if found is not None else None
+            # Counted only for someone this chat never had as a member (as far as the bot saw).
+            new = found is not None and row.joined_at is None
+            referral_id = await self._sign_up(found, person) if new else None
             if found is None or referral_id is None:
                 await self._set_member(connection, row, status=MEMBER, now=now)
                 return None
@@ -420,7 +426,7 @@ class Invites:
                 return None
             now = clock.utcnow()
             referral_id = row.referral_id
-            if referral_id is None and row.status != MEMBER:
+            if referral_id is None and row.joined_at is None:
                 referral_id = await self._sign_up(found, person)
             status = await self._status(connection, referral_id) if referral_id else None
             held = status == PENDING_REVIEW
@@ -449,9 +455,17 @@ class Invites:
     async def _lock_member(
         self, connection: Any, chat_id: int, telegram_id: int, update_id: int
     ) -> Any:
-        """The person's row in this chat, locked, with this update marked applied; None when
-        an update as new was applied before."""
+        """The person's row in this chat, locked; None when this update was applied before
+        (its id is recorded in this transaction: a second sight of it waits on the first,
+        then finds it)."""
         now = clock.utcnow()
+        try:
+            async with database.transaction():
+                await execute(
+                    connection, sa.insert(chat_updates).values(update_id=update_id, applied_at=now)
+                )
+        except IntegrityError:
+            return None
         try:
             async with database.transaction():
                 await execute(
@@ -461,22 +475,24 @@ class Invites:
                         telegram_id=telegram_id,
                         status=LEFT,
                         joins=0,
-                        last_update_id=-1,
                         updated_at=now,
                     ),
                 )
         except IntegrityError:
             pass  # known before (or made at this moment by another replica: we wait on it)
         key = (chat_members.c.chat_id == chat_id, chat_members.c.telegram_id == telegram_id)
-        row = (
+        return (
             await execute(connection, sa.select(chat_members).where(*key).with_for_update())
         ).one()
-        if row.last_update_id >= update_id:
-            return None
-        await execute(
-            connection, sa.update(chat_members).where(*key).values(last_update_id=update_id)
+
+    async def purge_updates(self) -> int:
+        """Forget the chat updates applied more than UPDATES_KEPT_DAYS ago (Telegram redelivers
+        within a day); the workers' housekeeping."""
+        return await delete_finished(
+            chat_updates,
+            chat_updates.c.applied_at,
+            cutoff=clock.utcnow() - dt.timedelta(days=UPDATES_KEPT_DAYS),
         )
-        return row
 
     @staticmethod
     async def _link_row(connection: Any, chat_id: int, link: str) -> Any:
@@ -586,10 +602,11 @@ class Invites:
 
     @staticmethod
     async def _set_member(connection: Any, row: Any, *, status: str, now: dt.datetime) -> None:
-        await execute(
-            connection,
-            sa.update(chat_members).where(*_member_key(row)).values(status=status, updated_at=now),
-        )
+        """A member now (since their first join seen, `joined_at`), or gone."""
+        values: dict[str, Any] = {"status": status, "updated_at": now}
+        if status == MEMBER and row.joined_at is None:
+            values["joined_at"] = now
+        await execute(connection, sa.update(chat_members).where(*_member_key(row)).values(values))
 
     async def _left(self, connection: Any, row: Any, now: dt.datetime) -> None:
         """Gone from the chat: a referral still waiting to qualify is shown as left."""

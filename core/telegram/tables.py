@@ -1,9 +1,11 @@
 """Growth inside Telegram (BOT.md v1.2): the chats campaigns name, each participant's invite
 link, and each person's membership of a chat as the bot last saw it.
 
-`chat_members` is what makes a join count once: one row per (chat, person), changed only by
-an update newer than the last one applied to it (Telegram redelivers; two bot replicas may
-both see one).
+A join counts once: each chat update is applied once (`chat_updates`, its id inserted in the
+same transaction: Telegram redelivers, and two bot replicas may both see one), and a person's
+membership of a chat is one row (`chat_members`), changed by its state (a join of a member
+again, a leave of someone gone, change nothing). Update ids cannot order them: after a week
+without updates Telegram starts its ids again from a random number.
 """
 
 from __future__ import annotations
@@ -68,7 +70,17 @@ chat_members = sa.Table(
     # Counts joins through the referral's link: a stay check of an earlier join is stale.
     sa.Column("joins", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("joined_at", UTCDateTimeType, nullable=True),
-    sa.Column("last_update_id", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UTCDateTimeType, nullable=False),
     sa.Index("ix_chat_members_referral", "referral_id"),
 )
+
+# The chat updates applied, by Telegram's id, kept a few days (Telegram keeps an update for
+# redelivery 24 hours) and then removed by the workers' housekeeping.
+chat_updates = sa.Table(
+    "chat_updates",
+    metadata,
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("applied_at", UTCDateTimeType, nullable=False),
+    sa.Index("ix_chat_updates_applied_at", "applied_at"),
+)
+UPDATES_KEPT_DAYS = 3

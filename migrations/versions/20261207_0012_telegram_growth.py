@@ -1,5 +1,6 @@
 """Growth inside Telegram (BOT.md v1.2): the chats campaigns name, participants' invite
-links, people's membership of those chats, and a referral's `left_at`.
+links, people's membership of those chats, the chat updates applied (each once), and a
+referral's `left_at`.
 
 Revision ID: 0012
 Revises: 0011
@@ -62,7 +63,6 @@ def upgrade() -> None:
         sa.Column("link_id", sa.Integer(), nullable=True),
         sa.Column("joins", sa.Integer(), server_default=sa.text("0"), nullable=False),
         sa.Column("joined_at", TIMESTAMP, nullable=True),
-        sa.Column("last_update_id", sa.BigInteger(), nullable=False),
         sa.Column("updated_at", TIMESTAMP, nullable=False),
         sa.ForeignKeyConstraint(
             ["link_id"],
@@ -79,6 +79,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("chat_id", "telegram_id", name=op.f("pk_chat_members")),
     )
     op.create_index("ix_chat_members_referral", "chat_members", ["referral_id"], unique=False)
+    op.create_table(
+        "chat_updates",
+        sa.Column("update_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("applied_at", TIMESTAMP, nullable=False),
+        sa.PrimaryKeyConstraint("update_id", name=op.f("pk_chat_updates")),
+    )
+    op.create_index("ix_chat_updates_applied_at", "chat_updates", ["applied_at"], unique=False)
     # A plain nullable column: no table rebuild on SQLite (ADD COLUMN), none elsewhere.
     op.add_column("referrals", sa.Column("left_at", TIMESTAMP, nullable=True))
 
@@ -87,6 +94,7 @@ def downgrade() -> None:
     with op.batch_alter_table("referrals") as batch:
         batch.drop_column("left_at")
     # Their indexes go with them (MySQL refuses to drop one a foreign key needs first).
+    op.drop_table("chat_updates")
     op.drop_table("chat_members")
     op.drop_table("invite_links")
     op.drop_table("telegram_chats")

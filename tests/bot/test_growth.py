@@ -27,7 +27,7 @@ from core.operators.service import Operator
 from core.program.items import LEFT, QUALIFIED
 from core.referrals.tables import referrals
 from core.telegram.service import TELEGRAM_MESSAGE
-from core.telegram.tables import NOT_ADMIN, READY
+from core.telegram.tables import NOT_ADMIN, READY, UPDATES_KEPT_DAYS
 from core.users.models import User
 from tests.bot.conftest import LAX, Harness, Person, t, tn
 from tests.bot.fake_telegram import FakeTelegram
@@ -699,3 +699,37 @@ async def test_odd_chat_updates_change_nothing_and_say_nothing(
     replies = await harness.feed(update)
     assert [c for c in replies if c.method in ("sendMessage", "sendPhoto")] == []
     assert await User.objects.get_or_none(telegram_id=101) is None
+
+
+async def test_update_ids_that_start_again_lower_still_apply(
+    harness: Harness, core: Core, fake: FakeTelegram, bot: Bot, club: Campaign
+) -> None:
+    """After a week without updates Telegram picks its next ids at random: a lower id is a
+    new update, not an old one."""
+    bob = harness.person(202, "Bob")
+    await bob.send("/start")
+    ann = _user(101, "Ann")
+    fake.members[(CHAT, 101)] = "member"
+    join = _member_update(ann, "left", "member", await _invite(bob))
+    join["update_id"] = 900_000_000
+    await harness.feed(join)
+    leave = _member_update(ann, "member", "left")
+    leave["update_id"] = 17
+    fake.members[(CHAT, 101)] = "left"
+    await harness.feed(leave)
+    assert await _qualification(core, 101) == LEFT
+    with clock.shift(dt.timedelta(days=UPDATES_KEPT_DAYS, minutes=1)):
+        assert await core.invites.purge_updates() == 2  # the workers' housekeeping
+    await harness.feed(leave)  # a repeat past the memory changes nothing: Ann is gone
+    assert await _qualification(core, 101) == LEFT
+
+
+async def test_someone_seen_in_the_chat_before_is_not_counted_by_a_link_later(
+    harness: Harness, core: Core, fake: FakeTelegram, club: Campaign
+) -> None:
+    await _join(harness, fake, _user(101, "Ann"), None)  # joined on their own
+    await _leave(harness, fake, _user(101, "Ann"))
+    bob = harness.person(202, "Bob")
+    await bob.send("/start")
+    await _join(harness, fake, _user(101, "Ann"), await _invite(bob))
+    assert (await bob.account()).referral_count == 0

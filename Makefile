@@ -102,6 +102,7 @@ docs: install
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.jobs
+	$(BIN)/python -m bench.joins
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache site

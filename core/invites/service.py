@@ -24,7 +24,7 @@ from core.accounts.flows import Accounts
 from core.campaigns.service import Campaign, Campaigns
 from core.campaigns.tables import ENDED, TELEGRAM_CHAT
 from core.infra import clock
-from core.infra.db import database, execute, is_valid_id
+from core.infra.db import database, execute, insert_of, is_mysql, is_valid_id
 from core.infra.errors import DomainError
 from core.infra.pagination import delete_finished
 from core.invites.chat import ChatApi, ChatNotReady
@@ -459,27 +459,24 @@ class Invites:
         (its id is recorded in this transaction: a second sight of it waits on the first,
         then finds it)."""
         now = clock.utcnow()
-        try:
-            async with database.transaction():
-                await execute(
-                    connection, sa.insert(chat_updates).values(update_id=update_id, applied_at=now)
-                )
-        except IntegrityError:
+        if not await _insert_once(
+            connection, chat_updates, {"update_id": update_id, "applied_at": now}, ("update_id",)
+        ):
             return None
-        try:
-            async with database.transaction():
-                await execute(
-                    connection,
-                    sa.insert(chat_members).values(
-                        chat_id=chat_id,
-                        telegram_id=telegram_id,
-                        status=LEFT,
-                        joins=0,
-                        updated_at=now,
-                    ),
-                )
-        except IntegrityError:
-            pass  # known before (or made at this moment by another replica: we wait on it)
+        # Known before, or made at this moment by another replica (we wait on it): either way
+        # the row is there to lock.
+        await _insert_once(
+            connection,
+            chat_members,
+            {
+                "chat_id": chat_id,
+                "telegram_id": telegram_id,
+                "status": LEFT,
+                "joins": 0,
+                "updated_at": now,
+            },
+            ("chat_id", "telegram_id"),
+        )
         key = (chat_members.c.chat_id == chat_id, chat_members.c.telegram_id == telegram_id)
         return (
             await execute(connection, sa.select(chat_members).where(*key).with_for_update())
@@ -512,18 +509,15 @@ class Invites:
         link's code (its campaign running, the usual review). None for someone who has an
         account already (a referrer is set only when one is made) or a code that no longer
         signs anyone up."""
-        if await self.accounts.users.by_telegram_id(person.telegram_id) is not None:
-            return None
-        try:
-            async with database.transaction():  # a refusal rolls back this part alone
-                user, claimed = await self.accounts.sign_up_telegram(
-                    telegram_id=person.telegram_id,
-                    full_name=person.full_name,
-                    username=person.username,
-                    language_code=person.language_code,
-                    referral_code=link.code,
-                )
-        except DomainError as refused:
+        try:  # the sign-up's own transaction is a savepoint here: a refusal undoes it alone
+            user, claimed = await self.accounts.sign_up_telegram(
+                telegram_id=person.telegram_id,
+                full_name=person.full_name,
+                username=person.username,
+                language_code=person.language_code,
+                referral_code=link.code,
+            )
+        except DomainError as refused:  # an account already (`already_registered`), a code …
             log.info("join by link %s not counted: %s", link.id, refused.code)
             return None
         return user.id if claimed is not None else None
@@ -573,11 +567,18 @@ class Invites:
                 updated_at=now,
             ),
         )
-        await execute(
-            connection,
-            sa.update(referrals).where(referrals.c.id == referral_id).values(left_at=None),
-        )
-        days = await self._stay_days(connection, referral_id)
+        # Not left (any more), and the campaign whose rules say how long the wait is.
+        campaign_id = (
+            await execute(
+                connection,
+                sa.update(referrals)
+                .where(referrals.c.id == referral_id)
+                .values(left_at=None)
+                .returning(referrals.c.campaign_id),
+            )
+        ).scalar()
+        campaign = await self.campaigns.by_id(int(campaign_id))
+        days = campaign.rules.telegram.qualify_after_days if campaign.rules.telegram else 0
         await self.jobs.enqueue(
             TELEGRAM_STAY,
             {
@@ -589,16 +590,6 @@ class Invites:
             },
             delay=days * 86400,
         )
-
-    async def _stay_days(self, connection: Any, referral_id: int) -> int:
-        campaign_id = (
-            await execute(
-                connection,
-                sa.select(referrals.c.campaign_id).where(referrals.c.id == referral_id),
-            )
-        ).scalar()
-        campaign = await self.campaigns.by_id(int(campaign_id))
-        return campaign.rules.telegram.qualify_after_days if campaign.rules.telegram else 0
 
     @staticmethod
     async def _set_member(connection: Any, row: Any, *, status: str, now: dt.datetime) -> None:
@@ -733,6 +724,23 @@ class Invites:
                 title = (await self.chat_statuses([stored.chat_id]))[stored.chat_id].title
                 links.append(Invitation(campaign, title, stored.link, stored.code))
         return links, await self.referrals.active_code(owner_id=user.id)
+
+
+async def _insert_once(
+    connection: Any, table: sa.Table, row: dict[str, Any], keys: tuple[str, ...]
+) -> bool:
+    """Insert the row unless its key is taken (waiting on a concurrent insert of it); whether
+    it was inserted. ON CONFLICT DO NOTHING where there is one; a savepoint on MySQL."""
+    dialect = connection.dialect.name
+    if is_mysql(dialect):
+        try:
+            async with database.transaction():
+                await execute(connection, sa.insert(table).values(row))
+        except IntegrityError:
+            return False
+        return True
+    statement = insert_of(dialect)(table).values(row).on_conflict_do_nothing(index_elements=keys)
+    return bool((await execute(connection, statement)).rowcount)
 
 
 def _member_key(row: Any) -> tuple[sa.ColumnElement[bool], ...]:

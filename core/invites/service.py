@@ -12,6 +12,7 @@ the bot's process, queued in that transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from contextlib import suppress
 from dataclasses import dataclass
@@ -24,7 +25,14 @@ from core.accounts.flows import Accounts
 from core.campaigns.service import Campaign, Campaigns
 from core.campaigns.tables import ENDED, TELEGRAM_CHAT
 from core.infra import clock
-from core.infra.db import database, execute, insert_of, is_mysql, is_valid_id
+from core.infra.db import (
+    database,
+    execute,
+    execute_built,
+    insert_of,
+    is_mysql,
+    is_valid_id,
+)
 from core.infra.errors import DomainError
 from core.infra.pagination import delete_finished
 from core.invites.chat import ChatApi, ChatNotReady
@@ -477,9 +485,10 @@ class Invites:
             },
             ("chat_id", "telegram_id"),
         )
-        key = (chat_members.c.chat_id == chat_id, chat_members.c.telegram_id == telegram_id)
         return (
-            await execute(connection, sa.select(chat_members).where(*key).with_for_update())
+            await execute_built(
+                connection, _LOCK, {"k_chat_id": chat_id, "k_telegram_id": telegram_id}
+            )
         ).one()
 
     async def purge_updates(self) -> int:
@@ -494,14 +503,7 @@ class Invites:
     @staticmethod
     async def _link_row(connection: Any, chat_id: int, link: str) -> Any:
         return (
-            await execute(
-                connection,
-                sa.select(invite_links).where(
-                    invite_links.c.link == link[:255],
-                    invite_links.c.chat_id == chat_id,
-                    invite_links.c.revoked_at.is_(None),
-                ),
-            )
+            await execute_built(connection, _LINK, {"link": link[:255], "chat_id": chat_id})
         ).first()
 
     async def _sign_up(self, link: Any, person: TelegramProfile) -> int | None:
@@ -554,28 +556,21 @@ class Invites:
         `qualify_after_days` from now (0: now, without asking)."""
         referral_id = referral_id if referral_id is not None else row.referral_id
         joins = row.joins + 1
-        await execute(
+        await execute_built(
             connection,
-            sa.update(chat_members)
-            .where(*_member_key(row))
-            .values(
-                status=MEMBER,
-                referral_id=referral_id,
-                link_id=found_link,
-                joins=joins,
-                joined_at=now,
-                updated_at=now,
-            ),
+            _WAITING,
+            {
+                "k_chat_id": row.chat_id,
+                "k_telegram_id": row.telegram_id,
+                "v_referral_id": referral_id,
+                "v_link_id": found_link,
+                "v_joins": joins,
+                "now": now,
+            },
         )
         # Not left (any more), and the campaign whose rules say how long the wait is.
         campaign_id = (
-            await execute(
-                connection,
-                sa.update(referrals)
-                .where(referrals.c.id == referral_id)
-                .values(left_at=None)
-                .returning(referrals.c.campaign_id),
-            )
+            await execute_built(connection, _NOT_LEFT, {"referral_id": referral_id})
         ).scalar()
         campaign = await self.campaigns.by_id(int(campaign_id))
         days = campaign.rules.telegram.qualify_after_days if campaign.rules.telegram else 0
@@ -739,8 +734,51 @@ async def _insert_once(
         except IntegrityError:
             return False
         return True
-    statement = insert_of(dialect)(table).values(row).on_conflict_do_nothing(index_elements=keys)
-    return bool((await execute(connection, statement)).rowcount)
+    statement = _insert_once_built(dialect, table, keys, tuple(row))
+    values = {f"v_{name}": value for name, value in row.items()}
+    return bool((await execute_built(connection, statement, values)).rowcount)
+
+
+@functools.cache
+def _insert_once_built(
+    dialect: str, table: sa.Table, keys: tuple[str, ...], names: tuple[str, ...]
+) -> Any:
+    return (
+        insert_of(dialect)(table)
+        .values({name: sa.bindparam(f"v_{name}", type_=table.c[name].type) for name in names})
+        .on_conflict_do_nothing(index_elements=list(keys))
+    )
+
+
+# The statements of a join, built once (on PostgreSQL `execute_built` runs them on asyncpg).
+_MEMBER = (
+    chat_members.c.chat_id == sa.bindparam("k_chat_id"),
+    chat_members.c.telegram_id == sa.bindparam("k_telegram_id"),
+)
+_LOCK = sa.select(chat_members).where(*_MEMBER).with_for_update()
+_LINK = sa.select(invite_links).where(
+    invite_links.c.link == sa.bindparam("link"),
+    invite_links.c.chat_id == sa.bindparam("chat_id"),
+    invite_links.c.revoked_at.is_(None),
+)
+_WAITING = (
+    sa.update(chat_members)
+    .where(*_MEMBER)
+    .values(
+        status=MEMBER,
+        referral_id=sa.bindparam("v_referral_id"),
+        link_id=sa.bindparam("v_link_id"),
+        joins=sa.bindparam("v_joins"),
+        joined_at=sa.bindparam("now"),
+        updated_at=sa.bindparam("now"),
+    )
+)
+_NOT_LEFT = (
+    sa.update(referrals)
+    .where(referrals.c.id == sa.bindparam("referral_id"))
+    .values(left_at=sa.null())
+    .returning(referrals.c.campaign_id)
+)
 
 
 def _member_key(row: Any) -> tuple[sa.ColumnElement[bool], ...]:

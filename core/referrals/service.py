@@ -40,6 +40,7 @@ from core.referrals.tables import code_span_days, code_spans
 from core.referrals.tables import referrals as referral_rows
 from core.referrals.views import PublicViews
 from core.users.models import Person, User
+from core.users.service import user_of
 
 MAX_LIFETIME = dt.timedelta(days=365)
 _codes = ReferralCode.ormar_config.table
@@ -319,7 +320,7 @@ class ReferralService:
             sa.update(_codes)
             .where(_codes.c.code == code, *active_clauses(now))
             .values(uses=_codes.c.uses + 1)
-            .returning(_codes.c.id, _codes.c.owner_id)
+            .returning(*_codes.columns)
         )
         row = (await execute(connection, statement)).first()
         if row is not None:
@@ -333,13 +334,16 @@ class ReferralService:
                     sa.update(_users)
                     .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
                     .values(referral_count=_users.c.referral_count + 1)
-                    .returning(_users.c.id),
+                    .returning(*_users.columns),
                 )
             ).first()
             if counted is None:
                 raise ReferralCodeExpired()
-        if row is not None:
-            return await ReferralCode.objects.select_related("owner").get(id=row.id)
+            # The code and its owner as the two UPDATEs left them: no third read.
+            values = dict(row._mapping)
+            values["owner"] = user_of(counted)
+            del values["owner_id"]
+            return ReferralCode(**values)
         raise refusal(await ReferralCode.objects.get_or_none(code=code), now)
 
     async def count_open(self, code: str, *, visitor: str, opens: OpenCounter) -> None:

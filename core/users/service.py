@@ -93,9 +93,12 @@ class UserService:
 
     @staticmethod
     async def create(**fields: object) -> User:
-        """Inside the caller's transaction (a sign-up): the account's row."""
-        in_transaction()
-        return await User.objects.create(**fields)
+        """Inside the caller's transaction (a sign-up): the account's row, one INSERT … RETURNING
+        (the server's defaults included) without ormar's save."""
+        values = {"referrer_id" if name == "referrer" else name: v for name, v in fields.items()}
+        values.setdefault("created_at", clock.utcnow())
+        statement = sa.insert(_users).values(values).returning(*_users.columns)
+        return user_of((await execute(in_transaction(), statement)).one())
 
     @staticmethod
     async def rename(*, user: Person, full_name: str | None) -> Account:

@@ -200,7 +200,7 @@ async def join_requested(event: ChatJoinRequest, event_update: Update, core: Cor
 
 
 async def _named_chats(core: Core) -> frozenset[int]:
-    return frozenset(await core.campaigns.named_chats())
+    return await core.invites.named_chat_ids()
 
 
 def create_router() -> Router:

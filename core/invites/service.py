@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -65,6 +66,7 @@ STAYED_EVENT = "telegram.stayed"
 INVITE_CODE_DAYS = 90
 # A chat found not ready is checked again by the next /invite after this long.
 RECHECK_SECONDS = 60
+NAMED_CHATS_SECONDS = 5.0
 # Links of a stopped campaign revoked per job run (the job queues itself again for more).
 REVOKE_BATCH = 50
 
@@ -121,8 +123,18 @@ class Invites:
         self.referrals = referrals
         self.conversions = conversions
         self.jobs = jobs
+        self._named: tuple[float, frozenset[int]] | None = None
 
     # -- chats ----------------------------------------------------------------------------
+
+    async def named_chat_ids(self) -> frozenset[int]:
+        """The chats campaigns name, as the bot's update handlers ask for every update: read
+        at most every NAMED_CHATS_SECONDS (a chat named since waits that long; Telegram sends
+        its updates only once the bot asks for them anyway)."""
+        now = time.monotonic()
+        if self._named is None or now - self._named[0] > NAMED_CHATS_SECONDS:
+            self._named = (now, frozenset(await self.campaigns.named_chats()))
+        return self._named[1]
 
     async def wanted(self) -> bool:
         """Whether some campaign (not ended) names a chat: only then does the bot ask

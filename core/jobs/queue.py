@@ -44,6 +44,23 @@ _jobs = Job.ormar_config.table
 _ERROR_LENGTH = 500
 # PostgreSQL's NOTIFY channel of enqueued jobs (the payload is the kind).
 WAKEUP_CHANNEL = "jobs_enqueued"
+# A job's INSERT, built once; on PostgreSQL a job due now also notifies WAKEUP_CHANNEL in the
+# same statement (delivered at commit).
+_ENQUEUE = (
+    sa.insert(_jobs)
+    .values(
+        kind=sa.bindparam("v_kind"),
+        payload=sa.bindparam("v_payload", type_=_jobs.c.payload.type),
+        status=QUEUED,
+        attempts=0,
+        max_attempts=sa.bindparam("v_max_attempts"),
+        run_at=sa.bindparam("v_run_at", type_=_jobs.c.run_at.type),
+        created_at=sa.bindparam("v_created_at", type_=_jobs.c.created_at.type),
+    )
+    .returning(_jobs.c.id, _jobs.c.kind)
+)
+_ADDED = _ENQUEUE.cte("added")
+_ENQUEUE_NOTIFY = sa.select(_ADDED.c.id, sa.func.pg_notify(WAKEUP_CHANNEL, _ADDED.c.kind))
 # Pauses before listening again after the connection was lost, longest last.
 _RELISTEN_PAUSES = (0.5, 1, 2, 5, 10, 30)
 
@@ -211,23 +228,15 @@ class JobQueue:
         idle workers in other processes start it at once instead of at their next poll."""
         connection = in_transaction()
         now = clock.utcnow()
-        statement: Any = (
-            sa.insert(_jobs)
-            .values(
-                kind=kind,
-                payload=payload,
-                status=QUEUED,
-                attempts=0,
-                max_attempts=self.schedule_of(kind).max_attempts,
-                run_at=now + dt.timedelta(seconds=delay),
-                created_at=now,
-            )
-            .returning(_jobs.c.id, _jobs.c.kind)
-        )
-        if database.is_postgresql and delay <= 0:
-            added = statement.cte("added")
-            statement = sa.select(added.c.id, sa.func.pg_notify(WAKEUP_CHANNEL, added.c.kind))
-        job_id = int((await execute(connection, statement)).one()[0])
+        statement = _ENQUEUE_NOTIFY if database.is_postgresql and delay <= 0 else _ENQUEUE
+        values = {
+            "v_kind": kind,
+            "v_payload": payload,
+            "v_max_attempts": self.schedule_of(kind).max_attempts,
+            "v_run_at": now + dt.timedelta(seconds=delay),
+            "v_created_at": now,
+        }
+        job_id = int((await execute(connection, statement, values)).one()[0])
         for listener in list(self._listeners):
             listener(kind)
         return job_id

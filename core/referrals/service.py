@@ -45,6 +45,19 @@ from core.users.service import user_of
 MAX_LIFETIME = dt.timedelta(days=365)
 _codes = ReferralCode.ormar_config.table
 _users = User.ormar_config.table
+# A sign-up's claim of its code, and the owner's count of referrals (built once).
+_CLAIM = (
+    sa.update(_codes)
+    .where(_codes.c.code == sa.bindparam("k_code"), *active_clauses(sa.bindparam("k_now")))
+    .values(uses=_codes.c.uses + 1)
+    .returning(*_codes.columns)
+)
+_COUNT = (
+    sa.update(_users)
+    .where(_users.c.id == sa.bindparam("k_owner_id"), _users.c.blocked_at.is_(None))
+    .values(referral_count=_users.c.referral_count + 1)
+    .returning(*_users.columns)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,27 +329,13 @@ class ReferralService:
         if not is_valid_code(code):
             raise ReferralCodeInvalid()
         now = clock.utcnow()
-        statement = (
-            sa.update(_codes)
-            .where(_codes.c.code == code, *active_clauses(now))
-            .values(uses=_codes.c.uses + 1)
-            .returning(*_codes.columns)
-        )
-        row = (await execute(connection, statement)).first()
+        row = (await execute(connection, _CLAIM, {"k_code": code, "k_now": now})).first()
         if row is not None:
             # The referrer's total, in the same transaction as the use. The update also
             # takes the owner's row, so a block racing this sign-up is one or the other:
             # this waits for the block to commit, then finds the owner blocked (and the
             # caller's transaction, use and all, is rolled back); or the block waits.
-            counted = (
-                await execute(
-                    connection,
-                    sa.update(_users)
-                    .where(_users.c.id == row.owner_id, _users.c.blocked_at.is_(None))
-                    .values(referral_count=_users.c.referral_count + 1)
-                    .returning(*_users.columns),
-                )
-            ).first()
+            counted = (await execute(connection, _COUNT, {"k_owner_id": row.owner_id})).first()
             if counted is None:
                 raise ReferralCodeExpired()
             # The code and its owner as the two UPDATEs left them: no third read.

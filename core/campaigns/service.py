@@ -30,7 +30,7 @@ from core.campaigns.tables import (
     campaigns,
 )
 from core.infra import clock
-from core.infra.db import Read, database, execute
+from core.infra.db import Read, database, execute, forget, remembered
 from core.infra.errors import InvalidInput
 from core.infra.events import Events
 from core.infra.settings import ProgramSettings
@@ -150,6 +150,13 @@ class Campaigns:
         return self.of_row(row)
 
     async def by_id(self, campaign_id: int) -> Campaign:
+        """The campaign of this id; read once per transaction (a sign-up by a chat join asks
+        for its campaign's rules twice)."""
+        if database.get_transaction_connection() is not None:
+            return await remembered(f"campaign:{campaign_id}", lambda: self._by_id(campaign_id))
+        return await self._by_id(campaign_id)
+
+    async def _by_id(self, campaign_id: int) -> Campaign:
         row = await _BY_ID.first(id=campaign_id)
         if row is None:
             raise CampaignNotFound()
@@ -265,6 +272,7 @@ class Campaigns:
                 changes.get("starts_at", current.starts_at), changes.get("ends_at", current.ends_at)
             )
             if changes:
+                forget(f"campaign:{current.id}")
                 changes["updated_at"] = clock.utcnow()
                 await execute(
                     connection,

@@ -12,7 +12,7 @@ from aiogram.dispatcher.flags import get_flag
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update, User
 
-from bot.handlers.common import ensure_account
+from bot.accounts import ensure_account
 from bot.i18n import pick_locale, translate
 from core.container import Core
 from core.infra import clock, logs, metrics

@@ -18,22 +18,6 @@ from aiogram.utils.i18n import gettext as _
 from bot import keyboards, render
 from core.container import Core
 from core.referrals.models import ReferralCode
-from core.telegram.service import TelegramProfile
-from core.users.models import User
-
-
-async def ensure_account(core: Core, profile: TelegramProfile, account: User | None) -> User:
-    """The sender's account; someone who skipped /start gets one without a referrer (a handler
-    that always needs it is flagged `NEEDS_ACCOUNT` instead)."""
-    if account is not None:
-        return account
-    user, _claimed = await core.accounts.sign_up_telegram(
-        telegram_id=profile.telegram_id,
-        full_name=profile.full_name,
-        username=profile.username,
-        language_code=profile.language_code,
-    )
-    return user
 
 
 async def menu(core: Core) -> ReplyKeyboardMarkup:

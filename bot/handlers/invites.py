@@ -26,8 +26,9 @@ from aiogram.types.inline_query_result_union import InlineQueryResultUnion
 from aiogram.utils.i18n import gettext as _
 
 from bot import keyboards, render
+from bot.accounts import ensure_account
 from bot.chat_api import BotChatApi, is_member
-from bot.handlers.common import ensure_account, menu
+from bot.handlers.common import menu
 from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
 from core.invites.chat import ChatNotReady, TelegramUnavailable

@@ -11,7 +11,8 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import render
-from bot.handlers.common import drop_buttons, ensure_account, menu
+from bot.accounts import ensure_account
+from bot.handlers.common import drop_buttons, menu
 from bot.keyboards import StartAction
 from core.container import Core
 from core.telegram.service import TelegramProfile

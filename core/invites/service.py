@@ -136,11 +136,6 @@ class Invites:
             self._named = (now, frozenset(await self.campaigns.named_chats()))
         return self._named[1]
 
-    async def wanted(self) -> bool:
-        """Whether some campaign (not ended) names a chat: only then does the bot ask
-        Telegram for `chat_member` and `chat_join_request` updates."""
-        return bool(await self.campaigns.named_chats())
-
     async def chat_statuses(self, chat_ids: list[int]) -> dict[int, ChatStatus]:
         if not chat_ids:
             return {}

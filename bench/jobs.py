@@ -52,12 +52,13 @@ WHERE id = $1 AND lease = $2 AND status = 'running'
 """
 
 
-async def recreate() -> None:
+async def recreate(database_url: str = DATABASE_URL) -> None:
+    """Drop and create the database, then migrate it to head (bench.joins uses it too)."""
     from sqlalchemy.engine import make_url
 
     from core.migrate import upgrade_to_head
 
-    url = make_url(DATABASE_URL)
+    url = make_url(database_url)
     admin = await asyncpg.connect(
         host=url.host,
         port=url.port or 5432,
@@ -70,7 +71,7 @@ async def recreate() -> None:
         await admin.execute(f'CREATE DATABASE "{url.database}"')
     finally:
         await admin.close()
-    await asyncio.to_thread(upgrade_to_head, DATABASE_URL)
+    await asyncio.to_thread(upgrade_to_head, database_url)
 
 
 async def enqueue(core, count: int) -> None:  # type: ignore[no-untyped-def]

@@ -31,6 +31,8 @@ from typing import Any
 
 import asyncpg
 
+from bench import jobs
+
 DATABASE_URL = os.environ.get(
     "BENCH_JOINS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/referral_bench_joins"
 )
@@ -89,27 +91,6 @@ CEILING = {
     "ON CONFLICT (id) DO UPDATE SET users = program_totals.users + 1, "
     "referred = program_totals.referred + 1",
 }
-
-
-async def recreate() -> None:
-    from sqlalchemy.engine import make_url
-
-    from core.migrate import upgrade_to_head
-
-    url = make_url(DATABASE_URL)
-    admin = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database="postgres",
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
-        await admin.execute(f'CREATE DATABASE "{url.database}"')
-    finally:
-        await admin.close()
-    await asyncio.to_thread(upgrade_to_head, DATABASE_URL)
 
 
 def link_of(n: int) -> str:
@@ -275,7 +256,7 @@ async def trace(core: Any, dispatcher: Any, bot: Any) -> None:
 async def main_async(args: argparse.Namespace) -> list[tuple[float, float, float, float]]:
     os.environ.update(DATABASE_URL=DATABASE_URL, ENV_FILE="none", LOG_LEVEL="WARNING")
     os.environ.setdefault("TELEGRAM_BOT_USERNAME", "bench_bot")
-    await recreate()
+    await jobs.recreate(DATABASE_URL)
     from bot.app import create_bot, create_dispatcher
     from core.container import build_core
     from core.infra.ratelimit import Rate

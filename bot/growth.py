@@ -16,7 +16,6 @@ from aiogram.methods.base import TelegramType
 from bot.chat_api import BotChatApi
 from core.campaigns.tables import TELEGRAM_CHAT
 from core.container import Core
-from core.infra import clock
 from core.invites.chat import ChatNotReady, TelegramUnavailable
 from core.jobs.queue import ClaimedJob
 from core.jobs.worker import GiveUp, Handler, RetryLater
@@ -28,35 +27,30 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 GROWTH_UPDATES = ("chat_member", "chat_join_request")
-# How long the bot trusts what it read about campaigns' chats before reading it again.
-REFRESH_SECONDS = 30.0
 
 
 class ChatUpdates(BaseRequestMiddleware):
     """Keeps `allowed_updates` of getUpdates (and of setWebhook) to what is needed: the
-    growth updates only while some campaign (not ended) names a chat, read from the database
-    at most every REFRESH_SECONDS (the last answer stands while it does not answer)."""
+    growth updates only while some campaign (not ended) names a chat, as `Invites.named_chats`
+    says (read at most every few seconds; the last answer stands while the database does not
+    answer)."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
         self.used: list[str] = []  # every update type the dispatcher's handlers take
         self.chats: frozenset[int] = frozenset()
-        self._read_at: float | None = None
         # Set by a webhook bot: registers the webhook again when the wanted updates change.
         self.resubscribe: Callable[[list[str]], Awaitable[None]] | None = None
 
     async def refresh(self, *, force: bool = False) -> bool:
-        """Read the chats again (when stale, or `force`); whether the growth updates changed."""
-        now = clock.timestamp()
-        if not force and self._read_at is not None and now - self._read_at < REFRESH_SECONDS:
-            return False
+        """The chats as they are now (`force`: read them again); whether the growth updates
+        changed."""
         before = bool(self.chats)
         try:
-            self.chats = frozenset(await self.core.campaigns.named_chats())
+            self.chats = frozenset(await self.core.invites.named_chats(fresh=force))
         except Exception as exc:  # the database is away: keep what was read last
             log.warning("cannot read the campaigns' chats: %r", exc)
             return False
-        self._read_at = now
         return bool(self.chats) != before
 
     def allowed(self) -> list[str]:

@@ -174,6 +174,7 @@ async def reset_state(core: Core) -> None:
         for statement in emptying_statements():
             await connection.execute(statement)
     core.link_opens.forget()
+    core.invites.forget()
     if isinstance(core.cache, MemoryCache):
         await core.cache.close()
     elif isinstance(core.cache, RedisCache):
@@ -236,6 +237,20 @@ def user(
         return body, await login(email)
 
     return _user
+
+
+@pytest.fixture
+async def operator(client: httpx.AsyncClient, user: Any) -> dict[str, str]:
+    """A superuser's Authorization header (superusers are made from the command line)."""
+    from core.users.models import User
+
+    body, _ = await user("root@example.com")
+    await User.objects.filter(id=body["id"]).update(is_superuser=True)
+    response = await client.post(
+        f"{API}/auth/token",
+        data={"username": "root@example.com", "password": "correct horse battery"},
+    )
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from bot.middlewares import is_chat_update
 from core.campaigns.errors import CampaignNotActive
 from core.container import Core
 from core.infra.errors import DomainError, RateLimited
+from core.invites.chat import TelegramUnavailable
 from core.referrals.errors import (
     ActiveCodeExists,
     InvalidCodeRequest,
@@ -77,6 +78,7 @@ FRIENDLY: dict[type[DomainError], Callable[[], str]] = {
     CampaignNotActive: lambda: (
         _("The campaign of this referral code is not running right now.") + _continue()
     ),
+    TelegramUnavailable: lambda: _("Telegram is not answering; please try again in a minute."),
 }
 
 REFERRAL_CODE_ERRORS = (

@@ -31,7 +31,7 @@ from bot.chat_api import BotChatApi, is_member
 from bot.handlers.common import menu
 from bot.middlewares import NEEDS_ACCOUNT
 from core.container import Core
-from core.invites.chat import ChatNotReady, TelegramUnavailable
+from core.invites.chat import ChatNotReady
 from core.invites.service import Invitation
 from core.telegram.service import LINK_PREFIX, TelegramProfile
 from core.users.models import User
@@ -56,16 +56,14 @@ async def invite(message: Message, bot: Bot, core: Core, account: User) -> None:
     for campaign in campaigns[:5]:
         try:
             invitation = await core.invites.invitation(user=account, campaign=campaign, api=api)
-        except ChatNotReady:
+        except ChatNotReady:  # this campaign's chat: the others may be ready (an outage of
+            # Telegram itself is the error handler's to say)
             await message.answer(
                 _("The campaign “{name}” is not ready yet; please try again later.").format(
                     name=escape(campaign.name)
                 )
             )
             continue
-        except TelegramUnavailable:
-            await message.answer(_("Telegram is not answering; please try again in a minute."))
-            return
         await _send_invitation(bot, message.chat.id, invitation)
 
 
@@ -174,7 +172,7 @@ async def member_changed(event: ChatMemberUpdated, event_update: Update, core: C
     """Someone joined or left a chat. Only the chats campaigns name are looked at; the rest of
     the work (once per update and person, the account, the referral, the wait) is the core's."""
     person = event.new_chat_member.user
-    if person.is_bot or event.chat.id not in await _named_chats(core):
+    if person.is_bot or event.chat.id not in await core.invites.named_chat_ids():
         return
     link = event.invite_link.invite_link if event.invite_link is not None else None
     await core.invites.member_changed(
@@ -190,7 +188,7 @@ async def member_changed(event: ChatMemberUpdated, event_update: Update, core: C
 async def join_requested(event: ChatJoinRequest, event_update: Update, core: Core) -> None:
     """A join request by a participant's link: approved at once (a job) unless its referral
     is held for review; requests by other links are left to the chat's administrators."""
-    if event.from_user.is_bot or event.chat.id not in await _named_chats(core):
+    if event.from_user.is_bot or event.chat.id not in await core.invites.named_chat_ids():
         return
     await core.invites.join_requested(
         update_id=event_update.update_id,
@@ -198,10 +196,6 @@ async def join_requested(event: ChatJoinRequest, event_update: Update, core: Cor
         person=_profile(event.from_user),
         link=event.invite_link.invite_link if event.invite_link is not None else None,
     )
-
-
-async def _named_chats(core: Core) -> frozenset[int]:
-    return await core.invites.named_chat_ids()
 
 
 def create_router() -> Router:

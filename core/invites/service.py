@@ -100,14 +100,6 @@ class ChatStatus:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class Joined:
-    """What a join did: `referral` when it made one (the referrer is told by the sign-up)."""
-
-    referral_id: int | None
-    rejoined: bool = False
-
-
 class Invites:
     def __init__(
         self,
@@ -123,18 +115,26 @@ class Invites:
         self.referrals = referrals
         self.conversions = conversions
         self.jobs = jobs
-        self._named: tuple[float, frozenset[int]] | None = None
+        self._named: tuple[float, dict[int, list[Campaign]]] | None = None
 
     # -- chats ----------------------------------------------------------------------------
 
-    async def named_chat_ids(self) -> frozenset[int]:
-        """The chats campaigns name, as the bot's update handlers ask for every update: read
-        at most every NAMED_CHATS_SECONDS (a chat named since waits that long; Telegram sends
-        its updates only once the bot asks for them anyway)."""
+    async def named_chats(self, *, fresh: bool = False) -> dict[int, list[Campaign]]:
+        """The chats campaigns (not ended) name, each with its campaigns: what every chat
+        update, menu, `/invite`, inline query and getUpdates asks. Read at most every
+        NAMED_CHATS_SECONDS unless `fresh` (a campaign changed in another process is seen
+        that much later; Telegram sends a chat's updates only once the bot asks anyway)."""
         now = time.monotonic()
-        if self._named is None or now - self._named[0] > NAMED_CHATS_SECONDS:
-            self._named = (now, frozenset(await self.campaigns.named_chats()))
+        if fresh or self._named is None or now - self._named[0] > NAMED_CHATS_SECONDS:
+            self._named = (now, await self.campaigns.named_chats())
         return self._named[1]
+
+    async def named_chat_ids(self) -> frozenset[int]:
+        return frozenset(await self.named_chats())
+
+    def forget(self) -> None:
+        """Read the named chats again next time (tests start each from nothing)."""
+        self._named = None
 
     async def chat_statuses(self, chat_ids: list[int]) -> dict[int, ChatStatus]:
         if not chat_ids:
@@ -177,7 +177,7 @@ class Invites:
                 except IntegrityError:  # checked at the same moment elsewhere: theirs stands
                     pass
         if state.status != READY:
-            names = [c.key for c in (await self.campaigns.named_chats()).get(chat_id, [])]
+            names = [c.key for c in (await self.named_chats()).get(chat_id, [])]
             log.warning(
                 "the bot cannot invite people to chat %s (campaigns %s): %s",
                 chat_id,
@@ -239,7 +239,7 @@ class Invites:
         now = clock.utcnow()
         return [
             campaign
-            for named in (await self.campaigns.named_chats()).values()
+            for named in (await self.named_chats()).values()
             for campaign in named
             if campaign.running(now)
         ]
@@ -385,22 +385,22 @@ class Invites:
         was_member: bool,
         is_member: bool,
         link: str | None,
-    ) -> Joined | None:
+    ) -> None:
         """A `chat_member` update. A join by a participant's link of a new person (no account,
         never seen in this chat as a member) signs them up as a referral in the link's
         campaign (usual review; the referrer is told) and starts the wait for their stay; a
         leave before qualifying shows the referral as left, and a rejoin by the same link
-        starts the wait again. Each update is applied once; None when it changed nothing."""
+        starts the wait again. Each update is applied once."""
         if was_member == is_member:
-            return None
+            return
         async with database.transaction(), database.connection() as connection:
             row = await self._lock_member(connection, chat_id, person.telegram_id, update_id)
             if row is None:
-                return None  # applied before (redelivered, or seen by another replica)
+                return  # applied before (redelivered, or seen by another replica)
             now = clock.utcnow()
             if not is_member:
                 await self._left(connection, row, now)
-                return Joined(referral_id=row.referral_id) if row.referral_id else None
+                return
             found = await self._link_row(connection, chat_id, link) if link else None
             if row.referral_id is not None:
                 # Known already: a join request approved, or a rejoin (counted again only
@@ -409,19 +409,19 @@ class Invites:
                 rejoined = row.status == LEFT and found is not None and found.id == row.link_id
                 if (requested or rejoined) and await self._waiting(connection, row.referral_id):
                     await self._start_wait(connection, row, found_link=row.link_id, now=now)
-                    return Joined(row.referral_id, rejoined=not requested)
+                    return
                 await self._set_member(connection, row, status=MEMBER, now=now)
-                return None
+                return
             # Counted only for someone this chat never had as a member (as far as the bot saw).
             new = found is not None and row.joined_at is None
             referral_id = await self._sign_up(found, person) if new else None
             if found is None or referral_id is None:
                 await self._set_member(connection, row, status=MEMBER, now=now)
-                return None
+                return
             await self._start_wait(
                 connection, row, found_link=found.id, now=now, referral_id=referral_id
             )
-            return Joined(referral_id)
+            return
 
     async def join_requested(
         self, *, update_id: int, chat_id: int, person: TelegramProfile, link: str | None
@@ -678,15 +678,8 @@ class Invites:
     @staticmethod
     async def _member(chat_id: int, telegram_id: int) -> Any:
         async with database.connection() as connection:
-            return (
-                await execute(
-                    connection,
-                    sa.select(chat_members).where(
-                        chat_members.c.chat_id == chat_id,
-                        chat_members.c.telegram_id == telegram_id,
-                    ),
-                )
-            ).first()
+            keys = {"k_chat_id": chat_id, "k_telegram_id": telegram_id}
+            return (await execute(connection, _MEMBER_ROW, keys)).first()
 
     # -- sharing ----------------------------------------------------------------------------
 
@@ -762,7 +755,8 @@ _MEMBER = (
     chat_members.c.chat_id == sa.bindparam("k_chat_id"),
     chat_members.c.telegram_id == sa.bindparam("k_telegram_id"),
 )
-_LOCK = sa.select(chat_members).where(*_MEMBER).with_for_update()
+_MEMBER_ROW = sa.select(chat_members).where(*_MEMBER)
+_LOCK = _MEMBER_ROW.with_for_update()
 _LINK = sa.select(invite_links).where(
     invite_links.c.link == sa.bindparam("link"),
     invite_links.c.chat_id == sa.bindparam("chat_id"),

@@ -194,20 +194,13 @@ async def test_the_landing_page_names_its_campaign_and_says_when_it_is_not_runni
 
 
 async def test_a_telegram_campaigns_landing_page_offers_the_owners_chat_link(
-    client: httpx.AsyncClient, user
+    client: httpx.AsyncClient, user, operator: dict[str, str]
 ) -> None:
     """The link the bot made for this code (read from the database: the page never asks
     Telegram), and the campaign's chat as the operator sees it."""
     from core.infra.db import database, execute
     from core.telegram.tables import invite_links, telegram_chats
 
-    body, _ = await user("root@example.com")
-    await User.objects.filter(id=body["id"]).update(is_superuser=True)
-    token = await client.post(
-        f"{API}/auth/token",
-        data={"username": "root@example.com", "password": "correct horse battery"},
-    )
-    operator = {"Authorization": f"Bearer {token.json()['access_token']}"}
     chat_id = -1009876543210
     made = await client.post(
         f"{API}/campaigns",

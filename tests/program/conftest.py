@@ -16,7 +16,6 @@ from tests.conftest import API, PASSWORD
 from tests.webhooks.conftest import (  # noqa: F401 (shared fixtures)
     api_key,
     deliverer,
-    operator,
     receiver,
 )
 

@@ -10,22 +10,9 @@ import pytest
 
 from core.container import Core
 from core.jobs.worker import Worker
-from core.users.models import User
 from core.webhooks.sender import Sender
 from tests.conftest import API
 from tests.webhooks.receiver import Receiver
-
-
-@pytest.fixture
-async def operator(client: httpx.AsyncClient, user: Any) -> dict[str, str]:
-    """A superuser's Authorization header (superusers are made from the command line)."""
-    body, _ = await user("root@example.com")
-    await User.objects.filter(id=body["id"]).update(is_superuser=True)
-    response = await client.post(
-        f"{API}/auth/token",
-        data={"username": "root@example.com", "password": "correct horse battery"},
-    )
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
 
 @pytest.fixture
